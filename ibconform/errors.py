@@ -1,0 +1,29 @@
+"""The project's own exceptions: each carries what a user needs to act on it."""
+
+
+class IbconformError(Exception):
+    """Base of every error ibconform raises on purpose."""
+
+
+class UsageError(IbconformError):
+    """Bad flags or a bad inventory: exit code 4, one line, no traceback."""
+
+
+class InventoryError(UsageError):
+    """The inventory file is malformed; the message names the file and the field."""
+
+
+class ParseError(IbconformError):
+    """A tool's output could not be parsed; ``raw`` keeps the text for the report.
+
+    >>> str(ParseError("no 'Configurations:' header", raw="garbage"))
+    "no 'Configurations:' header"
+    """
+
+    def __init__(self, message: str, raw: str = "") -> None:
+        super().__init__(message)
+        self.raw = raw
+
+
+class TransportError(IbconformError):
+    """A node could not be reached or did not answer; becomes that node's status error."""

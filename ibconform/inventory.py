@@ -1,0 +1,264 @@
+"""The inventory (format ``ibconform/v1``): which nodes, which HCAs, what to expect.
+
+Loaded from YAML into typed models; every mistake becomes one ``InventoryError`` line naming the
+file, the field and what was expected.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Annotated, Literal
+
+import yaml
+from ClusterShell.NodeSet import NodeSet, NodeSetException
+from pydantic import AfterValidator, BeforeValidator, BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+from ibconform.errors import InventoryError
+
+FORMAT = "ibconform/v1"
+_PCI = re.compile(r"^[0-9a-f]{4}:[0-9a-f]{2}:[0-9a-f]{2}\.[0-7]$")
+_IFACE = re.compile(r"^[A-Za-z0-9_.-]{1,15}$")
+
+
+def _pci(value: object) -> str:
+    if not isinstance(value, str):
+        raise ValueError(f'expected a quoted PCI address like "0000:18:00.0", got {value!r} '
+                         "(unquoted, YAML reads it as a number)")
+    value = value.lower()
+    if not _PCI.match(value):
+        raise ValueError(f"expected a PCI address like 0000:18:00.0, got {value!r}")
+    return value
+
+
+def _iface(value: str) -> str:
+    if not _IFACE.match(value):
+        raise ValueError(f"expected a Linux interface name like ibp24s0, got {value!r}")
+    return value
+
+
+def _nodeset(value: str) -> str:
+    try:
+        names = NodeSet(value)
+    except NodeSetException as exc:
+        raise ValueError(f"expected a NodeSet like dgx[030-031], got {value!r} ({exc})") from None
+    if len(names) == 0:
+        raise ValueError(f"expected a NodeSet like dgx[030-031], got {value!r}")
+    return value
+
+
+PciAddress = Annotated[str, BeforeValidator(_pci)]
+Iface = Annotated[str, AfterValidator(_iface)]
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(extra="forbid", populate_by_name=True, frozen=True)
+
+
+class Hca(_Model):
+    """One HCA whose VFs the suite proves."""
+
+    iface: Iface
+    pci: PciAddress
+
+
+class ExcludedDevice(_Model):
+    """A device that must carry no VFs and no resource (BlueField-3 DPU, internal mezz port)."""
+
+    pci: PciAddress
+    reason: str = Field(min_length=1)
+    iface: Iface | None = None
+
+
+class Expect(_Model):
+    vfs_per_hca: int = Field(8, alias="vfsPerHca", ge=0, le=1024)
+    ipam_image: str = Field("nvidia-k8s-ipam", alias="ipamImage", min_length=1)
+    link_type: Literal["IB", "ETH"] = Field("IB", alias="linkType")
+    port_state: str = Field("ACTIVE", alias="portState")
+    port_rate: int | None = Field(None, alias="portRate", description="Gb/s, e.g. 400; unchecked when absent")
+
+
+class ExpectOverride(_Model):
+    """Per-node-group overrides of ``expect``: only the keys written replace the cluster-wide ones."""
+
+    vfs_per_hca: int | None = Field(None, alias="vfsPerHca", ge=0, le=1024)
+    ipam_image: str | None = Field(None, alias="ipamImage", min_length=1)
+    link_type: Literal["IB", "ETH"] | None = Field(None, alias="linkType")
+    port_state: str | None = Field(None, alias="portState")
+    port_rate: int | None = Field(None, alias="portRate")
+
+
+class Ssh(_Model):
+    user: str | None = None
+    port: int | None = Field(None, ge=1, le=65535)
+    identity_file: str | None = Field(None, alias="identityFile")
+    known_hosts: str = Field("~/.ssh/known_hosts", alias="knownHosts")
+    config: str | None = Field(None, description="an ssh_config file (Host, HostName, Port, User, IdentityFile)")
+    accept_unknown_host_keys: bool = Field(False, alias="acceptUnknownHostKeys")
+    sudo: bool = False
+    connect_timeout: float = Field(10.0, alias="connectTimeout", gt=0)
+    command_timeout: float = Field(120.0, alias="commandTimeout", gt=0)
+
+
+class Kubernetes(_Model):
+    context: str | None = None
+    kubeconfig: str | None = None
+    namespace: str = "network-operator"
+    resource_prefix: str = Field("nvidia.com", alias="resourcePrefix")
+
+
+class Collect(_Model):
+    parallel: int = Field(32, ge=1, le=1024, description="nodes collected at once")
+    mstconfig_timeout: float = Field(30.0, alias="mstconfigTimeout", gt=0)
+
+
+class Profile(_Model):
+    hcas: list[Hca] = Field(min_length=1)
+    excluded: list[ExcludedDevice] = []
+
+    @model_validator(mode="after")
+    def _unique_devices(self) -> Profile:
+        seen: set[str] = set()
+        for dev in [*self.hcas, *self.excluded]:
+            if dev.pci in seen:
+                raise ValueError(f"PCI address {dev.pci} listed twice (expected each device once)")
+            seen.add(dev.pci)
+        ifaces = [h.iface for h in self.hcas]
+        if len(set(ifaces)) != len(ifaces):
+            raise ValueError("an HCA interface is listed twice (expected each iface once)")
+        return self
+
+
+class NodeGroup(_Model):
+    names: Annotated[str, AfterValidator(_nodeset)]
+    profile: str
+    transport: str | None = Field(
+        None, description="'ssh' (default) or a pytest-testinfra hostspec with {node}, e.g. 'local://'")
+    expect: ExpectOverride | None = None
+
+
+class InventoryModel(_Model):
+    format: Literal["ibconform/v1"]
+    cluster: str = Field(min_length=1)
+    kubernetes: Kubernetes = Kubernetes()
+    expect: Expect = Expect()
+    ssh: Ssh = Ssh()
+    collect: Collect = Collect()
+    transport: str = "ssh"
+    profiles: dict[str, Profile] = Field(min_length=1)
+    nodes: list[NodeGroup] = Field(min_length=1)
+
+
+@dataclass(frozen=True)
+class Node:
+    """One node as the suite sees it: its devices and what is expected of them."""
+
+    name: str
+    profile: str
+    hcas: tuple[Hca, ...]
+    excluded: tuple[ExcludedDevice, ...]
+    expect: Expect
+    transport: str
+
+
+@dataclass(frozen=True)
+class Inventory:
+    path: Path
+    text: str
+    model: InventoryModel
+    nodes: tuple[Node, ...]
+
+    @property
+    def cluster(self) -> str:
+        return self.model.cluster
+
+    def node(self, name: str) -> Node:
+        for node in self.nodes:
+            if node.name == name:
+                return node
+        raise KeyError(name)
+
+
+def _where(loc: tuple) -> str:
+    out = ""
+    for part in loc:
+        if isinstance(part, int):
+            out += f"[{part}]"
+        elif part in ("function-after", "function-before") or "[" in str(part):
+            continue
+        else:
+            out += f".{part}" if out else str(part)
+    return out or "(top level)"
+
+
+_EXPECTED = {
+    "int_parsing": "an integer", "int_type": "an integer", "int_from_float": "an integer",
+    "float_parsing": "a number", "float_type": "a number", "string_type": "a string",
+    "bool_parsing": "true or false", "bool_type": "true or false", "list_type": "a list",
+    "dict_type": "a mapping", "model_type": "a mapping", "model_attributes_type": "a mapping",
+}
+
+
+def _first_error(exc: ValidationError) -> str:
+    err = exc.errors(include_url=False)[0]
+    msg = err["msg"].removeprefix("Value error, ")
+    if err["type"] in _EXPECTED:
+        msg = f"expected {_EXPECTED[err['type']]}, got {err.get('input')!r}"
+    elif err["type"] == "missing":
+        msg = "missing (required)"
+    elif err["type"] == "extra_forbidden":
+        msg = "unknown key (check the spelling against docs/inventory.md)"
+    elif err["type"] == "literal_error":
+        msg = f"expected {msg.removeprefix('Input should be ')}, got {err.get('input')!r}"
+    more = f" (and {exc.error_count() - 1} more)" if exc.error_count() > 1 else ""
+    return f"{_where(err['loc'])}: {msg}{more}"
+
+
+def parse(text: str, path: Path) -> Inventory:
+    """Validate inventory ``text`` read from ``path``; raise InventoryError with one line on failure."""
+    try:
+        raw = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f" line {mark.line + 1}" if mark else ""
+        raise InventoryError(f"{path}:{where} not valid YAML ({getattr(exc, 'problem', exc)})") from None
+    if not isinstance(raw, dict):
+        raise InventoryError(f"{path}: expected a YAML mapping with 'format: {FORMAT}', got {type(raw).__name__}")
+    if raw.get("format") != FORMAT:
+        raise InventoryError(f"{path}: format: expected {FORMAT!r}, got {raw.get('format')!r}")
+    try:
+        model = InventoryModel.model_validate(raw)
+    except ValidationError as exc:
+        raise InventoryError(f"{path}: {_first_error(exc)}") from None
+    return Inventory(path=path, text=text, model=model, nodes=tuple(_resolve(model, path)))
+
+
+def _resolve(model: InventoryModel, path: Path) -> list[Node]:
+    nodes: dict[str, Node] = {}
+    for i, group in enumerate(model.nodes):
+        profile = model.profiles.get(group.profile)
+        if profile is None:
+            known = ", ".join(sorted(model.profiles))
+            raise InventoryError(
+                f"{path}: nodes[{i}].profile: unknown profile {group.profile!r} (expected one of: {known})")
+        expect = model.expect
+        if group.expect is not None:
+            expect = expect.model_copy(update=group.expect.model_dump(exclude_none=True))
+        for name in NodeSet(group.names):
+            if name in nodes:
+                raise InventoryError(f"{path}: nodes[{i}].names: node {name} is listed twice (expected each node once)")
+            nodes[name] = Node(name=name, profile=group.profile, hcas=tuple(profile.hcas),
+                               excluded=tuple(profile.excluded), expect=expect,
+                               transport=group.transport or model.transport)
+    return list(nodes.values())
+
+
+def load(path: str | Path) -> Inventory:
+    """Read and validate the inventory at ``path``."""
+    path = Path(path)
+    try:
+        text = path.read_text()
+    except OSError as exc:
+        raise InventoryError(f"{path}: cannot read inventory ({exc.strerror or exc})") from None
+    return parse(text, path)
