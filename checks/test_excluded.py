@@ -1,0 +1,11 @@
+"""Devices the inventory excludes (BlueField-3 DPUs, internal mezz ports) carry no VFs.
+
+PYTEST_DONT_REWRITE: messages are the checks' own one-liners.
+"""
+
+
+def test_excluded_device_has_no_vfs(excluded):
+    numvfs = excluded.sriov_numvfs()
+    assert not numvfs, (
+        f"sriov_numvfs on excluded {excluded} expected 0 vs {numvfs}: "
+        "a SriovNetworkNodePolicy selects this device — narrow its nicSelector (pfNames/rootDevices)")

@@ -1,0 +1,33 @@
+"""Link 1 of the chain: the HCA firmware (NVRAM) is set for SR-IOV and the setting is active.
+
+PYTEST_DONT_REWRITE: messages are the checks' own one-liners.
+"""
+
+
+def test_firmware_vfs_committed(hca):
+    vfs = hca.param("NUM_OF_VFS")
+    assert vfs.current == vfs.next_boot, (
+        f"NUM_OF_VFS on {hca} Current {vfs.current} vs Next Boot {vfs.next_boot}: firmware change pending — "
+        "power-cycle the node (cold reboot); a warm reboot does not apply NVRAM changes")
+
+
+def test_firmware_vfs_enough(hca):
+    vfs = hca.param("NUM_OF_VFS")
+    assert vfs.active is not None and vfs.active >= hca.expect.vfs_per_hca, (
+        f"NUM_OF_VFS on {hca} expected >= {hca.expect.vfs_per_hca} vs {vfs.active}: "
+        f"set NUM_OF_VFS={hca.expect.vfs_per_hca} (the operator's mellanox plugin does) and power-cycle the node")
+
+
+def test_firmware_sriov_enabled(hca):
+    sriov = hca.param("SRIOV_EN")
+    assert sriov.active == 1, (
+        f"SRIOV_EN on {hca} expected True(1) vs {sriov.active}: "
+        "enable SR-IOV in firmware (mstconfig set SRIOV_EN=1) and power-cycle the node")
+
+
+def test_firmware_link_type(hca):
+    link = hca.param("LINK_TYPE_P1")
+    wanted = {"IB": 1, "ETH": 2}[hca.expect.link_type]
+    assert link.active == wanted, (
+        f"LINK_TYPE_P1 on {hca} expected {hca.expect.link_type}({wanted}) vs {link.active}: "
+        f"set LINK_TYPE_P1={wanted} in firmware and power-cycle the node, or fix expect.linkType")

@@ -1,0 +1,26 @@
+"""Link 2 of the chain: the kernel created the expected VFs on each HCA's PF.
+
+PYTEST_DONT_REWRITE: messages are the checks' own one-liners.
+"""
+
+
+def test_iface_is_expected_pci(hca):
+    pci = hca.pci_of_iface()
+    assert pci == hca.hca.pci, (
+        f"{hca.hca.iface} expected on PCI {hca.hca.pci} vs {pci or 'no such interface'}: "
+        "fix the inventory's HCA map (map by PCI address, never by mlx5 index)")
+
+
+def test_sriov_numvfs(hca):
+    numvfs = hca.sysfs_uint("sriov_numvfs")
+    assert numvfs == hca.expect.vfs_per_hca, (
+        f"sriov_numvfs on {hca} expected {hca.expect.vfs_per_hca} vs {numvfs}: "
+        "VFs not created — check the SriovNetworkNodeState and the sriov-network-config-daemon log")
+
+
+def test_sriov_totalvfs_allows_expected(hca):
+    total = hca.sysfs_uint("sriov_totalvfs")
+    numvfs = hca.sysfs_uint("sriov_numvfs")
+    assert hca.expect.vfs_per_hca <= total and numvfs <= total, (
+        f"sriov_totalvfs on {hca} expected >= {max(hca.expect.vfs_per_hca, numvfs)} vs {total}: "
+        "the active firmware NUM_OF_VFS is too low — set it and power-cycle the node")

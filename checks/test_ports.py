@@ -1,0 +1,35 @@
+"""IB ports are up at the expected rate, and HCAs run one firmware version.
+
+PYTEST_DONT_REWRITE: messages are the checks' own one-liners.
+"""
+
+
+def test_ib_port_active(hca):
+    ports = hca.ports()
+    assert ports, f"IB port of {hca} expected {hca.expect.port_state} vs no port in sysfs: check the mlx5 driver"
+    for port in ports:
+        state = port.state.name if port.state else "unreadable"
+        assert state == hca.expect.port_state, (
+            f"IB port {port.rdma_device}/{port.number} of {hca} expected {hca.expect.port_state} vs {state}: "
+            "check the cable, the switch port and the subnet manager")
+        rate = port.rate.gbps if port.rate else None
+        assert hca.expect.port_rate is None or rate == hca.expect.port_rate, (
+            f"IB port {port.rdma_device}/{port.number} of {hca} expected {hca.expect.port_rate} Gb/s vs "
+            f"{rate if rate is not None else 'unreadable'} Gb/s: check the cable and the switch port speed")
+
+
+def test_firmware_version_consistent(node):
+    versions = {}
+    for hca in node.hcas:
+        versions.update({f"{hca.hca.iface}": v for v in hca.fw_versions().values()})
+    distinct = sorted(set(versions.values()))
+    assert len(distinct) <= 1, (
+        f"firmware version on {node.node.name} expected one across HCAs vs {len(distinct)} "
+        f"({', '.join(f'{i}={v}' for i, v in sorted(versions.items()))}): update every HCA to one release")
+
+
+def test_node_identity(node):
+    hostname = node.hostname or ""
+    assert hostname.split(".")[0] == node.node.name.split(".")[0], (
+        f"hostname expected {node.node.name} vs {hostname!r}: the node's address leads to another host — "
+        "fix ssh_config/DNS before trusting any result for this node")

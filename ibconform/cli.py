@@ -1,0 +1,136 @@
+"""``ibconform`` command line. Exit codes follow pytest: 0 passed, 1 failed, 2 interrupted,
+3 internal error, 4 usage error (one line on stderr, no traceback)."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import tempfile
+import traceback
+from pathlib import Path
+
+from ibconform import __version__, suite
+from ibconform import inventory as inventory_mod
+from ibconform.errors import IbconformError, UsageError
+
+EXIT_INTERRUPTED, EXIT_INTERNAL, EXIT_USAGE = 2, 3, 4
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> None:  # argparse exits 2; the contract says 4
+        self.print_usage(sys.stderr)
+        print(f"ibconform: error: {message}", file=sys.stderr)
+        sys.exit(EXIT_USAGE)
+
+
+def _parser() -> argparse.ArgumentParser:
+    p = _Parser(prog="ibconform", description="Prove a GPU cluster's InfiniBand SR-IOV stack end to end.")
+    p.add_argument("--version", action="version", version=f"ibconform {__version__}")
+    sub = p.add_subparsers(dest="command", required=True, parser_class=_Parser)
+
+    run = sub.add_parser("run", help="collect evidence from the cluster and evaluate it")
+    run.add_argument("-i", "--inventory", required=True, help="inventory file (format ibconform/v1)")
+    run.add_argument("--read-only", action="store_true", help="never write to the cluster (no probe pods)")
+    _out_args(run)
+
+    ev = sub.add_parser("evaluate", help="re-run the checks on an evidence bundle, offline")
+    ev.add_argument("bundle", type=Path, help="evidence bundle directory")
+    _out_args(ev)
+
+    demo = sub.add_parser("demo", help="run the suite on a built-in emulated cluster (the twin)")
+    demo.add_argument("--scenario", default="demo", help="twin scenario: a built-in name or a file (default: demo)")
+    _out_args(demo)
+
+    twin = sub.add_parser("twin", help="start or stop an emulated cluster (the twin)")
+    twin_sub = twin.add_subparsers(dest="twin_command", required=True, parser_class=_Parser)
+    up = twin_sub.add_parser("up", help="start a twin in the background and print its inventory's path")
+    up.add_argument("scenario", help="a built-in scenario name (demo, faults) or a scenario file")
+    up.add_argument("--dir", type=Path, help="twin working folder (default: under the system temp folder)")
+    down = twin_sub.add_parser("down", help="stop a twin started with 'twin up'")
+    down.add_argument("--dir", type=Path, help="the twin's working folder (default: the last one started)")
+    return p
+
+
+def _out_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--out", type=Path, help="output folder (default: reports/<cluster>-<UTC time>)")
+    p.add_argument("--workers", type=int, default=0, help="pytest-xdist workers for evaluation (default: 0, serial)")
+
+
+def _finish(out: Path, code: int) -> int:
+    print(f"report: {out / 'report.html'}\nresults: {out / 'results.json'}\nbundle: {out / 'bundle'}")
+    return code
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    inventory = inventory_mod.load(args.inventory)
+    out = args.out or suite.default_out_dir(inventory.cluster)
+    bundle = suite.collect(args.inventory, out / "bundle", read_only=args.read_only)
+    return _finish(out, suite.evaluate(bundle, out, workers=args.workers))
+
+
+def cmd_evaluate(args: argparse.Namespace) -> int:
+    if not (args.bundle / "manifest.json").is_file():
+        raise UsageError(f"{args.bundle}: not an evidence bundle (no manifest.json)")
+    out = args.out or suite.default_out_dir("evaluate")
+    code = suite.evaluate(args.bundle, out, workers=args.workers)
+    print(f"report: {out / 'report.html'}\nresults: {out / 'results.json'}")
+    return code
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    from ibconform.twin import Twin
+
+    out = args.out or suite.default_out_dir("demo")
+    with tempfile.TemporaryDirectory(prefix="ibconform-demo-") as tmp, Twin(args.scenario, Path(tmp)) as twin:
+        print(f"twin up: {len(twin.addresses)} nodes from scenario {args.scenario!r}", file=sys.stderr)
+        bundle = suite.collect(twin.inventory_path, out / "bundle", read_only=True)
+        code = suite.evaluate(bundle, out, workers=args.workers)
+    _finish(out, code)
+    if code in (0, 1):
+        print("demo complete: the findings above are the scenario's staged faults")
+        return 0
+    return code
+
+
+def cmd_twin(args: argparse.Namespace) -> int:
+    from ibconform.twin import commands
+
+    if args.twin_command == "up":
+        workdir = commands.up(args.scenario, args.dir)
+        print(f"twin up in {workdir}")
+        print(f"inventory: {workdir / 'inventory.yaml'}\nssh_config: {workdir / 'ssh_config'}\n"
+              f"known_hosts: {workdir / 'known_hosts'}")
+        print(f"run: ibconform run -i {workdir / 'inventory.yaml'}")
+    else:
+        commands.down(args.dir)
+        print("twin down")
+    return 0
+
+
+COMMANDS = {"run": cmd_run, "evaluate": cmd_evaluate, "demo": cmd_demo, "twin": cmd_twin}
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    try:
+        return COMMANDS[args.command](args)
+    except UsageError as exc:
+        print(f"ibconform: error: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    except KeyboardInterrupt:
+        print("ibconform: interrupted", file=sys.stderr)
+        return EXIT_INTERRUPTED
+    except IbconformError as exc:
+        print(f"ibconform: error: {exc}", file=sys.stderr)
+        return EXIT_INTERNAL
+    except Exception as exc:  # a bug of ours: one line, the traceback only on request
+        if os.environ.get("IBCONFORM_DEBUG"):
+            traceback.print_exc()
+        print(f"ibconform: internal error: {type(exc).__name__}: {exc} "
+              "(set IBCONFORM_DEBUG=1 for the traceback)", file=sys.stderr)
+        return EXIT_INTERNAL
+
+
+if __name__ == "__main__":
+    sys.exit(main())

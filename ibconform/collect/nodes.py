@@ -1,0 +1,61 @@
+"""Collect every node's facts concurrently: one script, one round trip per node, bounded fan-out."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor, as_completed
+
+from ibconform import transports
+from ibconform.bundle import BundleWriter, NodeStatus
+from ibconform.collect import nodescript
+from ibconform.errors import IbconformError, ParseError
+from ibconform.inventory import Inventory, Node
+
+Progress = Callable[[str, NodeStatus], None]
+
+
+def collect_node(node: Node, inventory: Inventory) -> tuple[NodeStatus, nodescript.NodeOutput | None]:
+    """Run the node script on ``node``; never raises for a node-side problem."""
+    settings = inventory.model
+    boundary = nodescript.new_boundary()
+    script = nodescript.build(node, boundary, settings.collect.mstconfig_timeout)
+    started = time.monotonic()
+    transport_name = transports.scheme_of(node.transport)
+    output = None
+    notes: list[str] = []
+    try:
+        transport = transports.for_node(node, inventory)
+        try:
+            result = transport.run(script, timeout=settings.ssh.command_timeout)
+        finally:
+            notes = list(getattr(transport, "notes", []))
+            transport.close()
+        try:
+            output = nodescript.split(result.stdout, boundary)
+            error = None
+        except ParseError as exc:
+            detail = result.stderr.strip().splitlines()[-1] if result.stderr.strip() else str(exc)
+            error = f"node script failed (exit {result.exit_status}): {detail}"
+    except IbconformError as exc:
+        error = str(exc)
+    seconds = round(time.monotonic() - started, 3)
+    status = NodeStatus(reachable=output is not None, error=error, transport=transport_name,
+                        seconds=seconds, notes=notes)
+    return status, output
+
+
+def collect_nodes(inventory: Inventory, writer: BundleWriter, progress: Progress | None = None) -> dict[str, NodeStatus]:
+    """Collect all inventory nodes with at most ``collect.parallel`` at once; write each to the bundle."""
+    statuses: dict[str, NodeStatus] = {}
+    width = max(1, min(inventory.model.collect.parallel, len(inventory.nodes)))
+    with ThreadPoolExecutor(max_workers=width, thread_name_prefix="collect") as pool:
+        futures = {pool.submit(collect_node, node, inventory): node for node in inventory.nodes}
+        for future in as_completed(futures):
+            node = futures[future]
+            status, output = future.result()
+            writer.node(node.name, status, output)
+            statuses[node.name] = status
+            if progress is not None:
+                progress(node.name, status)
+    return statuses

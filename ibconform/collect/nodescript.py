@@ -1,0 +1,128 @@
+"""The one script a node runs per collection, and the splitting of its output.
+
+The script is POSIX sh, sent on stdin: it starts every mstconfig query at once (each bounded by
+coreutils ``timeout``), reads the sysfs files meanwhile, waits, and prints every result as a record::
+
+    <boundary> <kind> <key>
+    <raw content>
+    <boundary> end <exit code>
+
+The boundary is a random token chosen per run, so no file content can end a record early.
+"""
+
+from __future__ import annotations
+
+import secrets
+import shlex
+from dataclasses import dataclass, field
+
+from ibconform.errors import ParseError
+from ibconform.inventory import Node
+
+MSTCONFIG_QUERY = ("-e", "q", "NUM_OF_VFS", "SRIOV_EN", "LINK_TYPE_P1")
+PF_FILES = ("sriov_numvfs", "sriov_totalvfs")
+RDMA_FILES = ("fw_ver",)
+PORT_FILES = ("state", "phys_state", "rate", "link_layer")
+
+_PRELUDE = r"""
+B=%(boundary)s
+T=$(mktemp -d 2>/dev/null) || { echo "mktemp failed" >&2; exit 90; }
+trap 'rm -rf "$T"' EXIT
+mst() { timeout -k 2 %(timeout)s mstconfig -d "$1" %(query)s >"$T/$2.out" 2>&1; echo $? >"$T/$2.rc"; }
+rec() { printf '%%s %%s %%s\n' "$B" "$1" "$2"; }
+end() { printf '\n%%s end %%s\n' "$B" "$1"; }
+file() { for f in "$@"; do rec file "$f"; cat -- "$f" 2>&1; end $?; done; }
+link() { rec link "$1"; readlink -- "$1" 2>&1; end $?; }
+"""
+
+
+def hca_dir(iface: str) -> str:
+    return f"/sys/class/net/{iface}/device"
+
+
+def pci_dir(pci: str) -> str:
+    return f"/sys/bus/pci/devices/{pci}"
+
+
+def build(node: Node, boundary: str, mstconfig_timeout: float) -> str:
+    """The sh script that gathers every fact of ``node`` in one round trip."""
+    q = shlex.quote
+    lines = [_PRELUDE % {"boundary": q(boundary), "timeout": f"{mstconfig_timeout:g}",
+                         "query": " ".join(MSTCONFIG_QUERY)}]
+    devices = [h.pci for h in node.hcas] + [d.pci for d in node.excluded]
+    lines += [f"mst {q(pci)} {i} &" for i, pci in enumerate(devices)]
+    lines.append('rec host -; uname -n; end $?')
+    for hca in node.hcas:
+        base = hca_dir(hca.iface)
+        lines.append(f"link {q(base)}")
+        lines.append("file " + " ".join(q(f"{base}/{name}") for name in PF_FILES))
+        # globs stay unquoted: the RDMA device name (mlx5_N) is not known in advance
+        rdma = f"{q(base)}/infiniband/*"
+        lines.append("file " + " ".join(f"{rdma}/{name}" for name in RDMA_FILES)
+                     + " " + " ".join(f"{rdma}/ports/*/{name}" for name in PORT_FILES))
+    for dev in node.excluded:
+        lines.append("file " + " ".join(q(f"{pci_dir(dev.pci)}/{name}") for name in PF_FILES))
+    lines.append("wait")
+    for i, pci in enumerate(devices):
+        lines.append(f'rec mstconfig {q(pci)}; cat "$T/{i}.out"; end "$(cat "$T/{i}.rc")"')
+    return "\n".join(lines) + "\n"
+
+
+def new_boundary() -> str:
+    return f"__ibconform_{secrets.token_hex(12)}__"
+
+
+@dataclass
+class NodeOutput:
+    """Every record the node script printed, by kind."""
+
+    hostname: str | None = None
+    mstconfig: dict[str, tuple[str, int]] = field(default_factory=dict)   # pci -> (output, exit code)
+    files: dict[str, str] = field(default_factory=dict)                   # path -> content (read ok)
+    unreadable: dict[str, str] = field(default_factory=dict)              # path -> error text
+    links: dict[str, str] = field(default_factory=dict)                   # path -> link target
+
+
+def split(stdout: str, boundary: str) -> NodeOutput:
+    """Split the script's stdout into records; ParseError if it was cut short."""
+    out = NodeOutput()
+    kind = key = None
+    body: list[str] = []
+    for line in stdout.split("\n"):
+        if not line.startswith(boundary + " "):
+            if kind is not None:
+                body.append(line)
+            continue
+        word, _, rest = line[len(boundary) + 1:].partition(" ")
+        if word != "end":
+            kind, key, body = word, rest, []
+            continue
+        if kind is None:
+            raise ParseError("node script output has an 'end' record without a start", raw=stdout)
+        text = "\n".join(body)
+        try:
+            code = int(rest)
+        except ValueError:
+            code = 255
+        _store(out, kind, key, text, code)
+        kind = None
+    if kind is not None:
+        raise ParseError(f"node script output cut short inside the {kind} record of {key}", raw=stdout)
+    if out.hostname is None:
+        raise ParseError("node script output has no host record", raw=stdout)
+    return out
+
+
+def _store(out: NodeOutput, kind: str, key: str, text: str, code: int) -> None:
+    if kind == "host":
+        out.hostname = text.strip()
+    elif kind == "mstconfig":
+        out.mstconfig[key] = (text, code)
+    elif kind == "file" and code == 0:
+        out.files[key] = text
+    elif kind == "file":
+        out.unreadable[key] = text.strip()
+    elif kind == "link" and code == 0:
+        out.links[key] = text.strip()
+    elif kind == "link":
+        out.unreadable[key] = text.strip()

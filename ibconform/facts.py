@@ -1,0 +1,219 @@
+"""Typed facts about a node, an HCA or an excluded device, read from the evidence bundle.
+
+Each accessor cites what it read into a ledger (the pytest item's user_properties), so the report can
+show the raw evidence under every verdict. Evidence that is absent or unparseable raises
+``Unproven`` — an AssertionError, so the check fails and says why — while a node that was never reached
+raises ``NodeUnreachable`` from the fixture, so its checks end in error naming the reason.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import PurePosixPath
+
+from ibconform.bundle import Bundle, NodeStatus
+from ibconform.collect.nodescript import hca_dir, pci_dir
+from ibconform.errors import ParseError
+from ibconform.inventory import ExcludedDevice, Hca, Node
+from ibconform.parsers import mstconfig, sysfs
+
+Ledger = list  # pytest's item.user_properties: [("evidence", text), ...]
+
+MSTCONFIG_HINTS = {
+    "Error when trying to check if NV access registers are supported":
+        "mstconfig cannot reach the NV registers: check the sriov-network-config-daemon version and "
+        "kernel lockdown (/sys/kernel/security/lockdown)",
+    "Failed to open the device":
+        "mstconfig cannot open the device: check the PCI address, mstflint's support for the device "
+        "and kernel lockdown (/sys/kernel/security/lockdown)",
+}
+
+
+class Unproven(AssertionError):
+    """The evidence a check needs is missing or unreadable: the check fails with this message."""
+
+
+class NodeUnreachable(Exception):
+    """The node's facts were never collected: its checks end in error with this reason."""
+
+
+@dataclass(frozen=True)
+class Triple:
+    """A firmware parameter's Default / Current / Next Boot as numbers (None when not printed)."""
+
+    name: str
+    default: int | None
+    current: int | None
+    next_boot: int | None
+    raw: str
+
+    @property
+    def active(self) -> int | None:
+        """The value in force now: Current when printed, else Next Boot."""
+        return self.current if self.current is not None else self.next_boot
+
+
+@dataclass(frozen=True)
+class Port:
+    rdma_device: str
+    number: str
+    state: sysfs.PortState | None
+    rate: sysfs.PortRate | None
+
+
+def _cite(ledger: Ledger, text: str) -> None:
+    ledger.append(("evidence", text))
+
+
+class NodeFacts:
+    """What was seen of one node."""
+
+    def __init__(self, bundle: Bundle, node: Node, ledger: Ledger) -> None:
+        self.bundle, self.node, self.ledger = bundle, node, ledger
+        self.status: NodeStatus | None = bundle.status(node.name)
+
+    def require_reached(self) -> None:
+        """NodeUnreachable unless the node's script ran."""
+        if self.status is None:
+            raise NodeUnreachable(f"{self.node.name}: not collected (no status in the bundle)")
+        if not self.status.reachable:
+            raise NodeUnreachable(f"{self.node.name} unreachable: {self.status.error}")
+
+    @property
+    def hcas(self) -> list[HcaFacts]:
+        return [HcaFacts(self, hca) for hca in self.node.hcas]
+
+    @property
+    def hostname(self) -> str | None:
+        _cite(self.ledger, f"uname -n: {self.status.hostname if self.status else None}")
+        return self.status.hostname if self.status else None
+
+    def sysfs_uint(self, path: str, absent_ok: bool = False) -> int | None:
+        """A sysfs integer; Unproven when absent (unless ``absent_ok``) or not an integer."""
+        text = self.bundle.sysfs(self.node.name, path)
+        if text is None:
+            error = self.status.unreadable.get(path) if self.status else None
+            _cite(self.ledger, f"{path}: absent ({error or 'not read'})")
+            if absent_ok:
+                return None
+            raise Unproven(f"{path} could not be read on {self.node.name} ({error or 'not collected'}): "
+                           "check that the driver is loaded and the interface name is right")
+        _cite(self.ledger, f"{path}: {text.strip()!r}")
+        try:
+            return sysfs.parse_uint(text)
+        except ParseError as exc:
+            raise Unproven(f"{path} is not an integer ({exc}): raw {text[:80]!r}") from None
+
+    def firmware(self, pci: str) -> dict[str, Triple]:
+        """The mstconfig rows of device ``pci``; Unproven when mstconfig failed or printed no table."""
+        seen = self.bundle.mstconfig(self.node.name, pci)
+        if seen is None:
+            raise Unproven(f"no mstconfig output for {pci} on {self.node.name}: the query did not run")
+        text, code = seen
+        _cite(self.ledger, f"mstconfig -d {pci} {' '.join(_QUERY)} (exit {code}):\n{text.strip()}")
+        try:
+            query = mstconfig.parse_query(text)
+        except ParseError as exc:
+            raise Unproven(f"mstconfig -d {pci} printed no readable table (exit {code}, {exc}): "
+                           f"raw {text.strip()[:120]!r}") from None
+        if code == 124 or code == 137:
+            raise Unproven(f"mstconfig -d {pci} did not answer within the mstconfig timeout: "
+                           "check for a hung mst driver or firmware; the node may need a power cycle")
+        if query.errors or code != 0 or not query.devices:
+            error = query.errors[0] if query.errors else (text.strip().splitlines() or ["no output"])[-1]
+            hint = next((h for k, h in MSTCONFIG_HINTS.items() if k in error),
+                        "run the same query by hand on the node and check mstflint's support for the device")
+            raise Unproven(f"mstconfig -d {pci} failed (exit {code}): {error}: {hint}")
+        device = query.devices[0]
+        triples = {}
+        for name, row in device.params.items():
+            try:
+                triples[name] = Triple(name, mstconfig.value_number(row.default),
+                                       mstconfig.value_number(row.current),
+                                       mstconfig.value_number(row.next_boot), row.raw)
+            except ParseError:
+                continue
+        return triples
+
+    def param(self, pci: str, name: str) -> Triple:
+        triples = self.firmware(pci)
+        if name not in triples:
+            raise Unproven(f"mstconfig -d {pci} printed no numeric {name} row: the firmware does not report it")
+        return triples[name]
+
+    def link_target(self, path: str) -> str | None:
+        target = self.bundle.link(self.node.name, path)
+        _cite(self.ledger, f"readlink {path}: {target}")
+        return target
+
+    def ports(self, device_dir: str) -> list[Port]:
+        """The IB ports under ``device_dir``/infiniband/*/ports/*."""
+        states = self.bundle.sysfs_glob(self.node.name, f"{device_dir}/infiniband/*/ports/*/state")
+        ports = []
+        for state_path, text in states.items():
+            port_dir = PurePosixPath(state_path).parent
+            rate_text = self.bundle.sysfs(self.node.name, f"{port_dir}/rate")
+            _cite(self.ledger, f"{port_dir}/state: {text.strip()!r}, rate: {(rate_text or '').strip()!r}")
+            ports.append(Port(rdma_device=port_dir.parent.parent.name, number=port_dir.name,
+                              state=_try(sysfs.parse_port_state, text), rate=_try(sysfs.parse_rate, rate_text)))
+        return ports
+
+    def fw_versions(self, device_dir: str) -> dict[str, str]:
+        found = self.bundle.sysfs_glob(self.node.name, f"{device_dir}/infiniband/*/fw_ver")
+        for path, text in found.items():
+            _cite(self.ledger, f"{path}: {text.strip()!r}")
+        return {PurePosixPath(p).parent.name: text.strip() for p, text in found.items()}
+
+
+_QUERY = ("-e", "q", "NUM_OF_VFS", "SRIOV_EN", "LINK_TYPE_P1")
+
+
+def _try(parse, text: str | None):
+    if text is None:
+        return None
+    try:
+        return parse(text)
+    except ParseError:
+        return None
+
+
+class HcaFacts:
+    """One HCA of one node, as the checks see it."""
+
+    def __init__(self, node: NodeFacts, hca: Hca) -> None:
+        self.node, self.hca = node, hca
+        self.dir = hca_dir(hca.iface)
+        self.expect = node.node.expect
+
+    def __str__(self) -> str:
+        return f"{self.hca.iface} ({self.hca.pci})"
+
+    def param(self, name: str) -> Triple:
+        return self.node.param(self.hca.pci, name)
+
+    def sysfs_uint(self, name: str) -> int:
+        return self.node.sysfs_uint(f"{self.dir}/{name}")
+
+    def pci_of_iface(self) -> str | None:
+        target = self.node.link_target(self.dir)
+        return PurePosixPath(target).name if target else None
+
+    def ports(self) -> list[Port]:
+        return self.node.ports(self.dir)
+
+    def fw_versions(self) -> dict[str, str]:
+        return self.node.fw_versions(self.dir)
+
+
+class ExcludedFacts:
+    """One excluded device (DPU, mezz port) of one node."""
+
+    def __init__(self, node: NodeFacts, device: ExcludedDevice) -> None:
+        self.node, self.device = node, device
+
+    def __str__(self) -> str:
+        return f"{self.device.iface or self.device.pci} ({self.device.reason})"
+
+    def sriov_numvfs(self) -> int | None:
+        """VFs on the device; None when it has no SR-IOV capability (no sriov_numvfs file)."""
+        return self.node.sysfs_uint(f"{pci_dir(self.device.pci)}/sriov_numvfs", absent_ok=True)

@@ -1,0 +1,1 @@
+"""Report writers: results.json, remediation lookup; pytest-html and JUnit come from their plugins."""

@@ -1,0 +1,74 @@
+"""results.json: one entry per check item, written by the pytest controller at session end.
+
+Schema (DESIGN.md): ``{"run": {...}, "results": [{"check", "node", "hca", "outcome", "message",
+"evidence", "remediation"}]}``. Items carry ``check``, ``node``, ``hca`` and ``evidence`` user
+properties (set by the suite's fixtures, also under pytest-xdist) and ``message`` on failure.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from ibconform.bundle import now
+from ibconform.report import remediation
+
+RESULTS_FORMAT = "ibconform-results/v1"
+
+
+def message_of(excinfo: pytest.ExceptionInfo) -> str:
+    """The one-line message of a check's exception (its first line; the type name if it has none)."""
+    text = str(excinfo.value).strip()
+    first = text.splitlines()[0] if text else ""
+    return first or excinfo.typename
+
+
+def outcome_of(report: pytest.TestReport) -> str | None:
+    """passed / failed / error / skipped for the phase that decides; None for phases that do not."""
+    if report.skipped:
+        return "skipped"
+    if report.failed:
+        return "failed" if report.when == "call" else "error"
+    return "passed" if report.when == "call" else None
+
+
+class ResultsRecorder:
+    """Pytest plugin: gathers every item's verdict and writes results.json."""
+
+    def __init__(self, out_dir: Path, run: dict) -> None:
+        self.out_dir = out_dir
+        self.run = dict(run)
+        self.entries: dict[str, dict] = {}
+
+    def pytest_sessionstart(self) -> None:
+        self.run["started"] = now()
+
+    def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
+        outcome = outcome_of(report)
+        props = report.user_properties
+        meta = {k: v for k, v in props if k in ("check", "node", "hca")}
+        entry = self.entries.setdefault(report.nodeid, {
+            "id": report.nodeid.split("::")[-1], "check": meta.get("check"), "node": meta.get("node"),
+            "hca": meta.get("hca"), "outcome": None, "message": None, "evidence": [], "remediation": None})
+        if outcome is None or entry["outcome"] in ("failed", "error"):
+            return
+        entry["outcome"] = outcome
+        entry["evidence"] = [v for k, v in props if k == "evidence"]
+        message = next((v for k, v in props if k == "message"), None)
+        if outcome == "skipped" and isinstance(report.longrepr, tuple):
+            message = str(report.longrepr[2]).removeprefix("Skipped: ")
+        entry["message"] = message
+        remedy = remediation.lookup(entry["check"] or "", message or "") if outcome in ("failed", "error") else None
+        entry["remediation"] = None if remedy is None else {
+            "id": remedy.id, "action": remedy.action, "reference": remedy.reference}
+
+    def pytest_sessionfinish(self, session: pytest.Session, exitstatus: int) -> None:
+        self.run.update(finished=now(), exit_status=int(exitstatus))
+        results = [e for e in self.entries.values() if e["outcome"] is not None]
+        counts = {o: sum(e["outcome"] == o for e in results) for o in ("passed", "failed", "error", "skipped")}
+        self.run["counts"] = counts
+        self.out_dir.mkdir(parents=True, exist_ok=True)
+        document = {"format": RESULTS_FORMAT, "run": self.run, "results": results}
+        (self.out_dir / "results.json").write_text(json.dumps(document, indent=2) + "\n")

@@ -1,0 +1,91 @@
+"""The suite's machinery: collect a bundle, evaluate it with pytest, name the output folders."""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import os
+import sys
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+
+from ibconform import __version__
+from ibconform import inventory as inventory_mod
+from ibconform.bundle import Bundle, BundleWriter, NodeStatus
+from ibconform.collect.nodes import collect_nodes
+from ibconform.errors import UsageError
+
+SUITE_ROOT = Path(__file__).resolve().parent.parent
+
+
+def checks_dir() -> Path:
+    """The checks/ folder beside the package (ibconform is installed from its source tree)."""
+    path = SUITE_ROOT / "checks"
+    if not (path.is_dir() and (SUITE_ROOT / "conftest.py").is_file()):
+        raise UsageError(f"checks not found at {path}: install ibconform from its source tree (pip install -e .)")
+    return path
+
+
+def default_out_dir(cluster: str = "ibconform") -> Path:
+    """``reports/<cluster>-<UTC timestamp>``, never an existing folder."""
+    stamp = dt.datetime.now(dt.timezone.utc).strftime("%Y%m%dT%H%M%SZ")
+    base = Path("reports") / f"{cluster}-{stamp}"
+    out, n = base, 1
+    while out.exists():
+        n += 1
+        out = base.with_name(f"{base.name}-{n}")
+    return out
+
+
+def terminal_progress(total: int) -> Callable[[str, NodeStatus], None]:
+    """A one-line progress report on a terminal (stderr); silent in CI and pipes."""
+    state = {"done": 0, "failed": 0}
+    live = sys.stderr.isatty() and not os.environ.get("CI")
+
+    def report(name: str, status: NodeStatus) -> None:
+        state["done"] += 1
+        state["failed"] += not status.reachable
+        if live:
+            end = "\n" if state["done"] == total else ""
+            print(f"\rcollecting nodes {state['done']}/{total}, unreachable so far {state['failed']}",
+                  end=end, file=sys.stderr, flush=True)
+
+    return report
+
+
+def collect(inventory_path: str | Path, bundle_dir: Path, read_only: bool) -> Path:
+    """Collect every node of the inventory into a new evidence bundle; return its path."""
+    inventory = inventory_mod.load(inventory_path)
+    if bundle_dir.exists() and any(bundle_dir.iterdir()):
+        raise UsageError(f"{bundle_dir}: exists and is not empty (a bundle is never overwritten)")
+    writer = BundleWriter(bundle_dir, inventory, read_only=read_only)
+    collect_nodes(inventory, writer, terminal_progress(len(inventory.nodes)))
+    writer.finish()
+    return bundle_dir
+
+
+def run_metadata(bundle: Bundle) -> dict:
+    inv_text = (bundle.root / "inventory.yaml").read_bytes()
+    return {
+        "tool": __version__, "cluster": bundle.manifest.get("cluster"), "bundle": str(bundle.root),
+        "inventory": bundle.manifest.get("inventory_path"),
+        "inventory_sha256": hashlib.sha256(inv_text).hexdigest(), "collected": bundle.manifest.get("created"),
+        "read_only": bundle.manifest.get("read_only"), "user": bundle.manifest.get("user"),
+        "nodes": len(bundle.inventory.nodes),
+    }
+
+
+def evaluate(bundle_dir: Path, out_dir: Path, workers: int = 0, extra: tuple[str, ...] = ()) -> int:
+    """Run the checks on ``bundle_dir``; write report.html, junit.xml and results.json to ``out_dir``."""
+    Bundle(bundle_dir)  # a UsageError here beats one from inside pytest
+    out_dir.mkdir(parents=True, exist_ok=True)
+    args = [
+        str(checks_dir()), "--rootdir", str(SUITE_ROOT), "-p", "no:cacheprovider", "-p", "no:kmock",
+        "--bundle", str(bundle_dir), "--report-dir", str(out_dir),
+        "--html", str(out_dir / "report.html"), "--self-contained-html",
+        "--junitxml", str(out_dir / "junit.xml"), "-o", "junit_family=xunit2",
+        "-q", "--no-header", "-rfE", "--tb=line", *(["-n", str(workers)] if workers else []), *extra,
+    ]
+    return int(pytest.main(args))

@@ -1,0 +1,157 @@
+"""SSH transport over paramiko: one connection, one exec, strict host keys.
+
+Host keys are checked against the inventory's known_hosts; an unknown key is refused unless
+``ssh.acceptUnknownHostKeys`` is set, and a changed key is always refused. An ssh_config file
+(``ssh.config``) supplies HostName, Port, User and IdentityFile per host, as on real sites.
+"""
+
+from __future__ import annotations
+
+import os
+import select
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import paramiko
+
+from ibconform.errors import TransportError
+from ibconform.inventory import Inventory, Node
+from ibconform.transports import CommandResult, register
+
+
+@dataclass(frozen=True)
+class Target:
+    """Where and how to connect, after ssh_config and inventory are merged."""
+
+    hostname: str
+    port: int
+    user: str
+    identity_files: tuple[str, ...]
+
+
+def resolve_target(node: str, inventory: Inventory) -> Target:
+    """Merge the ssh_config entry for ``node`` with the inventory (inventory keys win)."""
+    ssh = inventory.model.ssh
+    entry: dict = {}
+    if ssh.config:
+        path = _expand(ssh.config, inventory)
+        try:
+            entry = paramiko.SSHConfig.from_path(str(path)).lookup(node)
+        except OSError as exc:
+            raise TransportError(f"cannot read ssh config {path}: {exc.strerror or exc}") from None
+    identities = [ssh.identity_file] if ssh.identity_file else entry.get("identityfile", [])
+    return Target(
+        hostname=entry.get("hostname", node),
+        port=ssh.port or int(entry.get("port", 22)),
+        user=ssh.user or entry.get("user") or "root",
+        identity_files=tuple(str(_expand(i, inventory)) for i in identities),
+    )
+
+
+def _expand(path: str, inventory: Inventory) -> Path:
+    """``~`` expanded; a relative path is relative to the inventory file."""
+    expanded = Path(os.path.expanduser(path))
+    return expanded if expanded.is_absolute() else inventory.path.parent / expanded
+
+
+class _RefuseUnknown(paramiko.MissingHostKeyPolicy):
+    def missing_host_key(self, client, hostname, key):
+        raise TransportError(
+            f"host key of {hostname} ({key.get_name()} {key.fingerprint}) is not in known_hosts: "
+            "add it (ssh-keyscan, verified out of band) or set ssh.acceptUnknownHostKeys")
+
+
+class _AcceptUnknown(paramiko.MissingHostKeyPolicy):
+    """Opt-in only: accepts the key for this run and says so in the node's status."""
+
+    def __init__(self) -> None:
+        self.accepted: list[str] = []
+
+    def missing_host_key(self, client, hostname, key):
+        self.accepted.append(f"{hostname} {key.get_name()} {key.fingerprint}")
+
+
+@register("ssh")
+class SshTransport:
+    """Runs the node script as ``sh -s`` (or ``sudo -n sh -s``) over one SSH session."""
+
+    name = "ssh"
+
+    def __init__(self, node: Node, inventory: Inventory) -> None:
+        self.node = node
+        self.settings = inventory.model.ssh
+        self.target = resolve_target(node.name, inventory)
+        self.known_hosts = _expand(self.settings.known_hosts, inventory)
+        self.client: paramiko.SSHClient | None = None
+        self.notes: list[str] = []
+
+    def _connect(self) -> paramiko.SSHClient:
+        client = paramiko.SSHClient()
+        if self.known_hosts.exists():
+            client.load_host_keys(str(self.known_hosts))
+        elif not self.settings.accept_unknown_host_keys:
+            raise TransportError(f"known_hosts file {self.known_hosts} does not exist: host keys cannot be verified")
+        policy = _AcceptUnknown() if self.settings.accept_unknown_host_keys else _RefuseUnknown()
+        client.set_missing_host_key_policy(policy)
+        t = self.target
+        timeout = self.settings.connect_timeout
+        try:
+            client.connect(
+                t.hostname, port=t.port, username=t.user, key_filename=list(t.identity_files) or None,
+                timeout=timeout, banner_timeout=timeout, auth_timeout=timeout, channel_timeout=timeout,
+                look_for_keys=not t.identity_files, allow_agent=not t.identity_files)
+        except paramiko.BadHostKeyException as exc:
+            client.close()
+            raise TransportError(
+                f"host key of {t.hostname} changed (got {exc.key.get_name()} {exc.key.fingerprint}): "
+                "possible man-in-the-middle, refusing to connect; verify the node and update known_hosts") from None
+        except paramiko.AuthenticationException as exc:
+            client.close()
+            raise TransportError(f"ssh {t.user}@{t.hostname}:{t.port} refused authentication ({exc})") from None
+        except TimeoutError:
+            client.close()
+            raise TransportError(f"ssh {t.hostname}:{t.port} did not answer within {timeout:g} s") from None
+        except paramiko.SSHException as exc:
+            client.close()
+            raise TransportError(f"ssh {t.hostname}:{t.port}: {exc}") from None
+        except OSError as exc:
+            client.close()
+            raise TransportError(f"ssh {t.hostname}:{t.port}: {exc.strerror or exc}") from None
+        if isinstance(policy, _AcceptUnknown) and policy.accepted:
+            self.notes.append("host key accepted without verification: " + "; ".join(policy.accepted))
+        return client
+
+    def run(self, script: str, timeout: float) -> CommandResult:
+        """Run ``script`` with ``sh -s`` on the node; TransportError if the node does not finish in time."""
+        deadline = time.monotonic() + timeout
+        if self.client is None:
+            self.client = self._connect()
+        command = "sudo -n sh -s" if self.settings.sudo else "sh -s"
+        try:
+            chan = self.client.get_transport().open_session(timeout=self.settings.connect_timeout)
+            chan.exec_command(command)
+            chan.sendall(script.encode())
+            chan.shutdown_write()
+            out, err = bytearray(), bytearray()
+            while True:
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    chan.close()
+                    raise TransportError(f"node script did not finish within {timeout:g} s (command timeout)")
+                select.select([chan], [], [], min(remaining, 1.0))
+                while chan.recv_ready():
+                    out += chan.recv(65536)
+                while chan.recv_stderr_ready():
+                    err += chan.recv_stderr(65536)
+                if chan.exit_status_ready() and not chan.recv_ready() and not chan.recv_stderr_ready():
+                    break
+            status = chan.recv_exit_status()
+        except (paramiko.SSHException, OSError) as exc:
+            raise TransportError(f"ssh session to {self.target.hostname} failed: {exc}") from None
+        return CommandResult(status, out.decode(errors="replace"), err.decode(errors="replace"))
+
+    def close(self) -> None:
+        if self.client is not None:
+            self.client.close()
+            self.client = None
