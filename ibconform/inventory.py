@@ -13,12 +13,21 @@ from typing import Annotated, Literal
 
 import yaml
 from ClusterShell.NodeSet import NodeSet, NodeSetException
-from pydantic import AfterValidator, BeforeValidator, BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    ValidationError,
+    model_validator,
+)
 
 from ibconform.errors import InventoryError
 
 FORMAT = "ibconform/v1"
 _PCI = re.compile(r"^[0-9a-f]{4}:[0-9a-f]{2}:[0-9a-f]{2}\.[0-7]$")
+_NODE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,252}$")
 _IFACE = re.compile(r"^[A-Za-z0-9_.-]{1,15}$")
 
 
@@ -246,6 +255,9 @@ def _resolve(model: InventoryModel, path: Path) -> list[Node]:
         if group.expect is not None:
             expect = expect.model_copy(update=group.expect.model_dump(exclude_none=True))
         for name in NodeSet(group.names):
+            if not _NODE.match(name):
+                raise InventoryError(f"{path}: nodes[{i}].names: expected host names (letters, digits, '.', '-', '_'), "
+                                     f"got {name!r}")
             if name in nodes:
                 raise InventoryError(f"{path}: nodes[{i}].names: node {name} is listed twice (expected each node once)")
             nodes[name] = Node(name=name, profile=group.profile, hcas=tuple(profile.hcas),

@@ -45,7 +45,9 @@ def collect_node(node: Node, inventory: Inventory) -> tuple[NodeStatus, nodescri
     return status, output
 
 
-def collect_nodes(inventory: Inventory, writer: BundleWriter, progress: Progress | None = None) -> dict[str, NodeStatus]:
+def collect_nodes(
+    inventory: Inventory, writer: BundleWriter, progress: Progress | None = None
+) -> dict[str, NodeStatus]:
     """Collect all inventory nodes with at most ``collect.parallel`` at once; write each to the bundle."""
     statuses: dict[str, NodeStatus] = {}
     width = max(1, min(inventory.model.collect.parallel, len(inventory.nodes)))
