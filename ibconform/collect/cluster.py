@@ -1,0 +1,148 @@
+"""Cluster collector: a fixed handful of paginated LIST calls, whatever the node count.
+
+Each List is saved raw, as ``kubectl get <plural> -o json`` prints it, to ``cluster/<plural>.json``.
+What could not be listed (CRD missing, 401, 403, API down) is saved to ``cluster/errors.json`` with a
+one-line reason, and the checks that need it end in error with that reason.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import dataclass
+
+import urllib3
+from kubernetes import client, config
+from kubernetes.client.rest import ApiException
+from kubernetes.config.config_exception import ConfigException
+
+from ibconform.errors import UsageError
+from ibconform.inventory import Inventory
+
+PAGE_SIZE = 500
+
+
+@dataclass(frozen=True)
+class Resource:
+    plural: str
+    group: str          # "" for core
+    version: str
+    namespaced: bool    # listed in the operator namespace, else cluster-wide
+    owner: str          # what installs it, for "not installed" messages
+
+    @property
+    def api_path(self) -> str:
+        return f"/api/{self.version}" if not self.group else f"/apis/{self.group}/{self.version}"
+
+    @property
+    def full_name(self) -> str:
+        return f"{self.plural}.{self.group}" if self.group else self.plural
+
+
+RESOURCES = (
+    Resource("nodes", "", "v1", False, "Kubernetes"),
+    Resource("pods", "", "v1", True, "Kubernetes"),
+    Resource("sriovnetworknodestates", "sriovnetwork.openshift.io", "v1", True, "the SR-IOV Network Operator"),
+    Resource("sriovnetworknodepolicies", "sriovnetwork.openshift.io", "v1", True, "the SR-IOV Network Operator"),
+    Resource("sriovibnetworks", "sriovnetwork.openshift.io", "v1", True, "the SR-IOV Network Operator"),
+    Resource("nicclusterpolicies", "mellanox.com", "v1alpha1", False, "the NVIDIA Network Operator"),
+    Resource("ippools", "nv-ipam.nvidia.com", "v1alpha1", True, "nv-ipam (NicClusterPolicy spec.nvIpam)"),
+)
+
+
+def api_client(inventory: Inventory, kubeconfig: str | None = None, context: str | None = None,
+               timeout: float = 30.0) -> client.ApiClient:
+    """An ApiClient from --kubeconfig/--context, the inventory, $KUBECONFIG, or the in-cluster account."""
+    k8s = inventory.model.kubernetes
+    path = kubeconfig or k8s.kubeconfig
+    if path and not os.path.isabs(os.path.expanduser(path)):
+        path = str(inventory.path.parent / path)
+    configuration = client.Configuration()
+    try:
+        if path is None and "KUBERNETES_SERVICE_HOST" in os.environ and "KUBECONFIG" not in os.environ:
+            config.load_incluster_config(client_configuration=configuration)
+        else:
+            config.load_kube_config(config_file=os.path.expanduser(path) if path else None,
+                                    context=context or k8s.context, client_configuration=configuration)
+    except (ConfigException, OSError, TypeError, ValueError) as exc:
+        where = path or os.environ.get("KUBECONFIG") or "~/.kube/config"
+        raise UsageError(f"kubeconfig {where}: {exc}") from None
+    configuration.retries = 1
+    api = client.ApiClient(configuration)
+    api.ibconform_timeout = timeout
+    return api
+
+
+def describe_error(exc: Exception, verb: str, res: Resource, namespace: str | None) -> str:
+    """One line saying why a call failed and what to do; never echoes credentials."""
+    where = f" in namespace {namespace}" if namespace else " (cluster-wide)"
+    what = f"{verb} {res.full_name}{where}"
+    if isinstance(exc, ApiException):
+        if exc.status == 404:
+            return (f"{what}: not found (404): the {res.full_name} API is not served — "
+                    f"is {res.owner} installed?")
+        if exc.status == 401:
+            return f"{what}: unauthorized (401): the kubeconfig credentials were rejected — renew the token"
+        if exc.status == 403:
+            return (f"{what}: forbidden (403): the account may not {verb} {res.full_name}{where} — "
+                    "bind the ibconform role (deploy/rbac/)")
+        reason = _status_message(exc) or exc.reason
+        return f"{what}: API error {exc.status}: {reason}"
+    if isinstance(exc, urllib3.exceptions.HTTPError | OSError):
+        return f"{what}: API server unreachable or too slow ({type(exc).__name__}): check the kubeconfig server and network"
+    return f"{what}: {type(exc).__name__}: {exc}"
+
+
+def _status_message(exc: ApiException) -> str | None:
+    try:
+        return json.loads(exc.body).get("message")
+    except (TypeError, ValueError, AttributeError):
+        return None
+
+
+def _list_page(api: client.ApiClient, res: Resource, namespace: str | None, token: str | None):  # noqa: ANN202
+    """One LIST call; the raw response (not the client's models: the bundle keeps the API's JSON)."""
+    kwargs = {"limit": PAGE_SIZE, "_preload_content": False, "_request_timeout": api.ibconform_timeout}
+    if token:
+        kwargs["_continue"] = token
+    if not res.group:
+        core = client.CoreV1Api(api)
+        call = (lambda **kw: core.list_namespaced_pod(namespace, **kw)) if res.namespaced else core.list_node
+        return call(**kwargs)
+    custom = client.CustomObjectsApi(api)
+    if namespace:
+        return custom.list_namespaced_custom_object(res.group, res.version, namespace, res.plural, **kwargs)
+    return custom.list_cluster_custom_object(res.group, res.version, res.plural, **kwargs)
+
+
+def list_all(api: client.ApiClient, res: Resource, namespace: str | None) -> dict:
+    """LIST ``res`` page by page (limit/continue) and return one List document."""
+    items: list = []
+    token = None
+    while True:
+        response = _list_page(api, res, namespace, token)
+        if not 200 <= response.status < 300:
+            raise ApiException(status=response.status, reason=response.reason, body=response.data)
+        page = json.loads(response.data)
+        if not isinstance(page, dict) or not isinstance(page.get("items") or [], list):
+            raise ValueError(f"LIST {res.full_name} returned no List object")
+        items += page.get("items") or []
+        token = (page.get("metadata") or {}).get("continue")
+        if not token:
+            break
+    return {"apiVersion": page.get("apiVersion", res.version), "kind": page.get("kind", "List"),
+            "metadata": {"resourceVersion": (page.get("metadata") or {}).get("resourceVersion", "")},
+            "items": items}
+
+
+def collect_cluster(api: client.ApiClient, inventory: Inventory) -> tuple[dict[str, dict], dict[str, str]]:
+    """LIST every resource of RESOURCES; return (lists by plural, errors by plural)."""
+    namespace = inventory.model.kubernetes.namespace
+    lists, errors = {}, {}
+    for res in RESOURCES:
+        ns = namespace if res.namespaced else None
+        try:
+            lists[res.plural] = list_all(api, res, ns)
+        except (ApiException, urllib3.exceptions.HTTPError, OSError, ValueError) as exc:
+            errors[res.plural] = describe_error(exc, "list", res, ns)
+    return lists, errors
