@@ -89,7 +89,8 @@ def describe_error(exc: Exception, verb: str, res: Resource, namespace: str | No
         reason = _status_message(exc) or exc.reason
         return f"{what}: API error {exc.status}: {reason}"
     if isinstance(exc, urllib3.exceptions.HTTPError | OSError):
-        return f"{what}: API server unreachable or too slow ({type(exc).__name__}): check the kubeconfig server and network"
+        return (f"{what}: API server unreachable or too slow ({type(exc).__name__}): "
+                "check the kubeconfig server and the network")
     return f"{what}: {type(exc).__name__}: {exc}"
 
 
@@ -100,7 +101,7 @@ def _status_message(exc: ApiException) -> str | None:
         return None
 
 
-def _list_page(api: client.ApiClient, res: Resource, namespace: str | None, token: str | None):  # noqa: ANN202
+def _list_page(api: client.ApiClient, res: Resource, namespace: str | None, token: str | None):
     """One LIST call; the raw response (not the client's models: the bundle keeps the API's JSON)."""
     kwargs = {"limit": PAGE_SIZE, "_preload_content": False, "_request_timeout": api.ibconform_timeout}
     if token:
