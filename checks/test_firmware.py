@@ -13,9 +13,9 @@ def test_firmware_vfs_committed(hca):
 
 def test_firmware_vfs_enough(hca):
     vfs = hca.param("NUM_OF_VFS")
-    assert vfs.active is not None and vfs.active >= hca.expect.vfs_per_hca, (
-        f"NUM_OF_VFS on {hca} expected >= {hca.expect.vfs_per_hca} vs {vfs.active}: "
-        f"set NUM_OF_VFS={hca.expect.vfs_per_hca} (the operator's mellanox plugin does) and power-cycle the node")
+    assert vfs.active is not None and vfs.active >= hca.expected_vfs, (
+        f"NUM_OF_VFS on {hca} expected >= {hca.expected_vfs} vs {vfs.active}: "
+        f"set NUM_OF_VFS={hca.expected_vfs} (the operator's mellanox plugin does) and power-cycle the node")
 
 
 def test_firmware_sriov_enabled(hca):

@@ -13,14 +13,14 @@ def test_iface_is_expected_pci(hca):
 
 def test_sriov_numvfs(hca):
     numvfs = hca.sysfs_uint("sriov_numvfs")
-    assert numvfs == hca.expect.vfs_per_hca, (
-        f"sriov_numvfs on {hca} expected {hca.expect.vfs_per_hca} vs {numvfs}: "
+    assert numvfs == hca.expected_vfs, (
+        f"sriov_numvfs on {hca} expected {hca.expected_vfs} vs {numvfs}: "
         "VFs not created — check the SriovNetworkNodeState and the sriov-network-config-daemon log")
 
 
 def test_sriov_totalvfs_allows_expected(hca):
     total = hca.sysfs_uint("sriov_totalvfs")
     numvfs = hca.sysfs_uint("sriov_numvfs")
-    assert hca.expect.vfs_per_hca <= total and numvfs <= total, (
-        f"sriov_totalvfs on {hca} expected >= {max(hca.expect.vfs_per_hca, numvfs)} vs {total}: "
+    assert hca.expected_vfs <= total and numvfs <= total, (
+        f"sriov_totalvfs on {hca} expected >= {max(hca.expected_vfs, numvfs)} vs {total}: "
         "the active firmware NUM_OF_VFS is too low — set it and power-cycle the node")

@@ -27,3 +27,11 @@ class ParseError(IbconformError):
 
 class TransportError(IbconformError):
     """A node could not be reached or did not answer; becomes that node's status error."""
+
+
+class Unproven(AssertionError):
+    """The evidence a check needs is missing or unreadable: the check fails with this message."""
+
+
+class NodeUnreachable(Exception):
+    """The node's facts were never collected: its checks end in error with this reason."""

@@ -12,8 +12,9 @@ from dataclasses import dataclass
 from pathlib import PurePosixPath
 
 from ibconform.bundle import Bundle, NodeStatus
+from ibconform.cluster_facts import ClusterFacts, expected_vfs
 from ibconform.collect.nodescript import hca_dir, pci_dir
-from ibconform.errors import ParseError
+from ibconform.errors import NodeUnreachable, ParseError, Unproven
 from ibconform.inventory import ExcludedDevice, Hca, Node
 from ibconform.parsers import mstconfig, sysfs
 
@@ -27,14 +28,6 @@ MSTCONFIG_HINTS = {
         "mstconfig cannot open the device: check the PCI address, mstflint's support for the device "
         "and kernel lockdown (/sys/kernel/security/lockdown)",
 }
-
-
-class Unproven(AssertionError):
-    """The evidence a check needs is missing or unreadable: the check fails with this message."""
-
-
-class NodeUnreachable(Exception):
-    """The node's facts were never collected: its checks end in error with this reason."""
 
 
 @dataclass(frozen=True)
@@ -68,8 +61,8 @@ def _cite(ledger: Ledger, text: str) -> None:
 class NodeFacts:
     """What was seen of one node."""
 
-    def __init__(self, bundle: Bundle, node: Node, ledger: Ledger) -> None:
-        self.bundle, self.node, self.ledger = bundle, node, ledger
+    def __init__(self, bundle: Bundle, node: Node, ledger: Ledger, cluster: ClusterFacts | None = None) -> None:
+        self.bundle, self.node, self.ledger, self.cluster = bundle, node, ledger, cluster
         self.status: NodeStatus | None = bundle.status(node.name)
 
     def require_reached(self) -> None:
@@ -184,6 +177,11 @@ class HcaFacts:
         self.node, self.hca = node, hca
         self.dir = hca_dir(hca.iface)
         self.expect = node.node.expect
+
+    @property
+    def expected_vfs(self) -> int:
+        """The inventory's vfsPerHca, else the SriovNetworkNodePolicies' numVfs, else 8."""
+        return expected_vfs(self.node.cluster, self.node.node, self.hca)
 
     def __str__(self) -> str:
         return f"{self.hca.iface} ({self.hca.pci})"

@@ -81,8 +81,11 @@ class ExcludedDevice(_Model):
 
 
 class Expect(_Model):
-    vfs_per_hca: int = Field(8, alias="vfsPerHca", ge=0, le=1024)
+    vfs_per_hca: int | None = Field(None, alias="vfsPerHca", ge=0, le=1024,
+                                    description="default: the policies' numVfs, else 8")
     ipam_image: str = Field("nvidia-k8s-ipam", alias="ipamImage", min_length=1)
+    ipam_repository: str | None = Field(None, alias="ipamRepository", description="checked only when set")
+    ipam_version: str | None = Field(None, alias="ipamVersion", description="checked only when set")
     link_type: Literal["IB", "ETH"] = Field("IB", alias="linkType")
     port_state: str = Field("ACTIVE", alias="portState")
     port_rate: int | None = Field(None, alias="portRate", description="Gb/s, e.g. 400; unchecked when absent")
@@ -93,6 +96,8 @@ class ExpectOverride(_Model):
 
     vfs_per_hca: int | None = Field(None, alias="vfsPerHca", ge=0, le=1024)
     ipam_image: str | None = Field(None, alias="ipamImage", min_length=1)
+    ipam_repository: str | None = Field(None, alias="ipamRepository")
+    ipam_version: str | None = Field(None, alias="ipamVersion")
     link_type: Literal["IB", "ETH"] | None = Field(None, alias="linkType")
     port_state: str | None = Field(None, alias="portState")
     port_rate: int | None = Field(None, alias="portRate")

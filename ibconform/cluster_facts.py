@@ -1,0 +1,313 @@
+"""Facts from the cluster half of the bundle (``cluster/<plural>.json``), indexed once per run.
+
+The API's objects are untrusted: every accessor tolerates missing or mistyped fields. A List that
+could not be read raises ``Unproven`` (a missing CRD: the operator is not installed, a finding) or
+``ClusterUnavailable`` (401/403/API down: the check ends in error with the reason).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from functools import cached_property
+
+from ibconform import policies as policies_mod
+from ibconform.bundle import Bundle
+from ibconform.errors import Unproven
+from ibconform.inventory import ExcludedDevice, Hca, Node
+
+STATE_ANNOTATION = "sriovnetwork.openshift.io/state"
+DESIRED_ANNOTATION = "sriovnetwork.openshift.io/desired-state"
+CURRENT_ANNOTATION = "sriovnetwork.openshift.io/current-state"
+NCP_NAME = "nic-cluster-policy"
+
+
+class ClusterUnavailable(Exception):
+    """The cluster evidence a check needs could not be collected (401, 403, API down, no kubeconfig)."""
+
+
+def d(value: object) -> dict:
+    return value if isinstance(value, dict) else {}
+
+
+def lst(value: object) -> list:
+    return value if isinstance(value, list) else []
+
+
+def name_of(obj: dict) -> str:
+    return str(d(obj.get("metadata")).get("name", ""))
+
+
+@dataclass(frozen=True)
+class Image:
+    """``nvcr.io/nvidia/mellanox/nvidia-k8s-ipam:network-operator-v25.10.0`` split into its parts."""
+
+    repository: str
+    name: str
+    tag: str | None
+
+    @classmethod
+    def parse(cls, ref: str) -> Image:
+        ref = ref.split("@", 1)[0]
+        path, tag = ref, None
+        if ":" in ref.rsplit("/", 1)[-1]:
+            path, tag = ref.rsplit(":", 1)
+        repository, _, name = path.rpartition("/")
+        return cls(repository, name, tag)
+
+    def __str__(self) -> str:
+        return f"{self.repository}/{self.name}" + (f":{self.tag}" if self.tag else "")
+
+
+def pod_ready(pod: dict) -> bool:
+    return any(c.get("type") == "Ready" and c.get("status") == "True"
+               for c in lst(d(pod.get("status")).get("conditions")) if isinstance(c, dict))
+
+
+def pod_waiting_reason(pod: dict) -> str | None:
+    """The first container's waiting reason (ImagePullBackOff, CrashLoopBackOff ...), if any."""
+    for status in lst(d(pod.get("status")).get("containerStatuses")):
+        reason = d(d(d(status).get("state")).get("waiting")).get("reason")
+        if reason:
+            return str(reason)
+    return None
+
+
+def pod_images(pod: dict) -> list[str]:
+    return [str(c.get("image", "")) for c in lst(d(pod.get("spec")).get("containers")) if isinstance(c, dict)]
+
+
+def _selector_matches(selector: dict, labels: dict) -> bool:
+    """A core NodeSelector (nodeSelectorTerms ORed, matchExpressions ANDed); empty selects all."""
+    terms = lst(selector.get("nodeSelectorTerms"))
+    if not terms:
+        return True
+    for term in terms:
+        ok = True
+        for expr in lst(d(term).get("matchExpressions")):
+            key, op, values = expr.get("key"), expr.get("operator"), lst(expr.get("values"))
+            present = key in labels
+            ok &= {"In": present and labels.get(key) in values, "NotIn": labels.get(key) not in values,
+                   "Exists": present, "DoesNotExist": not present}.get(op, False)
+        if ok:
+            return True
+    return False
+
+
+class ClusterFacts:
+    """Indexes over the cluster Lists of one bundle (built once, shared by every check)."""
+
+    def __init__(self, bundle: Bundle) -> None:
+        self.bundle = bundle
+        self.errors: dict[str, str] = bundle.cluster("errors") or {}
+        self.namespace = bundle.inventory.model.kubernetes.namespace
+        self.prefix = bundle.inventory.model.kubernetes.resource_prefix
+
+    def items(self, plural: str) -> list[dict]:
+        """The items of one List; raises when it was not collected."""
+        if plural in self.errors or "_config" in self.errors:
+            error = self.errors.get(plural) or self.errors["_config"]
+            if "(404)" in error:
+                raise Unproven(error)
+            raise ClusterUnavailable(error)
+        document = self.bundle.cluster(plural)
+        if document is None:
+            raise ClusterUnavailable(f"cluster/{plural}.json missing from the bundle: cluster evidence not collected")
+        return [i for i in lst(document.get("items")) if isinstance(i, dict)]
+
+    def _by_name(self, plural: str) -> dict[str, dict]:
+        return {name_of(i): i for i in self.items(plural)}
+
+    @cached_property
+    def nodes(self) -> dict[str, dict]:
+        return self._by_name("nodes")
+
+    @cached_property
+    def node_states(self) -> dict[str, dict]:
+        return self._by_name("sriovnetworknodestates")
+
+    @cached_property
+    def policies(self) -> list[dict]:
+        return self.items("sriovnetworknodepolicies")
+
+    @cached_property
+    def pods(self) -> list[dict]:
+        return self.items("pods")
+
+    def node(self, name: str) -> dict:
+        node = self.nodes.get(name)
+        if node is None:
+            raise Unproven(f"Node {name} expected in the cluster vs absent: join the node to the cluster "
+                           "or fix the inventory")
+        return node
+
+    def node_labels(self, name: str) -> dict:
+        return d(d(self.node(name).get("metadata")).get("labels"))
+
+    def node_state(self, name: str) -> dict:
+        state = self.node_states.get(name)
+        if state is None:
+            raise Unproven(f"SriovNetworkNodeState {name} expected in {self.namespace} vs absent: is the "
+                           "sriov-network-config-daemon running on the node (label "
+                           "sriovnetwork.openshift.io/device-plugin, nodeSelector)?")
+        return state
+
+    def ipam_pods(self, component: str) -> list[dict]:
+        """nv-ipam pods of ``component`` (nv-ipam-node / nv-ipam-controller) by their labels."""
+        return [p for p in self.pods
+                if d(d(p.get("metadata")).get("labels")).get("component") == component
+                or d(d(p.get("metadata")).get("labels")).get("name") == component]
+
+    def pods_on(self, node: str, component: str) -> list[dict]:
+        return [p for p in self.ipam_pods(component) if d(p.get("spec")).get("nodeName") == node]
+
+    @cached_property
+    def nic_cluster_policy(self) -> dict:
+        policy = self._by_name("nicclusterpolicies").get(NCP_NAME)
+        if policy is None:
+            raise Unproven(f"NicClusterPolicy {NCP_NAME} expected vs absent: apply one with spec.nvIpam "
+                           "(only that name is reconciled)")
+        return policy
+
+    def ippools_for(self, node: str) -> list[tuple[dict, bool]]:
+        """(pool, has an allocation for node) for every IPPool whose nodeSelector selects the node."""
+        labels = self.node_labels(node)
+        found = []
+        for pool in self.items("ippools"):
+            if _selector_matches(d(d(pool.get("spec")).get("nodeSelector")), labels):
+                allocated = any(d(a).get("nodeName") == node for a in lst(d(pool.get("status")).get("allocations")))
+                found.append((pool, allocated))
+        return found
+
+    def probe(self, node: str) -> dict | None:
+        """The probe record of ``node`` from cluster/probes.json, None when probes did not run."""
+        document = self.bundle.cluster("probes")
+        if document is None:
+            return None
+        return next((p for p in lst(document.get("probes")) if d(p).get("node") == node), {})
+
+
+def quantity(value: object) -> int | None:
+    """An extended resource quantity ("8") as an int; None when absent or not a plain integer."""
+    text = str(value) if value is not None else ""
+    return int(text) if text.isdigit() else None
+
+
+DEFAULT_VFS = 8
+
+
+def _cite(ledger: list, text: str) -> None:
+    ledger.append(("evidence", text))
+
+
+class ClusterNode:
+    """One inventory node as the Kubernetes API shows it."""
+
+    def __init__(self, cluster: ClusterFacts, node: Node, ledger: list) -> None:
+        self.cluster, self.node, self.ledger = cluster, node, ledger
+        self.name = node.name
+
+    def __str__(self) -> str:
+        return self.name
+
+    def cite(self, text: str) -> None:
+        _cite(self.ledger, text)
+
+    def obj(self) -> dict:
+        return self.cluster.node(self.name)
+
+    def annotation(self, key: str) -> str | None:
+        value = d(d(self.obj().get("metadata")).get("annotations")).get(key)
+        _cite(self.ledger, f"Node {self.name} annotation {key}: {value!r}")
+        return value
+
+    def state(self) -> dict:
+        return self.cluster.node_state(self.name)
+
+    def state_field(self, path: str) -> object:
+        """A SriovNetworkNodeState field by dotted path, cited (``status.syncStatus``)."""
+        value: object = self.state()
+        for part in path.split("."):
+            value = d(value).get(part)
+        _cite(self.ledger, f"SriovNetworkNodeState {self.name} {path}: {value!r}")
+        return value
+
+    def state_annotation(self, key: str) -> str | None:
+        value = d(d(self.state().get("metadata")).get("annotations")).get(key)
+        _cite(self.ledger, f"SriovNetworkNodeState {self.name} annotation {key}: {value!r}")
+        return value
+
+    def resources(self, field: str) -> dict:
+        """Node status.allocatable or status.capacity."""
+        return d(d(self.obj().get("status")).get(field))
+
+    def ipam_node_pods(self) -> list[dict]:
+        pods = self.cluster.pods_on(self.name, "nv-ipam-node")
+        for pod in pods:
+            _cite(self.ledger, f"Pod {name_of(pod)}: phase {d(pod.get('status')).get('phase')}, "
+                               f"ready {pod_ready(pod)}, images {pod_images(pod)}, waiting {pod_waiting_reason(pod)}")
+        return pods
+
+    def ippools(self) -> list[tuple[dict, bool]]:
+        pools = self.cluster.ippools_for(self.name)
+        for pool, allocated in pools:
+            _cite(self.ledger, f"IPPool {name_of(pool)}: allocation for {self.name}: {allocated}")
+        return pools
+
+    def probe(self) -> dict | None:
+        record = self.cluster.probe(self.name)
+        if record:
+            _cite(self.ledger, f"probe pod {record.get('pod')}: {record.get('outcome')}: {record.get('message')}")
+        return record
+
+
+class ClusterHca:
+    """One HCA of one node as the operator and device plugin see it."""
+
+    def __init__(self, node: ClusterNode, hca: Hca) -> None:
+        self.node, self.hca, self.cluster = node, hca, node.cluster
+
+    def __str__(self) -> str:
+        return f"{self.hca.iface} on {self.node.name}"
+
+    def policies(self) -> list[policies_mod.PolicyMatch]:
+        found = policies_mod.matches(self.cluster.policies, self.node.cluster.node_labels(self.node.name),
+                                     self.hca.iface, self.hca.pci)
+        _cite(self.node.ledger, f"SriovNetworkNodePolicies selecting {self}: "
+                                + (", ".join(f"{m.name} (numVfs {m.num_vfs}, resourceName {m.resource_name})"
+                                             for m in found) or "none"))
+        return found
+
+    def expected_vfs(self) -> int:
+        return expected_vfs(self.cluster, self.node.node, self.hca)
+
+    def resource_names(self) -> list[str]:
+        """<prefix>/<resourceName> from the policies, else <prefix>/res<iface> (the seed's convention)."""
+        names = policies_mod.resource_names(self.policies(), self.cluster.prefix)
+        return names or [f"{self.cluster.prefix}/res{self.hca.iface}"]
+
+
+class ClusterExcluded:
+    """One excluded device: no policy may select it and it must advertise no resource."""
+
+    def __init__(self, node: ClusterNode, device: ExcludedDevice) -> None:
+        self.node, self.device, self.cluster = node, device, node.cluster
+
+    def __str__(self) -> str:
+        return f"{self.device.iface or self.device.pci} ({self.device.reason}) on {self.node.name}"
+
+    def policies(self) -> list[policies_mod.PolicyMatch]:
+        return policies_mod.matches(self.cluster.policies, self.cluster.node_labels(self.node.name),
+                                    self.device.iface or "", self.device.pci)
+
+
+def expected_vfs(cluster: ClusterFacts | None, node: Node, hca: Hca) -> int:
+    """VFs expected on ``hca``: the inventory's vfsPerHca, else the policies' numVfs, else 8."""
+    if node.expect.vfs_per_hca is not None:
+        return node.expect.vfs_per_hca
+    try:
+        labels = cluster.node_labels(node.name) if cluster else {}
+        found = [m.num_vfs for m in policies_mod.matches(cluster.policies, labels, hca.iface, hca.pci)
+                 if m.num_vfs is not None] if cluster else []
+    except (Unproven, ClusterUnavailable):
+        found = []
+    return max(found) if found else DEFAULT_VFS
