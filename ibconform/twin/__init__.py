@@ -1,0 +1,184 @@
+"""The twin: an emulated DGX cluster on this machine that the real suite talks to over real SSH.
+
+Each node is its own ``sshd`` on its own loopback address, in its own mount and UTS namespace, serving
+that node's hostname, sysfs and ``mstconfig`` as a scenario describes them (``scenario.py``)::
+
+    with Twin("faults", tmp_path) as twin:
+        inventory = twin.inventory_path            # ibconform/v1, ssh via twin.ssh_config_path
+        twin.addresses["dgx001"]                   # '127.100.0.1'
+        twin.scenario.nodes["dgx002"].hcas["ibp24s0"].num_of_vfs.current
+
+Needs root (namespaces, binding :22). Several twins run side by side, each on its own address block
+(``block.py``). ``commands.up``/``commands.down`` run one in a detached supervisor process.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import subprocess
+import time
+from pathlib import Path
+from types import TracebackType
+
+import yaml
+
+from ibconform.twin import block as blocks
+from ibconform.twin import nodes as node_procs
+from ibconform.twin import render
+from ibconform.twin.errors import ScenarioError, TwinError
+from ibconform.twin.keys import write_keypair
+from ibconform.twin.scenario import Scenario
+from ibconform.twin.scenario import load as load_scenario
+
+__all__ = ["ScenarioError", "Twin", "TwinError", "load_scenario"]
+
+STATE = "twin.json"
+STATE_FORMAT = "ibconform-twin-state/v1"
+
+
+class Twin:
+    """An emulated cluster's nodes; a context manager (``up()`` on enter, ``down()`` on exit)."""
+
+    def __init__(self, scenario: str | Path | Scenario, workdir: str | Path, *, start_timeout: float = 30.0):
+        self.scenario: Scenario = scenario if isinstance(scenario, Scenario) else load_scenario(scenario)
+        self.workdir = Path(workdir).absolute()
+        self.start_timeout = start_timeout
+        self.addresses: dict[str, str] = {}
+        self.block: int | None = None
+        self.startup_seconds: float | None = None
+        self._block: blocks.Block | None = None
+        self._procs: dict[str, subprocess.Popen] = {}
+        self._silent: list[socket.socket] = []
+        self._ids: set[tuple[int, int]] = set()
+
+    # -- paths ------------------------------------------------------------------------------------
+    @property
+    def inventory_path(self) -> Path:
+        return self.workdir / "inventory.yaml"
+
+    @property
+    def ssh_config_path(self) -> Path:
+        return self.workdir / "ssh_config"
+
+    @property
+    def known_hosts_path(self) -> Path:
+        return self.workdir / "known_hosts"
+
+    @property
+    def identity_path(self) -> Path:
+        return self.workdir / "id_ed25519"
+
+    @property
+    def state_path(self) -> Path:
+        return self.workdir / STATE
+
+    def node_dir(self, name: str) -> Path:
+        return self.workdir / "nodes" / name
+
+    @property
+    def service_address(self) -> str:
+        """A loopback address of this twin's block kept free for its services (the Kubernetes API)."""
+        if self._block is None:
+            raise TwinError("the twin is not up: no address block yet")
+        return self._block.service_address
+
+    @property
+    def running(self) -> bool:
+        return self._block is not None
+
+    # -- life cycle -------------------------------------------------------------------------------
+    def __enter__(self) -> Twin:
+        return self.up()
+
+    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
+                 tb: TracebackType | None) -> None:
+        self.down()
+
+    def up(self) -> Twin:
+        """Start every node and return once each reachable node accepts on :22 (else raise, torn down)."""
+        if self._block is not None:
+            raise TwinError(f"twin in {self.workdir} is already up")
+        if os.geteuid() != 0:
+            raise TwinError("the twin needs root (mount namespaces, binding port 22)")
+        started = time.monotonic()
+        try:
+            self._block = blocks.claim(len(self.scenario.nodes))
+            self.block = self._block.index
+            self.addresses = {name: self._block.address(i) for i, name in enumerate(self.scenario.nodes)}
+            self._write_files()
+            self._start()
+            self._write_state()
+        except BaseException:
+            self.down()
+            raise
+        self.startup_seconds = time.monotonic() - started
+        return self
+
+    def down(self) -> None:
+        """Kill everything the twin started (also after a failed ``up``); free its addresses. Idempotent."""
+        try:
+            node_procs.kill_all(list(self._procs.values()), self._ids)
+        finally:
+            self._procs.clear()
+            for s in self._silent:
+                s.close()
+            self._silent.clear()
+            if self._block is not None:
+                self._block.release()
+                self._block = None
+            self.state_path.unlink(missing_ok=True)
+
+    # -- internals --------------------------------------------------------------------------------
+    def _write_files(self) -> None:
+        self.workdir.mkdir(parents=True, exist_ok=True)
+        (self.workdir / "empty").write_text("")
+        client_public = write_keypair(self.identity_path, "ibconform-twin-client")
+        (self.workdir / "authorized_keys").write_text(client_public + "\n")
+        host_keys = {}
+        for name, node in self.scenario.nodes.items():
+            folder = self.node_dir(name)
+            node_procs.write_node(folder, node)
+            public = write_keypair(folder / "ssh_host_ed25519_key", f"root@{name}")
+            host_keys[name] = (self.addresses[name], public)
+            (folder / "sshd_config").write_text(render.sshd_config(
+                self.addresses[name], str(folder / "ssh_host_ed25519_key"),
+                str(self.workdir / "authorized_keys")))
+        self.known_hosts_path.write_text(render.known_hosts(host_keys))
+        self.ssh_config_path.write_text(render.ssh_config(
+            self.addresses, str(self.identity_path), str(self.known_hosts_path)))
+        ssh = {"user": "root", "port": 22, "config": str(self.ssh_config_path),
+               "knownHosts": str(self.known_hosts_path), "identityFile": str(self.identity_path),
+               "connectTimeout": 3, "commandTimeout": 20}
+        inventory = render.inventory(self.scenario.cluster, self.scenario.nodes.values(), self.scenario.expect,
+                                     ssh, self.scenario.profiles, self.scenario.inventory)
+        header = (f"# Inventory of the ibconform twin for scenario {self.scenario.name} "
+                  f"(written by the twin; regenerated on every 'twin up').\n")
+        self.inventory_path.write_text(header + yaml.safe_dump(inventory, sort_keys=False, width=120))
+
+    def _start(self) -> None:
+        self._ids = node_procs.identities([self.node_dir(n) for n in self.scenario.nodes])
+        os.makedirs("/run/sshd", mode=0o755, exist_ok=True)   # sshd's privilege separation directory
+        empty = self.workdir / "empty"
+        for name, node in self.scenario.nodes.items():
+            if node.ssh == "up":
+                self._procs[name] = node_procs.start(name, self.node_dir(name), empty)
+            elif node.ssh == "hung":
+                self._silent.append(node_procs.hold_silent(self.addresses[name]))
+        node_procs.wait_accepting(self._procs, self.addresses,
+                                  {n: self.node_dir(n) for n in self._procs}, self.start_timeout)
+
+    def _write_state(self) -> None:
+        state = {
+            "format": STATE_FORMAT,
+            "pid": os.getpid(),
+            "scenario": self.scenario.name,
+            "cluster": self.scenario.cluster,
+            "block": self.block,
+            "addresses": self.addresses,
+            "sshd": {name: proc.pid for name, proc in self._procs.items()},
+            "nodeDirs": [str(self.node_dir(n)) for n in self.scenario.nodes],
+            "inventory": str(self.inventory_path),
+        }
+        self.state_path.write_text(json.dumps(state, indent=2) + "\n")

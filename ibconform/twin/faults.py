@@ -1,0 +1,150 @@
+"""The fault registry: one small function per fault kind, editing a node's hardware state.
+
+A device fault takes one :class:`~ibconform.twin.hardware.Hca` and keyword parameters (their defaults
+give their types); a node fault takes the :class:`~ibconform.twin.hardware.Node`. A scenario names a
+fault by kind and may pick devices (``hcas: [ibp24s0]``, by interface or PCI address) and parameters::
+
+    faults: [{kind: firmware-pending, hcas: [ibp24s0], current: 16}]
+
+Without ``hcas`` a device fault hits every device its kind targets by default (the node's HCAs, or
+its BlueField-3 DPUs for ``dpu-vfs``).
+"""
+
+from __future__ import annotations
+
+import inspect
+import math
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any, Literal
+
+from ibconform.twin.hardware import Hca, Node
+
+NV_ACCESS_ERROR = "-E- Error when trying to check if NV access registers are supported"
+OPEN_ERROR = "-E- Failed to open the device"
+
+
+@dataclass(frozen=True)
+class FaultKind:
+    name: str
+    scope: Literal["hca", "node"]
+    apply: Callable[..., None]
+    params: dict[str, Any]                      # name -> default (its type is the parameter's type)
+    targets: Callable[[Node], list[Hca]] | None  # default devices of an "hca" fault
+    doc: str
+
+
+FAULTS: dict[str, FaultKind] = {}
+
+
+def _hcas(node: Node) -> list[Hca]:
+    return list(node.hcas.values())
+
+
+def _dpus(node: Node) -> list[Hca]:
+    return [d for d in node.excluded.values() if d.slot.type.startswith("BlueField")]
+
+
+def fault(name: str, scope: Literal["hca", "node"] = "hca",
+          targets: Callable[[Node], list[Hca]] | None = _hcas) -> Callable:
+    """Register the decorated function as fault ``name``."""
+    def register(fn: Callable[..., None]) -> Callable[..., None]:
+        params = {p.name: p.default for p in inspect.signature(fn).parameters.values()
+                  if p.kind is inspect.Parameter.KEYWORD_ONLY}
+        doc = inspect.getdoc(fn) or ""
+        FAULTS[name] = FaultKind(name, scope, fn, params, targets if scope == "hca" else None,
+                                 doc.splitlines()[0] if doc else "")
+        return fn
+    return register
+
+
+@fault("firmware-pending")
+def firmware_pending(hca: Hca, *, current: int = 16) -> None:
+    """NVRAM holds NUM_OF_VFS Next Boot, but the firmware still runs ``current``: a warm reboot did not apply it."""
+    hca.num_of_vfs.current = current
+    hca.sriov_totalvfs = current     # sysfs reflects the active value
+    hca.sriov_numvfs = 0             # the operator waits for the reboot that never comes
+
+
+@fault("mstconfig-nv-access")
+def mstconfig_nv_access(hca: Hca) -> None:
+    """mstconfig cannot reach the NV configuration registers (exit 3), as after a change that needs a power cycle."""
+    hca.mst_error = NV_ACCESS_ERROR
+
+
+@fault("mstconfig-open-failed")
+def mstconfig_open_failed(hca: Hca) -> None:
+    """mstconfig cannot open the device (exit 3): kernel lockdown, an mstflint too old for the device."""
+    hca.mst_error = OPEN_ERROR
+
+
+@fault("no-vfs")
+def no_vfs(hca: Hca) -> None:
+    """The firmware is right but the kernel has no VFs on the PF (sriov_numvfs 0)."""
+    hca.sriov_numvfs = 0
+
+
+@fault("dpu-vfs", targets=_dpus)
+def dpu_vfs(hca: Hca, *, vfs: int = 8) -> None:
+    """An excluded device (by default each BlueField-3) carries VFs it must not have."""
+    hca.sriov_en.current = hca.sriov_en.next_boot = True
+    hca.num_of_vfs.current = hca.num_of_vfs.next_boot = vfs
+    hca.sriov_totalvfs = max(hca.sriov_totalvfs, vfs)
+    hca.sriov_numvfs = vfs
+
+
+@fault("port-down")
+def port_down(hca: Hca) -> None:
+    """The IB port has no link: state 1: DOWN, phys_state 2: Polling, the rate the port idles at."""
+    hca.port_state = "DOWN"
+    hca.rate = "10 Gb/sec (4X SDR)"
+
+
+@fault("slow-link")
+def slow_link(hca: Hca, *, rate: str = "200 Gb/sec (2X NDR)") -> None:
+    """The port trained at a lower rate than expected."""
+    hca.rate = rate
+
+
+@fault("firmware-version")
+def firmware_version(hca: Hca, *, version: str = "28.39.1002") -> None:
+    """The HCA runs another firmware version than its siblings."""
+    hca.fw_ver = version
+
+
+@fault("sriov-disabled")
+def sriov_disabled(hca: Hca) -> None:
+    """SRIOV_EN is False(0) in firmware: no VFs can exist."""
+    hca.sriov_en.current = hca.sriov_en.next_boot = False
+    hca.sriov_totalvfs = 0
+    hca.sriov_numvfs = 0
+
+
+@fault("link-type-eth")
+def link_type_eth(hca: Hca) -> None:
+    """The port runs Ethernet (LINK_TYPE_P1 ETH(2)) where InfiniBand is expected."""
+    hca.link_type.current = hca.link_type.next_boot = "ETH"
+
+
+@fault("mst-delay")
+def mst_delay(hca: Hca, *, seconds: float = 5.0) -> None:
+    """mstconfig takes ``seconds`` to answer."""
+    hca.mst_delay = seconds
+
+
+@fault("mst-hang")
+def mst_hang(hca: Hca) -> None:
+    """mstconfig never returns (a wedged driver)."""
+    hca.mst_delay = math.inf
+
+
+@fault("unreachable", scope="node")
+def unreachable(node: Node) -> None:
+    """No sshd: the node's address refuses connections."""
+    node.ssh = "unreachable"
+
+
+@fault("hung", scope="node")
+def hung(node: Node) -> None:
+    """The address accepts TCP but never answers (no SSH banner)."""
+    node.ssh = "hung"

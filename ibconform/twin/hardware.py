@@ -1,0 +1,174 @@
+"""The twin's hardware truth: each node's devices and the state a scenario gives them.
+
+A scenario (``scenario.py``) builds these objects; faults (``faults.py``) edit them; the renderers
+(``render.py``) turn them into the sysfs files and the ``mstconfig`` output a node serves. Later
+halves of the twin (the Kubernetes API) derive the operator's view from the same objects::
+
+    twin.scenario.nodes["dgx031"].hcas["ibp24s0"].num_of_vfs.current   # 16
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from typing import Literal
+
+LinkType = Literal["IB", "ETH"]
+PortState = Literal["DOWN", "INIT", "ARMED", "ACTIVE"]
+SshState = Literal["up", "unreachable", "hung"]
+
+
+@dataclass(frozen=True)
+class DeviceType:
+    """What a device model reports about itself (mstconfig header, sysfs ids)."""
+
+    name: str               # mstconfig "Device type:" (ConnectX7, BlueField3)
+    part_number: str        # mstconfig "Name:"
+    description: str        # mstconfig "Description:"
+    hca_type: str           # sysfs infiniband/<dev>/hca_type, the decimal device id
+    board_id: str           # sysfs infiniband/<dev>/board_id (PSID)
+    pci_device: str         # sysfs PCI "device" of the PF
+    fw_ver: str             # firmware this model runs unless the scenario says otherwise
+
+
+DEVICE_TYPES: dict[str, DeviceType] = {
+    t.name: t for t in (
+        DeviceType("ConnectX7", "MCX75310AAS-NEAT",
+                   "NVIDIA ConnectX-7 HHHL Adapter Card; 400GbE / NDR IB (default mode); Single-port OSFP; "
+                   "PCIe 5.0 x16; Crypto Disabled; Secure Boot Enabled",
+                   "MT4129", "MT_0000000838", "0x1021", "28.41.1000"),
+        DeviceType("BlueField3", "900-9D3B6-00CV-AA0",
+                   "NVIDIA BlueField-3 B3220 P-Series FHHL DPU; 200GbE (default mode) / NDR200 IB; Dual-port "
+                   "QSFP112; PCIe Gen5.0 x16 with x16 PCIe extension option; 16 Arm cores; 32GB on-board DDR; "
+                   "integrated BMC; Crypto Enabled",
+                   "MT41692", "MT_0000000884", "0xa2dc", "32.41.1000"),
+    )
+}
+
+
+@dataclass(frozen=True)
+class DeviceSlot:
+    """One device of a node profile: where it sits and whether the inventory excludes it."""
+
+    iface: str
+    pci: str
+    rdma: str                   # mlx5_N: enumeration order, unrelated to port order
+    type: str                   # key of DEVICE_TYPES
+    excluded: str | None = None  # the reason, for devices that must carry no VFs
+
+
+#: The DGX B200 map (inventories/dgx-b200-example.yaml): 8 compute ConnectX-7, the internal mezz
+#: ConnectX-7 ports and the BlueField-3 DPUs.
+PROFILES: dict[str, tuple[DeviceSlot, ...]] = {
+    "dgx-b200": (
+        DeviceSlot("ibp24s0", "0000:18:00.0", "mlx5_4", "ConnectX7"),
+        DeviceSlot("ibp64s0", "0000:40:00.0", "mlx5_7", "ConnectX7"),
+        DeviceSlot("ibp79s0", "0000:4f:00.0", "mlx5_8", "ConnectX7"),
+        DeviceSlot("ibp94s0", "0000:5e:00.0", "mlx5_9", "ConnectX7"),
+        DeviceSlot("ibp154s0", "0000:9a:00.0", "mlx5_10", "ConnectX7"),
+        DeviceSlot("ibp192s0", "0000:c0:00.0", "mlx5_13", "ConnectX7"),
+        DeviceSlot("ibp206s0", "0000:ce:00.0", "mlx5_14", "ConnectX7"),
+        DeviceSlot("ibp220s0", "0000:dc:00.0", "mlx5_15", "ConnectX7"),
+        DeviceSlot("ibs14f0", "0000:0e:00.0", "mlx5_0", "ConnectX7", "internal mezz ConnectX-7"),
+        DeviceSlot("ibs14f1", "0000:0e:00.1", "mlx5_1", "ConnectX7", "internal mezz ConnectX-7"),
+        DeviceSlot("ibs14f2", "0000:0e:00.2", "mlx5_2", "ConnectX7", "internal mezz ConnectX-7"),
+        DeviceSlot("ibs14f3", "0000:0e:00.3", "mlx5_3", "ConnectX7", "internal mezz ConnectX-7"),
+        DeviceSlot("ibp41s0f0", "0000:29:00.0", "mlx5_5", "BlueField3", "BlueField-3 DPU"),
+        DeviceSlot("ibp170s0f0", "0000:aa:00.0", "mlx5_11", "BlueField3", "BlueField-3 DPU"),
+    ),
+}
+
+
+@dataclass
+class FirmwareParam:
+    """One mstconfig parameter: the three columns ``mstconfig -e q`` prints.
+
+    >>> p = FirmwareParam(default=0, current=16, next_boot=8)
+    >>> p.pending, p.modified
+    (True, True)
+    """
+
+    default: int | bool | str
+    current: int | bool | str
+    next_boot: int | bool | str
+
+    @property
+    def pending(self) -> bool:
+        """NVRAM holds a value the running firmware has not applied yet."""
+        return self.current != self.next_boot
+
+    @property
+    def modified(self) -> bool:
+        """mstconfig marks the row with ``*``: Next Boot differs from Default or Current."""
+        return self.next_boot != self.default or self.next_boot != self.current
+
+
+@dataclass
+class Hca:
+    """One device of one node and its hardware state (an excluded DPU is one too)."""
+
+    slot: DeviceSlot
+    num_of_vfs: FirmwareParam
+    sriov_en: FirmwareParam
+    link_type: FirmwareParam
+    sriov_numvfs: int
+    sriov_totalvfs: int
+    fw_ver: str
+    port_state: PortState = "ACTIVE"
+    rate: str = "400 Gb/sec (4X NDR)"
+    mst_delay: float = 0.0              # seconds mstconfig takes; math.inf: it never returns
+    mst_error: str | None = None        # the "-E- ..." line mstconfig prints instead of the table (exit 3)
+
+    @property
+    def iface(self) -> str:
+        return self.slot.iface
+
+    @property
+    def pci(self) -> str:
+        return self.slot.pci
+
+    @property
+    def rdma(self) -> str:
+        return self.slot.rdma
+
+    @property
+    def excluded(self) -> str | None:
+        return self.slot.excluded
+
+    @property
+    def type(self) -> DeviceType:
+        return DEVICE_TYPES[self.slot.type]
+
+    @property
+    def phys_state(self) -> str:
+        """sysfs ``ports/1/phys_state``: LinkUp when the port is up, else still polling for a peer."""
+        return "5: LinkUp" if self.port_state in ("ACTIVE", "ARMED", "INIT") else "2: Polling"
+
+    @property
+    def mst_hangs(self) -> bool:
+        return math.isinf(self.mst_delay)
+
+
+@dataclass
+class Node:
+    """One node: its sshd's fate and its devices, keyed by interface name."""
+
+    name: str
+    profile: str
+    devices: dict[str, Hca]
+    ssh: SshState = "up"
+    faults: list[str] = field(default_factory=list)   # the fault kinds applied, in order
+
+    @property
+    def hcas(self) -> dict[str, Hca]:
+        """The devices whose VFs the suite proves (the inventory's ``hcas``)."""
+        return {i: d for i, d in self.devices.items() if d.excluded is None}
+
+    @property
+    def excluded(self) -> dict[str, Hca]:
+        """Devices that must carry no VFs (mezz ports, DPUs)."""
+        return {i: d for i, d in self.devices.items() if d.excluded is not None}
+
+    @property
+    def reachable(self) -> bool:
+        return self.ssh == "up"

@@ -1,0 +1,283 @@
+"""Text the twin serves, rendered from hardware state: mstconfig output, sysfs files, SSH and inventory files.
+
+Pure functions: state in, text out; writing it to disk is ``nodes.py``'s job. The mstconfig text is
+the current mstflint format (20-column labels and values with trailing spaces, ``Default  Current
+Next Boot`` with ``-e``, ``*`` in column 0 and the legend line), see docs on the reference samples.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Iterable
+from typing import Any
+
+from ClusterShell.NodeSet import NodeSet
+
+from ibconform.twin.hardware import FirmwareParam, Hca, Node
+
+# ---------------------------------------------------------------------------------------------- mstconfig
+
+#: What the suite asks: ``mstconfig -d <pci> -e q NUM_OF_VFS SRIOV_EN LINK_TYPE_P1``.
+QUERY_PARAMS = ("NUM_OF_VFS", "SRIOV_EN", "LINK_TYPE_P1")
+LEGEND = "The '*' shows parameters with next value different from default/current value."
+_LINK_TYPES = {"IB": "IB(1)", "ETH": "ETH(2)"}
+#: Parameters a query without names prints besides the suite's three, unchanged from their defaults.
+_FIXED = {"MEMIC_BAR_SIZE": "0", "MEMIC_SIZE_LIMIT": "_256KB(1)", "PF_NUM_OF_VF_VALID": "False(0)",
+          "SRIOV_IB_ROUTING_MODE_P1": "LID(1)"}
+#: The order of a full query (an approximation of a ConnectX-7's long table).
+FULL_QUERY = ("MEMIC_BAR_SIZE", "MEMIC_SIZE_LIMIT", "PF_NUM_OF_VF_VALID", "NUM_OF_VFS", "SRIOV_EN",
+              "SRIOV_IB_ROUTING_MODE_P1", "LINK_TYPE_P1")
+
+
+def _value(name: str, value: int | bool | str) -> str:
+    if name == "SRIOV_EN":
+        return "True(1)" if value else "False(0)"
+    if name == "LINK_TYPE_P1":
+        return _LINK_TYPES[str(value)]
+    return str(value)
+
+
+def mstconfig_values(hca: Hca) -> dict[str, tuple[str, str, str]]:
+    """Each parameter's (Default, Current, Next Boot) as mstconfig prints them, in full-query order."""
+    params: dict[str, FirmwareParam] = {
+        "NUM_OF_VFS": hca.num_of_vfs, "SRIOV_EN": hca.sriov_en, "LINK_TYPE_P1": hca.link_type}
+    out = {}
+    for name in FULL_QUERY:
+        if name in params:
+            p = params[name]
+            out[name] = (_value(name, p.default), _value(name, p.current), _value(name, p.next_boot))
+        else:
+            out[name] = (_FIXED[name],) * 3
+    return out
+
+
+def _line(label: str, value: str) -> str:
+    return f"{label:<20}{value:<20}"
+
+
+def mstconfig_head(hca: Hca) -> str:
+    """The lines before ``Device:``."""
+    t = hca.type
+    return "\n".join(["", "Device #1:", "----------", "", _line("Device type:", t.name),
+                      _line("Name:", t.part_number), _line("Description:", t.description), ""])
+
+
+def mstconfig_device_header(hca: Hca, device_arg: str) -> str:
+    """The lines before ``Configurations:`` (``device_arg`` is echoed as ``-d`` gave it)."""
+    return mstconfig_head(hca) + _line("Device:", device_arg) + "\n\n"
+
+
+def mstconfig_table_header(verbose: bool) -> str:
+    if verbose:
+        return f"{'Configurations:':<57}{'Default':<20}{'Current':<16}Next Boot\n"
+    return f"{'Configurations:':<57}Next Boot\n"
+
+
+def mstconfig_row(name: str, values: tuple[str, str, str], verbose: bool) -> str:
+    """One table row; with ``-e`` a ``*`` in column 0 when Next Boot differs from Default or Current."""
+    default, current, next_boot = values
+    if verbose:
+        star = "*" if next_boot != default or next_boot != current else " "
+        shown: Iterable[str] = values
+    else:
+        star, shown = " ", (next_boot,)
+    return f"{star}{'':7}{name:<44}" + " ".join(f"{v:<20}" for v in shown) + "\n"
+
+
+def unsupported_param(name: str) -> str:
+    return f"-E- The Device doesn't support {name} parameter\n"
+
+
+def mstconfig_query(hca: Hca | None, *, device_arg: str, params: Iterable[str] | None = None,
+                    verbose: bool = True) -> tuple[str, int]:
+    """What ``mstconfig -d <device_arg> [-e] q [params]`` prints on this device, and its exit code.
+
+    ``hca`` None is a device the node does not have.
+    """
+    if hca is None:
+        return "-E- Failed to open the device\n", 3
+    if hca.mst_error is not None:
+        return hca.mst_error + "\n", 3
+    values = mstconfig_values(hca)
+    names = list(params) if params else list(FULL_QUERY)
+    out = mstconfig_device_header(hca, device_arg)
+    rows = []
+    for name in names:
+        if name not in values:
+            return out + unsupported_param(name), 3
+        rows.append(mstconfig_row(name, values[name], verbose))
+    out += mstconfig_table_header(verbose) + "".join(rows)
+    if any(r.startswith("*") for r in rows):
+        out += LEGEND + "\n"
+    return out, 0
+
+
+# ---------------------------------------------------------------------------------------------- sysfs
+
+_PORT_STATES = {"DOWN": "1: DOWN", "INIT": "2: INIT", "ARMED": "3: ARMED", "ACTIVE": "4: ACTIVE"}
+
+
+def guid(node: str, pci: str) -> str:
+    """A stable made-up port GUID for a device (NVIDIA OUI a088c2), ``xxxx:xxxx:xxxx:xxxx``."""
+    tail = hashlib.sha256(f"{node}/{pci}".encode()).hexdigest()[:10]
+    raw = "a088c2" + tail
+    return ":".join(raw[i:i + 4] for i in range(0, 16, 4))
+
+
+def vf_address(pci: str, index: int, offset: int = 1, stride: int = 1) -> str:
+    """PCI address of VF ``index`` (0-based) of PF ``pci``: routing id = PF's + offset + index * stride."""
+    domain, bus, devfn = pci.split(":")
+    dev, fn = devfn.split(".")
+    rid = (int(bus, 16) << 8 | int(dev, 16) << 3 | int(fn)) + offset + index * stride
+    return f"{domain}:{rid >> 8 & 0xff:02x}:{rid >> 3 & 0x1f:02x}.{rid & 7}"
+
+
+def sysfs_tree(node: Node) -> tuple[dict[str, str], dict[str, str]]:
+    """The node's sysfs as (files, symlinks), paths relative to ``/sys``.
+
+    PCI functions live in ``bus/pci/devices/<pci>``; ``class/net/<iface>`` and
+    ``class/infiniband/<mlx5_N>`` link into them, and each ``device`` link is ``../../../<pci>`` as on
+    real hardware, so ``readlink /sys/class/net/<iface>/device`` ends in the PCI address.
+    """
+    files: dict[str, str] = {}
+    links: dict[str, str] = {}
+    for hca in node.devices.values():
+        pf = f"bus/pci/devices/{hca.pci}"
+        ib = hca.link_type.current == "IB"
+        bus = int(hca.pci.split(":")[1], 16)
+        files.update({
+            f"{pf}/vendor": "0x15b3\n",
+            f"{pf}/device": f"{hca.type.pci_device}\n",
+            f"{pf}/class": "0x020700\n" if ib else "0x020000\n",
+            f"{pf}/numa_node": f"{0 if bus < 0x80 else 1}\n",
+            f"{pf}/sriov_numvfs": f"{hca.sriov_numvfs}\n",
+            f"{pf}/sriov_totalvfs": f"{hca.sriov_totalvfs}\n",
+            f"{pf}/sriov_offset": "1\n",
+            f"{pf}/sriov_stride": "1\n",
+            f"{pf}/sriov_vf_device": "101e\n",
+            f"{pf}/sriov_drivers_autoprobe": "1\n",
+        })
+        port_guid = guid(node.name, hca.pci)
+        octets = [port_guid.replace(":", "")[i:i + 2] for i in range(0, 16, 2)]
+        up = hca.port_state == "ACTIVE"
+        net = f"{pf}/net/{hca.iface}"
+        links[f"class/net/{hca.iface}"] = f"../../{net}"
+        links[f"{net}/device"] = f"../../../{hca.pci}"
+        files.update({
+            f"{net}/type": "32\n" if ib else "1\n",
+            f"{net}/operstate": "up\n" if up else "down\n",
+            f"{net}/carrier": "1\n" if up else "0\n",
+            f"{net}/mtu": "4092\n" if ib else "1500\n",
+            f"{net}/address": ("00:00:10:29:fe:80:00:00:00:00:00:00:" + ":".join(octets) if ib
+                               else ":".join(octets[i] for i in (0, 1, 2, 5, 6, 7))) + "\n",
+        })
+        rdma = f"{pf}/infiniband/{hca.rdma}"
+        links[f"class/infiniband/{hca.rdma}"] = f"../../{rdma}"
+        links[f"{rdma}/device"] = f"../../../{hca.pci}"
+        files.update({
+            f"{rdma}/fw_ver": f"{hca.fw_ver}\n",
+            f"{rdma}/hca_type": f"{hca.type.hca_type}\n",
+            f"{rdma}/board_id": f"{hca.type.board_id}\n",
+            f"{rdma}/node_type": "1: CA\n",
+            f"{rdma}/node_guid": f"{port_guid}\n",
+            f"{rdma}/sys_image_guid": f"{port_guid}\n",
+            f"{rdma}/ports/1/state": f"{_PORT_STATES[hca.port_state]}\n",
+            f"{rdma}/ports/1/phys_state": f"{hca.phys_state}\n",
+            f"{rdma}/ports/1/rate": f"{hca.rate}\n",
+            f"{rdma}/ports/1/link_layer": "InfiniBand\n" if ib else "Ethernet\n",
+        })
+        for k in range(hca.sriov_numvfs):
+            vf = vf_address(hca.pci, k)
+            links[f"{pf}/virtfn{k}"] = f"../{vf}"
+            links[f"bus/pci/devices/{vf}/physfn"] = f"../{hca.pci}"
+            files.update({f"bus/pci/devices/{vf}/vendor": "0x15b3\n",
+                          f"bus/pci/devices/{vf}/device": "0x101e\n"})
+    return files, links
+
+
+# ---------------------------------------------------------------------------------------------- SSH files
+
+def sshd_config(address: str, host_key: str, authorized_keys: str) -> str:
+    """One node's sshd_config: key-only root login on its own address, quiet, no PAM."""
+    return "\n".join([
+        f"ListenAddress {address}:22",
+        f"HostKey {host_key}",
+        f"AuthorizedKeysFile {authorized_keys}",
+        "PermitRootLogin prohibit-password",
+        "PubkeyAuthentication yes",
+        "PasswordAuthentication no",
+        "KbdInteractiveAuthentication no",
+        "UsePAM no",
+        "StrictModes no",
+        "PidFile none",
+        "LogLevel ERROR",
+        "UseDNS no",
+        "PrintMotd no",
+        "PrintLastLog no",
+        "X11Forwarding no",
+        "MaxStartups 200:30:400",
+        "MaxSessions 100",
+        "Subsystem sftp internal-sftp",
+        "",
+    ])
+
+
+def ssh_config(addresses: dict[str, str], identity: str, known_hosts: str) -> str:
+    """An ssh_config naming every node (Host dgx030 -> HostName 127.x.y.z), as on a real cluster."""
+    blocks = []
+    for name, address in addresses.items():
+        blocks.append("\n".join([
+            f"Host {name}",
+            f"  HostName {address}",
+            "  Port 22",
+            "  User root",
+            f"  IdentityFile {identity}",
+            "  IdentitiesOnly yes",
+            f"  UserKnownHostsFile {known_hosts}",
+            "  StrictHostKeyChecking yes",
+            "",
+        ]))
+    return "\n".join(blocks)
+
+
+def known_hosts(host_keys: dict[str, tuple[str, str]]) -> str:
+    """One line per node, valid for its name and its address: ``dgx030,127.x.y.z ssh-ed25519 AAAA...``."""
+    return "".join(f"{name},{address} {public_key}\n" for name, (address, public_key) in host_keys.items())
+
+
+# ---------------------------------------------------------------------------------------------- inventory
+
+def _merge(base: dict[str, Any], extra: dict[str, Any]) -> dict[str, Any]:
+    out = dict(base)
+    for key, value in extra.items():
+        out[key] = _merge(out[key], value) if isinstance(value, dict) and isinstance(out.get(key), dict) else value
+    return out
+
+
+def inventory(cluster: str, nodes: Iterable[Node], expect: dict[str, Any], ssh: dict[str, Any],
+              profiles: dict[str, Any], extra: dict[str, Any] | None = None) -> dict[str, Any]:
+    """The ``ibconform/v1`` inventory of the twin: every node (reachable or not) by profile.
+
+    ``extra`` (a scenario's ``inventory:``) is merged in last, key by key.
+    """
+    nodes = list(nodes)
+    used = list(dict.fromkeys(n.profile for n in nodes))
+    inv_profiles = {}
+    for pname in used:
+        slots = profiles[pname]
+        inv_profiles[pname] = {
+            "hcas": [{"iface": s.iface, "pci": s.pci} for s in slots if s.excluded is None],
+            "excluded": [{"pci": s.pci, "iface": s.iface, "reason": s.excluded}
+                         for s in slots if s.excluded is not None],
+        }
+    groups = [{"names": str(NodeSet.fromlist([n.name for n in nodes if n.profile == p])), "profile": p}
+              for p in used]
+    return _merge({
+        "format": "ibconform/v1",
+        "cluster": cluster,
+        "kubernetes": {"context": None, "namespace": "network-operator", "resourcePrefix": "nvidia.com"},
+        "expect": dict(expect),
+        "ssh": dict(ssh),
+        "profiles": inv_profiles,
+        "nodes": groups,
+    }, extra or {})

@@ -1,0 +1,355 @@
+"""Twin scenarios (format ``ibconform-twin/v1``): the hardware truth of an emulated cluster, and its faults.
+
+Everything else the twin serves (sysfs, mstconfig output, later the operator's state) is derived from
+it. Schema::
+
+    format: ibconform-twin/v1
+    cluster: twin-demo                  # also the inventory's cluster name
+    profile: dgx-b200                   # device map for nodes that name none (built-in: dgx-b200)
+    profiles:                           # optional custom device maps
+      my-box:
+        devices:
+          - {iface: ibp24s0, pci: "0000:18:00.0", rdma: mlx5_4, type: ConnectX7}
+          - {iface: ibp41s0f0, pci: "0000:29:00.0", rdma: mlx5_5, type: BlueField3, excluded: BlueField-3 DPU}
+    defaults:                           # every HCA's state (all keys optional; shown: the built-in values)
+      numOfVfs: 8                       #   NUM_OF_VFS Current = Next Boot; sriov_numvfs, sriov_totalvfs
+      sriovEn: true                     #   SRIOV_EN
+      linkType: IB                      #   LINK_TYPE_P1 and link_layer
+      fwVer: 28.41.1000                 #   fw_ver (a device model's own version when absent)
+      rate: 400 Gb/sec (4X NDR)         #   ports/1/rate
+      portState: ACTIVE                 #   ports/1/state
+      mstDelay: 0                       #   seconds mstconfig takes
+      factory: {numOfVfs: 0, sriovEn: false, linkType: IB}   # the firmware's Default column
+    expect: {vfsPerHca: 8}              # optional: the inventory's expect (derived from defaults when absent)
+    inventory: {collect: {mstconfigTimeout: 5}}   # optional: merged into the generated inventory
+    nodes:
+      - names: "dgx[030-031]"           # a ClusterShell NodeSet
+        profile: dgx-b200               # optional
+        hardware: {numOfVfs: 16}        # optional: overrides defaults for these nodes
+        faults:                         # optional: see ibconform.twin.faults.FAULTS
+          - {kind: firmware-pending, hcas: [ibp24s0], current: 16}
+
+Excluded devices (mezz ports, DPUs) keep factory firmware and no VFs unless a fault says otherwise.
+Every mistake is one :class:`ScenarioError` line naming the field.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from importlib import resources
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+import yaml
+from ClusterShell.NodeSet import NodeSet, NodeSetException
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError
+
+from ibconform.twin.errors import ScenarioError
+from ibconform.twin.faults import FAULTS
+from ibconform.twin.hardware import DEVICE_TYPES, PROFILES, DeviceSlot, FirmwareParam, Hca, Node
+
+FORMAT = "ibconform-twin/v1"
+_PCI = re.compile(r"^[0-9a-f]{4}:[0-9a-f]{2}:[0-9a-f]{2}\.[0-7]$")
+_IFACE = re.compile(r"^[A-Za-z0-9_.-]{1,15}$")
+_RDMA = re.compile(r"^[A-Za-z0-9_]{1,63}$")
+_HOST = re.compile(r"^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$")
+
+
+def _pci(value: str) -> str:
+    if not _PCI.match(value):
+        raise ValueError(f'expected a quoted PCI address like "0000:18:00.0", got {value!r}')
+    return value
+
+
+def _iface(value: str) -> str:
+    if not _IFACE.match(value):
+        raise ValueError(f"expected a Linux interface name like ibp24s0, got {value!r}")
+    return value
+
+
+def _rdma(value: str) -> str:
+    if not _RDMA.match(value):
+        raise ValueError(f"expected an RDMA device name like mlx5_4, got {value!r}")
+    return value
+
+
+def _device_type(value: str) -> str:
+    if value not in DEVICE_TYPES:
+        raise ValueError(f"expected one of {', '.join(DEVICE_TYPES)}, got {value!r}")
+    return value
+
+
+def _nodeset(value: str) -> str:
+    try:
+        names = NodeSet(value)
+    except NodeSetException as exc:
+        raise ValueError(f"expected a NodeSet like dgx[030-031], got {value!r} ({exc})") from None
+    bad = [n for n in names if not _HOST.match(n)]
+    if len(names) == 0 or bad:
+        raise ValueError(f"expected a NodeSet of host names like dgx[030-031], got {value!r}")
+    return value
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(extra="forbid", populate_by_name=True, frozen=True)
+
+
+class _Factory(_Model):
+    num_of_vfs: int | None = Field(None, alias="numOfVfs", ge=0, le=1024)
+    sriov_en: bool | None = Field(None, alias="sriovEn")
+    link_type: Literal["IB", "ETH"] | None = Field(None, alias="linkType")
+
+
+class _Hardware(_Model):
+    num_of_vfs: int | None = Field(None, alias="numOfVfs", ge=0, le=1024)
+    sriov_en: bool | None = Field(None, alias="sriovEn")
+    link_type: Literal["IB", "ETH"] | None = Field(None, alias="linkType")
+    fw_ver: str | None = Field(None, alias="fwVer", pattern=r"^\d+\.\d+\.\d+$")
+    rate: str | None = Field(None, pattern=r"^\d+ Gb/sec \(\d+X [A-Z]+\)$")
+    port_state: Literal["DOWN", "INIT", "ARMED", "ACTIVE"] | None = Field(None, alias="portState")
+    mst_delay: float | None = Field(None, alias="mstDelay", ge=0, le=3600)
+    factory: _Factory | None = None
+
+
+class _Device(_Model):
+    iface: Annotated[str, AfterValidator(_iface)]
+    pci: Annotated[str, AfterValidator(_pci)]
+    rdma: Annotated[str, AfterValidator(_rdma)]
+    type: Annotated[str, AfterValidator(_device_type)] = "ConnectX7"
+    excluded: str | None = Field(None, min_length=1)
+
+
+class _Profile(_Model):
+    devices: list[_Device] = Field(min_length=1)
+
+
+class _Fault(BaseModel):
+    model_config = ConfigDict(extra="allow", frozen=True)
+    kind: str
+    hcas: list[str] | None = Field(None, min_length=1)
+
+
+class _NodeGroup(_Model):
+    names: Annotated[str, AfterValidator(_nodeset)]
+    profile: str | None = None
+    hardware: _Hardware | None = None
+    faults: list[_Fault] = []
+
+
+class _Scenario(_Model):
+    format: Literal["ibconform-twin/v1"]
+    cluster: str = Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]{0,62}$")
+    profile: str = "dgx-b200"
+    profiles: dict[str, _Profile] = {}
+    defaults: _Hardware = _Hardware()
+    expect: dict[str, Any] | None = None
+    inventory: dict[str, Any] = {}
+    nodes: list[_NodeGroup] = Field(min_length=1)
+
+
+#: The state of every HCA unless the scenario's defaults say otherwise.
+BASE = {"num_of_vfs": 8, "sriov_en": True, "link_type": "IB", "fw_ver": None,
+        "rate": "400 Gb/sec (4X NDR)", "port_state": "ACTIVE", "mst_delay": 0.0,
+        "factory": {"num_of_vfs": 0, "sriov_en": False, "link_type": "IB"}}
+
+
+@dataclass
+class Scenario:
+    """A validated scenario: the cluster name, the nodes in order, and what the inventory expects."""
+
+    name: str
+    source: str
+    cluster: str
+    profiles: dict[str, tuple[DeviceSlot, ...]]
+    nodes: dict[str, Node]
+    expect: dict[str, Any]
+    inventory: dict[str, Any]
+
+    def node(self, name: str) -> Node:
+        return self.nodes[name]
+
+
+def _where(loc: tuple) -> str:
+    out = ""
+    for part in loc:
+        if isinstance(part, int):
+            out += f"[{part}]"
+        elif part in ("function-after", "function-before") or "[" in str(part):
+            continue
+        else:
+            out += f".{part}" if out else str(part)
+    return out or "(top level)"
+
+
+def _first_error(exc: ValidationError) -> str:
+    err = exc.errors(include_url=False)[0]
+    msg = err["msg"].removeprefix("Value error, ")
+    if err["type"] == "missing":
+        msg = "missing (required)"
+    elif err["type"] == "extra_forbidden":
+        msg = "unknown key (check the spelling against ibconform/twin/scenario.py)"
+    elif "input" in err and err["type"] not in ("value_error",):
+        msg = f"{msg}, got {err['input']!r}"
+    return f"{_where(err['loc'])}: {msg}"
+
+
+def builtin_names() -> list[str]:
+    folder = resources.files("ibconform.twin") / "scenarios"
+    return sorted(p.name.removesuffix(".yaml") for p in folder.iterdir() if p.name.endswith(".yaml"))
+
+
+def load(scenario: str | Path) -> Scenario:
+    """Read a scenario from a path, or a built-in one by name (``demo``, ``faults``)."""
+    path = Path(scenario)
+    if path.is_file():
+        try:
+            text = path.read_text()
+        except OSError as exc:
+            raise ScenarioError(f"{path}: cannot read scenario ({exc.strerror or exc})") from None
+        return parse(text, str(path), name=path.stem)
+    name = str(scenario)
+    builtin = resources.files("ibconform.twin") / "scenarios" / f"{name}.yaml"
+    if "/" not in name and builtin.is_file():
+        return parse(builtin.read_text(), f"scenario {name}", name=name)
+    raise ScenarioError(f"{scenario}: no such scenario file or built-in scenario "
+                        f"(expected a path or one of: {', '.join(builtin_names())})")
+
+
+def parse(text: str, source: str, name: str = "scenario") -> Scenario:
+    """Validate scenario ``text``; ``source`` names it in error messages."""
+    try:
+        raw = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f" line {mark.line + 1}" if mark else ""
+        raise ScenarioError(f"{source}:{where} not valid YAML ({getattr(exc, 'problem', exc)})") from None
+    if not isinstance(raw, dict):
+        raise ScenarioError(f"{source}: expected a YAML mapping with 'format: {FORMAT}', got {type(raw).__name__}")
+    if raw.get("format") != FORMAT:
+        raise ScenarioError(f"{source}: format: expected {FORMAT!r}, got {raw.get('format')!r}")
+    try:
+        model = _Scenario.model_validate(raw)
+    except ValidationError as exc:
+        raise ScenarioError(f"{source}: {_first_error(exc)}") from None
+    return _build(model, source, name)
+
+
+def _merge(base: dict, hardware: _Hardware | None) -> dict:
+    if hardware is None:
+        return base
+    out = {**base, **hardware.model_dump(exclude_none=True, exclude={"factory"})}
+    if hardware.factory is not None:
+        out["factory"] = {**base["factory"], **hardware.factory.model_dump(exclude_none=True)}
+    return out
+
+
+def _device(slot: DeviceSlot, hw: dict) -> Hca:
+    factory = hw["factory"]
+    fw_ver = DEVICE_TYPES[slot.type].fw_ver
+    if hw["fw_ver"] and hw["fw_ver"].split(".")[0] == fw_ver.split(".")[0]:
+        fw_ver = hw["fw_ver"]   # the major number names the device family: 28 ConnectX-7, 32 BlueField-3
+    if slot.excluded is not None:   # left as shipped: factory firmware, no VFs
+        vfs, sriov_en, link_type = factory["num_of_vfs"], factory["sriov_en"], factory["link_type"]
+        numvfs = 0
+    else:
+        vfs, sriov_en, link_type = hw["num_of_vfs"], hw["sriov_en"], hw["link_type"]
+        numvfs = vfs if sriov_en else 0
+    return Hca(
+        slot=slot,
+        num_of_vfs=FirmwareParam(factory["num_of_vfs"], vfs, vfs),
+        sriov_en=FirmwareParam(factory["sriov_en"], sriov_en, sriov_en),
+        link_type=FirmwareParam(factory["link_type"], link_type, link_type),
+        sriov_numvfs=numvfs,
+        sriov_totalvfs=vfs if sriov_en else 0,
+        fw_ver=fw_ver,
+        port_state=hw["port_state"],
+        rate=hw["rate"],
+        mst_delay=float(hw["mst_delay"]),
+    )
+
+
+def _profiles(model: _Scenario, source: str) -> dict[str, tuple[DeviceSlot, ...]]:
+    profiles = dict(PROFILES)
+    for pname, profile in model.profiles.items():
+        slots = tuple(DeviceSlot(d.iface, d.pci, d.rdma, d.type, d.excluded) for d in profile.devices)
+        for key in ("iface", "pci", "rdma"):
+            values = [getattr(s, key) for s in slots]
+            dup = next((v for v in values if values.count(v) > 1), None)
+            if dup is not None:
+                raise ScenarioError(f"{source}: profiles.{pname}.devices: {key} {dup} listed twice "
+                                    "(expected each device once)")
+        profiles[pname] = slots
+    return profiles
+
+
+def _expect(model: _Scenario, base: dict) -> dict[str, Any]:
+    if model.expect is not None:
+        return dict(model.expect)
+    return {"vfsPerHca": base["num_of_vfs"], "ipamImage": "nvidia-k8s-ipam", "linkType": base["link_type"],
+            "portState": "ACTIVE", "portRate": int(base["rate"].split()[0])}
+
+
+def _apply_fault(node: Node, spec: _Fault, where: str) -> None:
+    kind = FAULTS.get(spec.kind)
+    if kind is None:
+        raise ValueError(f"{where}.kind: unknown fault {spec.kind!r} (expected one of: {', '.join(FAULTS)})")
+    params = dict(spec.model_extra or {})
+    for key, value in params.items():
+        if key not in kind.params:
+            known = ", ".join(["hcas", *kind.params]) if kind.scope == "hca" else "none"
+            raise ValueError(f"{where}.{key}: unknown parameter of fault {spec.kind} (expected: {known})")
+        default = kind.params[key]
+        wanted = float if isinstance(default, float) else type(default)
+        ok = isinstance(value, wanted) and not (isinstance(value, bool) and wanted is not bool)
+        if wanted is float and isinstance(value, int) and not isinstance(value, bool):
+            ok, params[key] = True, float(value)
+        if not ok or (isinstance(value, (int, float)) and not isinstance(value, bool) and value < 0):
+            raise ValueError(f"{where}.{key}: expected a non-negative {wanted.__name__}, got {value!r}")
+    if kind.scope == "node":
+        if spec.hcas is not None:
+            raise ValueError(f"{where}.hcas: fault {spec.kind} concerns the whole node (remove hcas)")
+        kind.apply(node, **params)
+    else:
+        if spec.hcas is None:
+            targets = kind.targets(node) if kind.targets else []
+        else:
+            by_pci = {d.pci: d for d in node.devices.values()}
+            targets = []
+            for name in spec.hcas:
+                device = node.devices.get(name) or by_pci.get(name)
+                if device is None:
+                    raise ValueError(f"{where}.hcas: unknown device {name!r} on {node.name} "
+                                     f"(expected one of: {', '.join(node.devices)})")
+                targets.append(device)
+        if not targets:
+            raise ValueError(f"{where}: fault {spec.kind} finds no device to act on in profile {node.profile}")
+        for device in targets:
+            kind.apply(device, **params)
+    node.faults.append(spec.kind)
+
+
+def _build(model: _Scenario, source: str, name: str) -> Scenario:
+    profiles = _profiles(model, source)
+    base = _merge(BASE, model.defaults)
+    nodes: dict[str, Node] = {}
+    for i, group in enumerate(model.nodes):
+        pname = group.profile or model.profile
+        if pname not in profiles:
+            field = f"nodes[{i}].profile" if group.profile else "profile"
+            raise ScenarioError(f"{source}: {field}: unknown profile {pname!r} "
+                                f"(expected one of: {', '.join(sorted(profiles))})")
+        hw = _merge(base, group.hardware)
+        for node_name in NodeSet(group.names):
+            if node_name in nodes:
+                raise ScenarioError(f"{source}: nodes[{i}].names: node {node_name} is listed twice "
+                                    "(expected each node once)")
+            node = Node(node_name, pname, {s.iface: _device(s, hw) for s in profiles[pname]})
+            for j, spec in enumerate(group.faults):
+                try:
+                    _apply_fault(node, spec, f"nodes[{i}].faults[{j}]")
+                except ValueError as exc:
+                    raise ScenarioError(f"{source}: {exc}") from None
+            nodes[node_name] = node
+    return Scenario(name=name, source=source, cluster=model.cluster, profiles=profiles, nodes=nodes,
+                    expect=_expect(model, base), inventory=dict(model.inventory))
