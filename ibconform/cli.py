@@ -32,6 +32,8 @@ def _parser() -> argparse.ArgumentParser:
     run = sub.add_parser("run", help="collect evidence from the cluster and evaluate it")
     run.add_argument("-i", "--inventory", required=True, help="inventory file (format ibconform/v1)")
     run.add_argument("--read-only", action="store_true", help="never write to the cluster (no probe pods)")
+    run.add_argument("--kubeconfig", help="kubeconfig file (default: the inventory's, $KUBECONFIG, in-cluster)")
+    run.add_argument("--context", help="kubeconfig context (default: the inventory's, else the current one)")
     _out_args(run)
 
     ev = sub.add_parser("evaluate", help="re-run the checks on an evidence bundle, offline")
@@ -65,7 +67,8 @@ def _finish(out: Path, code: int) -> int:
 def cmd_run(args: argparse.Namespace) -> int:
     inventory = inventory_mod.load(args.inventory)
     out = args.out or suite.default_out_dir(inventory.cluster)
-    bundle = suite.collect(args.inventory, out / "bundle", read_only=args.read_only)
+    bundle = suite.collect(args.inventory, out / "bundle", read_only=args.read_only,
+                           kubeconfig=args.kubeconfig, context=args.context)
     return _finish(out, suite.evaluate(bundle, out, workers=args.workers))
 
 

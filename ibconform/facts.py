@@ -112,12 +112,13 @@ class NodeFacts:
         if code == 124 or code == 137:
             raise Unproven(f"mstconfig -d {pci} did not answer within the mstconfig timeout: "
                            "check for a hung mst driver or firmware; the node may need a power cycle")
-        if query.errors or code != 0 or not query.devices:
+        devices = [dev for dev in query.devices if dev.columns]
+        if query.errors or code != 0 or not devices:
             error = query.errors[0] if query.errors else (text.strip().splitlines() or ["no output"])[-1]
             hint = next((h for k, h in MSTCONFIG_HINTS.items() if k in error),
                         "run the same query by hand on the node and check mstflint's support for the device")
             raise Unproven(f"mstconfig -d {pci} failed (exit {code}): {error}: {hint}")
-        device = query.devices[0]
+        device = devices[0]
         triples = {}
         for name, row in device.params.items():
             try:

@@ -127,6 +127,25 @@ class Collect(_Model):
     mstconfig_timeout: float = Field(30.0, alias="mstconfigTimeout", gt=0)
 
 
+class Toleration(_Model):
+    key: str
+    operator: Literal["Exists", "Equal"] = "Exists"
+    value: str | None = None
+    effect: Literal["NoSchedule", "PreferNoSchedule", "NoExecute"] | None = None
+
+
+class Probe(_Model):
+    """The NCCL probe pod placed on every node (never with --read-only)."""
+
+    namespace: str = "default"
+    image: str = "ghcr.io/coreweave/nccl-tests:latest"
+    level: Literal["schedule", "start"] = "schedule"
+    timeout: float = Field(180.0, gt=0, description="seconds for all probes together")
+    gpus: int | None = Field(None, ge=0, description="GPUs per probe (default: all of the node's nvidia.com/gpu)")
+    tolerations: list[Toleration] = Field(
+        [], description="maintenance taints to tolerate besides node.kubernetes.io/unschedulable (cordon)")
+
+
 class Profile(_Model):
     hcas: list[Hca] = Field(min_length=1)
     excluded: list[ExcludedDevice] = []
@@ -159,6 +178,7 @@ class InventoryModel(_Model):
     expect: Expect = Expect()
     ssh: Ssh = Ssh()
     collect: Collect = Collect()
+    probe: Probe = Probe()
     transport: str = "ssh"
     profiles: dict[str, Profile] = Field(min_length=1)
     nodes: list[NodeGroup] = Field(min_length=1)

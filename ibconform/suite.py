@@ -7,6 +7,7 @@ import hashlib
 import os
 import sys
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
@@ -14,6 +15,7 @@ import pytest
 from ibconform import __version__
 from ibconform import inventory as inventory_mod
 from ibconform.bundle import Bundle, BundleWriter, NodeStatus
+from ibconform.collect import cluster, probes
 from ibconform.collect.nodes import collect_nodes
 from ibconform.errors import UsageError
 
@@ -55,13 +57,30 @@ def terminal_progress(total: int) -> Callable[[str, NodeStatus], None]:
     return report
 
 
-def collect(inventory_path: str | Path, bundle_dir: Path, read_only: bool) -> Path:
-    """Collect every node of the inventory into a new evidence bundle; return its path."""
+def collect(inventory_path: str | Path, bundle_dir: Path, read_only: bool,
+            kubeconfig: str | None = None, context: str | None = None) -> Path:
+    """Collect the cluster's Lists, probe every node (unless read-only) while the nodes are collected
+    over SSH, and write it all to a new evidence bundle; return its path."""
     inventory = inventory_mod.load(inventory_path)
     if bundle_dir.exists() and any(bundle_dir.iterdir()):
         raise UsageError(f"{bundle_dir}: exists and is not empty (a bundle is never overwritten)")
     writer = BundleWriter(bundle_dir, inventory, read_only=read_only)
-    collect_nodes(inventory, writer, terminal_progress(len(inventory.nodes)))
+    try:
+        api = cluster.api_client(inventory, kubeconfig, context)
+    except UsageError as exc:
+        api, lists, errors = None, {}, {"_config": f"no Kubernetes API access: {exc}"}
+    else:
+        lists, errors = cluster.collect_cluster(api, inventory)
+    for plural, document in lists.items():
+        writer.cluster(plural, document)
+    writer.cluster("errors", errors)
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="probes") as pool:
+        probing = None
+        if api is not None and not read_only and "nodes" in lists:
+            probing = pool.submit(probes.ProbeRun(api, inventory, lists).run)
+        collect_nodes(inventory, writer, terminal_progress(len(inventory.nodes)))
+        if probing is not None:
+            writer.cluster("probes", probing.result())
     writer.finish()
     return bundle_dir
 

@@ -82,5 +82,5 @@ def test_cli_exits_4_with_one_line_and_no_traceback(tmp_path, text, expected):
                           capture_output=True, text=True, timeout=60)
     assert proc.returncode == 4
     lines = proc.stderr.strip().splitlines()
-    assert lines == [f"ibconform: error: {str(path)[: -len('inv.yaml')]}{expected}"[: len(lines[0])]]
+    assert len(lines) == 1 and lines[0].startswith(f"ibconform: error: {tmp_path}/{expected}")
     assert "Traceback" not in proc.stderr and not (tmp_path / "o").exists()

@@ -1,0 +1,245 @@
+"""NCCL probe pods: one per node, all at once, watched to a verdict, always deleted.
+
+A probe is pinned to its node (kubernetes.io/hostname), asks for one of each SR-IOV resource of the
+node and its GPUs, joins the SriovIBNetworks of those resources, and tolerates cordon and the
+inventory's maintenance taints, so a node awaiting release can still be proven. Pods carry the run's
+label; leftovers of crashed runs (older than the age guard) are deleted at start; every pod of this run
+is deleted on success, failure, timeout, exception and interrupt. ``activeDeadlineSeconds`` ends a pod
+on its own should the runner die.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import secrets
+import time
+
+from kubernetes import client, watch
+from kubernetes.client.rest import ApiException
+
+from ibconform import policies as policies_mod
+from ibconform.bundle import now
+from ibconform.cluster_facts import d, lst, name_of
+from ibconform.inventory import Inventory, Node
+
+MANAGED_BY = ("app.kubernetes.io/managed-by", "ibconform")
+ROLE = ("ibconform.io/role", "probe")
+RUN_LABEL = "ibconform.io/run"
+NETWORKS_ANNOTATION = "k8s.v1.cni.cncf.io/networks"
+GPU_RESOURCE = "nvidia.com/gpu"
+PROBE_SELECTOR = f"{MANAGED_BY[0]}={MANAGED_BY[1]},{ROLE[0]}={ROLE[1]}"
+
+
+def new_run_id() -> str:
+    return dt.datetime.now(dt.timezone.utc).strftime("%Y%m%d%H%M%S") + "-" + secrets.token_hex(3)
+
+
+def node_resources(node: Node, node_obj: dict, policies: list[dict], prefix: str) -> list[str]:
+    """The SR-IOV resources a probe on ``node`` asks one of: the policies' names, else res<iface>."""
+    labels = d(d(node_obj.get("metadata")).get("labels"))
+    names: list[str] = []
+    for hca in node.hcas:
+        found = policies_mod.resource_names(policies_mod.matches(policies, labels, hca.iface, hca.pci), prefix)
+        names += found or [f"{prefix}/res{hca.iface}"]
+    return list(dict.fromkeys(names))
+
+
+def networks_for(resources: list[str], ib_networks: list[dict], prefix: str) -> list[str]:
+    """``<namespace>/<name>`` of each SriovIBNetwork whose resourceName is among ``resources``."""
+    wanted = {r.removeprefix(prefix + "/") for r in resources}
+    found = []
+    for net in ib_networks:
+        spec = d(net.get("spec"))
+        if spec.get("resourceName") in wanted:
+            ns = spec.get("networkNamespace") or d(net.get("metadata")).get("namespace") or "default"
+            found.append(f"{ns}/{name_of(net)}")
+    return found
+
+
+def probe_manifest(node: Node, node_obj: dict, lists: dict[str, dict], inventory: Inventory, run_id: str) -> dict:
+    """The probe pod for ``node`` (pure: no API call)."""
+    settings, prefix = inventory.model.probe, inventory.model.kubernetes.resource_prefix
+    policies = lst(d(lists.get("sriovnetworknodepolicies")).get("items"))
+    resources = node_resources(node, node_obj, policies, prefix)
+    gpus = settings.gpus
+    if gpus is None:
+        raw = str(d(d(node_obj.get("status")).get("allocatable")).get(GPU_RESOURCE, "0"))
+        gpus = int(raw) if raw.isdigit() else 0
+    requests = {r: "1" for r in resources} | ({GPU_RESOURCE: str(gpus)} if gpus else {})
+    networks = networks_for(resources, lst(d(lists.get("sriovibnetworks")).get("items")), prefix)
+    hostname = d(d(node_obj.get("metadata")).get("labels")).get("kubernetes.io/hostname", node.name)
+    tolerations = [{"key": "node.kubernetes.io/unschedulable", "operator": "Exists", "effect": "NoSchedule"},
+                   {"key": GPU_RESOURCE, "operator": "Exists", "effect": "NoSchedule"}]
+    tolerations += [t.model_dump(exclude_none=True) for t in settings.tolerations]
+    return {
+        "apiVersion": "v1", "kind": "Pod",
+        "metadata": {
+            "name": f"ibconform-probe-{node.name}-{run_id.rsplit('-', 1)[-1]}"[:63].rstrip("-."),
+            "namespace": settings.namespace,
+            "labels": {MANAGED_BY[0]: MANAGED_BY[1], ROLE[0]: ROLE[1], RUN_LABEL: run_id},
+            "annotations": {NETWORKS_ANNOTATION: ",".join(networks)} if networks else {},
+        },
+        "spec": {
+            "nodeSelector": {"kubernetes.io/hostname": hostname},
+            "tolerations": tolerations,
+            "restartPolicy": "Never",
+            "terminationGracePeriodSeconds": 0,
+            "activeDeadlineSeconds": int(settings.timeout) + 120,
+            "containers": [{
+                "name": "nccl-probe", "image": settings.image, "command": ["sleep", "infinity"],
+                "resources": {"requests": requests, "limits": requests},
+                "securityContext": {"capabilities": {"add": ["IPC_LOCK"]}},
+            }],
+        },
+    }
+
+
+def verdict(pod: dict, level: str) -> tuple[str, str] | None:
+    """(outcome, message) once the pod has decided, None while it has not."""
+    status = d(pod.get("status"))
+    if status.get("phase") == "Failed":
+        return "rejected", str(status.get("message") or status.get("reason") or "pod failed")
+    scheduled = next((c for c in lst(status.get("conditions")) if d(c).get("type") == "PodScheduled"), None)
+    if scheduled and scheduled.get("status") == "False" and scheduled.get("reason") == "Unschedulable":
+        return "unschedulable", str(scheduled.get("message") or "Unschedulable")
+    if status.get("phase") == "Running" or (level == "start" and status.get("phase") == "Succeeded"):
+        return "running", f"running on {d(pod.get('spec')).get('nodeName')}"
+    if level == "schedule" and (d(pod.get("spec")).get("nodeName") or d(scheduled).get("status") == "True"):
+        return "scheduled", f"scheduled on {d(pod.get('spec')).get('nodeName')}"
+    return None
+
+
+class ProbeRun:
+    """Creates, watches and deletes the probe pods of one run."""
+
+    def __init__(self, api: client.ApiClient, inventory: Inventory, lists: dict[str, dict],
+                 run_id: str | None = None) -> None:
+        self.core = client.CoreV1Api(api)
+        self.timeout_s = getattr(api, "ibconform_timeout", 30.0)
+        self.inventory, self.lists = inventory, lists
+        self.settings = inventory.model.probe
+        self.namespace = self.settings.namespace
+        self.run_id = run_id or new_run_id()
+        self.created: list[str] = []
+
+    def run(self) -> dict:
+        """Probe every inventory node; the probes.json document. Pods are deleted before returning."""
+        started = now()
+        records: dict[str, dict] = {}
+        try:
+            self.delete_leftovers()
+            pods = self.create(records)
+            self.watch(pods, records)
+            self.attach_events(records)
+        finally:
+            deleted = self.delete_created()
+        return {"run_id": self.run_id, "level": self.settings.level, "namespace": self.namespace,
+                "started": started, "finished": now(), "deleted": deleted,
+                "probes": sorted(records.values(), key=lambda r: r["node"])}
+
+    def delete_leftovers(self) -> list[str]:
+        """Delete probe pods of earlier runs older than the age guard (never a concurrent run's)."""
+        guard = dt.timedelta(seconds=2 * self.settings.timeout + 120)
+        pods = self.core.list_namespaced_pod(self.namespace, label_selector=PROBE_SELECTOR,
+                                             _request_timeout=self.timeout_s).items
+        gone = []
+        for pod in pods:
+            created = pod.metadata.creation_timestamp
+            if pod.metadata.labels.get(RUN_LABEL) != self.run_id and created is not None \
+                    and dt.datetime.now(dt.timezone.utc) - created > guard:
+                self._delete(pod.metadata.name)
+                gone.append(pod.metadata.name)
+        return gone
+
+    def create(self, records: dict[str, dict]) -> dict[str, str]:
+        """Create one probe per node present in the cluster; pod name -> node."""
+        nodes = {name_of(n): n for n in lst(d(self.lists.get("nodes")).get("items"))}
+        pods = {}
+        for node in self.inventory.nodes:
+            record = records[node.name] = {"node": node.name, "pod": None, "level": self.settings.level,
+                                           "outcome": "not-created", "message": None, "object": None,
+                                           "events": []}
+            if node.name not in nodes:
+                record["message"] = f"Node {node.name} is not in the cluster"
+                continue
+            manifest = probe_manifest(node, nodes[node.name], self.lists, self.inventory, self.run_id)
+            record["pod"] = manifest["metadata"]["name"]
+            record["requests"] = manifest["spec"]["containers"][0]["resources"]["requests"]
+            try:
+                self.core.create_namespaced_pod(self.namespace, manifest, _request_timeout=self.timeout_s)
+            except ApiException as exc:
+                record["message"] = f"create pod failed ({exc.status} {exc.reason})"
+                continue
+            self.created.append(manifest["metadata"]["name"])
+            record["outcome"] = "pending"
+            pods[manifest["metadata"]["name"]] = node.name
+        return pods
+
+    def watch(self, pods: dict[str, str], records: dict[str, dict]) -> None:
+        """Watch this run's pods until each has a verdict or the overall timeout passes."""
+        deadline = time.monotonic() + self.settings.timeout
+        selector = f"{RUN_LABEL}={self.run_id}"
+        pending = set(pods)
+        api = self.core.api_client
+        while pending and time.monotonic() < deadline:
+            listing = self.core.list_namespaced_pod(self.namespace, label_selector=selector,
+                                                    _request_timeout=self.timeout_s)
+            for pod in listing.items:
+                self._observe(api.sanitize_for_serialization(pod), pods, records, pending)
+            if not pending:
+                break
+            stream = watch.Watch()
+            try:
+                for event in stream.stream(self.core.list_namespaced_pod, self.namespace, label_selector=selector,
+                                           resource_version=listing.metadata.resource_version,
+                                           timeout_seconds=max(1, int(deadline - time.monotonic())),
+                                           _request_timeout=self.timeout_s + self.settings.timeout):
+                    self._observe(api.sanitize_for_serialization(event["object"]), pods, records, pending)
+                    if not pending or time.monotonic() >= deadline:
+                        break
+            except (ApiException, OSError, ValueError):
+                time.sleep(0.5)  # dropped watch: list again and resume
+            finally:
+                stream.stop()
+        for name in pending:
+            record = records[pods[name]]
+            record["outcome"] = "timeout"
+            record["message"] = (f"no verdict within {self.settings.timeout:g} s (probe.timeout): "
+                                 f"pod phase {d(d(record['object']).get('status')).get('phase')}")
+
+    def _observe(self, pod: dict, pods: dict[str, str], records: dict[str, dict], pending: set[str]) -> None:
+        name = name_of(pod)
+        if name not in pods:
+            return
+        record = records[pods[name]]
+        record["object"] = pod
+        decided = verdict(pod, self.settings.level)
+        if decided and name in pending:
+            record["outcome"], record["message"] = decided
+            pending.discard(name)
+
+    def attach_events(self, records: dict[str, dict]) -> None:
+        """One LIST of the namespace's pod events; the scheduler's or kubelet's words become the message."""
+        names = {r["pod"]: r for r in records.values() if r["pod"]}
+        events = self.core.list_namespaced_event(self.namespace, field_selector="involvedObject.kind=Pod",
+                                                 _request_timeout=self.timeout_s)
+        for event in self.core.api_client.sanitize_for_serialization(events).get("items", []):
+            record = names.get(d(event.get("involvedObject")).get("name"))
+            if record is None:
+                continue
+            record["events"].append({k: event.get(k) for k in ("type", "reason", "message", "count")})
+            if event.get("reason") in ("FailedScheduling", "UnexpectedAdmissionError") \
+                    and record["outcome"] in ("unschedulable", "rejected", "timeout"):
+                record["message"] = f"{event['reason']}: {event.get('message')}"
+
+    def _delete(self, name: str) -> bool:
+        try:
+            self.core.delete_namespaced_pod(name, self.namespace, grace_period_seconds=0,
+                                            _request_timeout=self.timeout_s)
+            return True
+        except ApiException as exc:
+            return exc.status == 404
+
+    def delete_created(self) -> list[str]:
+        """Delete every pod this run created; the names deleted."""
+        return [name for name in self.created if self._delete(name)]
