@@ -3,7 +3,11 @@
 PYTEST_DONT_REWRITE: messages are the checks' own one-liners.
 """
 
+import pytest
+
 from ibconform.cluster_facts import quantity
+
+pytestmark = pytest.mark.cluster_lists("nodes", "sriovnetworknodepolicies")
 
 
 def test_policy_matches_inventory(hca_resource):

@@ -3,7 +3,11 @@
 PYTEST_DONT_REWRITE: messages are the checks' own one-liners.
 """
 
+import pytest
+
 from ibconform.cluster_facts import NCP_NAME, Image, d, name_of, pod_images, pod_ready, pod_waiting_reason
+
+pytestmark = pytest.mark.cluster_lists("nodes", "pods", "ippools", "nicclusterpolicies")
 
 
 def _image_problem(expect, images: list[str]) -> str | None:

@@ -3,7 +3,11 @@
 PYTEST_DONT_REWRITE: messages are the checks' own one-liners.
 """
 
+import pytest
+
 from ibconform.cluster_facts import CURRENT_ANNOTATION, DESIRED_ANNOTATION, STATE_ANNOTATION
+
+pytestmark = pytest.mark.cluster_lists("nodes", "sriovnetworknodestates")
 
 NEXT_STEP = {
     "Reboot_Required": "the config daemon waits for a reboot to apply firmware — power-cycle the node "

@@ -5,6 +5,8 @@ PYTEST_DONT_REWRITE: messages are the checks' own one-liners.
 
 import pytest
 
+pytestmark = pytest.mark.cluster_lists("nodes")
+
 
 def test_probe_scheduled(node_object):
     record = node_object.probe()

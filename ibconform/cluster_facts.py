@@ -102,6 +102,13 @@ class ClusterFacts:
         self.namespace = bundle.inventory.model.kubernetes.namespace
         self.prefix = bundle.inventory.model.kubernetes.resource_prefix
 
+    def require(self, plurals: tuple[str, ...]) -> None:
+        """ClusterUnavailable unless every List in ``plurals`` was collected (a 404 is left to the check)."""
+        for plural in plurals:
+            error = self.errors.get(plural) or self.errors.get("_config")
+            if error and "(404)" not in error:
+                raise ClusterUnavailable(error)
+
     def items(self, plural: str) -> list[dict]:
         """The items of one List; raises when it was not collected."""
         if plural in self.errors or "_config" in self.errors:
@@ -278,7 +285,9 @@ class ClusterHca:
         return found
 
     def expected_vfs(self) -> int:
-        return expected_vfs(self.cluster, self.node.node, self.hca)
+        value, source = expected_vfs(self.cluster, self.node.node, self.hca)
+        self.node.cite(f"expected VFs on {self}: {value} ({source})")
+        return value
 
     def resource_names(self) -> list[str]:
         """<prefix>/<resourceName> from the policies, else <prefix>/res<iface> (the seed's convention)."""
@@ -300,14 +309,17 @@ class ClusterExcluded:
                                     self.device.iface or "", self.device.pci)
 
 
-def expected_vfs(cluster: ClusterFacts | None, node: Node, hca: Hca) -> int:
-    """VFs expected on ``hca``: the inventory's vfsPerHca, else the policies' numVfs, else 8."""
+def expected_vfs(cluster: ClusterFacts | None, node: Node, hca: Hca) -> tuple[int, str]:
+    """VFs expected on ``hca`` and where that number comes from: the inventory's vfsPerHca, else the
+    SriovNetworkNodePolicies' numVfs, else 8."""
     if node.expect.vfs_per_hca is not None:
-        return node.expect.vfs_per_hca
+        return node.expect.vfs_per_hca, "inventory expect.vfsPerHca"
     try:
         labels = cluster.node_labels(node.name) if cluster else {}
-        found = [m.num_vfs for m in policies_mod.matches(cluster.policies, labels, hca.iface, hca.pci)
+        found = [m for m in policies_mod.matches(cluster.policies, labels, hca.iface, hca.pci)
                  if m.num_vfs is not None] if cluster else []
     except (Unproven, ClusterUnavailable):
         found = []
-    return max(found) if found else DEFAULT_VFS
+    if found:
+        return max(m.num_vfs for m in found), f"SriovNetworkNodePolicy {found[0].name} numVfs"
+    return DEFAULT_VFS, "default (no inventory value, no policy seen)"

@@ -182,7 +182,9 @@ class HcaFacts:
     @property
     def expected_vfs(self) -> int:
         """The inventory's vfsPerHca, else the SriovNetworkNodePolicies' numVfs, else 8."""
-        return expected_vfs(self.node.cluster, self.node.node, self.hca)
+        value, source = expected_vfs(self.node.cluster, self.node.node, self.hca)
+        _cite(self.node.ledger, f"expected VFs on {self}: {value} ({source})")
+        return value
 
     def __str__(self) -> str:
         return f"{self.hca.iface} ({self.hca.pci})"
