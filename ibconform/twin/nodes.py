@@ -3,7 +3,7 @@
 Each node's files live in ``<workdir>/nodes/<node>/`` (host key, sshd_config, sysfs tree, mstconfig
 script and its answers). The node process is::
 
-    unshare --mount --propagation private --uts -- sh -c '
+    unshare --mount --propagation private --uts --pid --fork --kill-child --mount-proc -- sh -c '
         hostname dgx030
         mount --bind <node>/sys/class /sys/class                   # class/net, class/infiniband
         mount --bind <node>/sys/bus/pci/devices /sys/bus/pci/devices
@@ -13,8 +13,9 @@ script and its answers). The node process is::
 
 (``/sys/class`` as a whole, because ``/sys/class/infiniband`` does not exist on a machine without
 RDMA drivers, so there is nothing to mount over.) Children die with the process that started them
-(``PR_SET_PDEATHSIG``); teardown kills every process inside the nodes' namespaces (found by what
-they see as /usr/local/bin), which takes the mounts with them.
+(``PR_SET_PDEATHSIG`` on ``unshare``, ``--kill-child`` on the node's first process); teardown kills the
+first process of each node's PID namespace, which takes every process and mount of the node with it,
+then sweeps for anything left inside the nodes (found by what they see as /usr/local/bin).
 """
 
 from __future__ import annotations
@@ -120,7 +121,8 @@ def node_command(name: str, folder: Path, empty: Path) -> list[str]:
         setup.append(f"mount --bind {q(str(empty))} {q(str(bashrc))}")
     setup.append(f"exec {SSHD} -D -e -f {q(str(folder / 'sshd_config'))}")
     unshare = shutil.which("unshare") or "/usr/bin/unshare"
-    return [unshare, "--mount", "--propagation", "private", "--uts", "--", "/bin/sh", "-c", "\n".join(setup)]
+    return [unshare, "--mount", "--propagation", "private", "--uts", "--pid", "--fork", "--kill-child",
+            "--mount-proc", "--", "/bin/sh", "-c", "\n".join(setup)]
 
 
 def start(name: str, folder: Path, empty: Path) -> subprocess.Popen:
@@ -209,13 +211,33 @@ def processes_in(ids: set[tuple[int, int]]) -> list[int]:
     return pids
 
 
+def _children(pid: int) -> list[int]:
+    try:
+        with open(f"/proc/{pid}/task/{pid}/children") as f:
+            return [int(p) for p in f.read().split()]
+    except OSError:
+        return []
+
+
 def kill_all(procs: list[subprocess.Popen], ids: set[tuple[int, int]], timeout: float = 10.0) -> None:
-    """SIGKILL the node processes, their groups and everything else inside the nodes; reap; wait till gone."""
+    """Kill every node and everything inside it; reap; wait till gone.
+
+    A node is ``unshare`` (our child) waiting for the first process of the node's PID namespace. That
+    one gets SIGKILL: the kernel then kills and reaps everything else in the namespace, and
+    ``unshare`` reaps it and exits, so no zombie is left even where PID 1 reaps nothing.
+    """
     for proc in procs:
+        if proc.poll() is None:
+            for child in _children(proc.pid):
+                with contextlib.suppress(ProcessLookupError):
+                    os.kill(child, signal.SIGKILL)
+    deadline = time.monotonic() + timeout
+    for proc in procs:
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            proc.wait(timeout=max(0.0, min(2.0, deadline - time.monotonic())))
         if proc.poll() is None:
             with contextlib.suppress(ProcessLookupError, PermissionError):
                 os.killpg(proc.pid, signal.SIGKILL)
-    deadline = time.monotonic() + timeout
     while True:
         left = processes_in(ids)
         for pid in left:
