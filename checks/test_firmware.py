@@ -21,7 +21,7 @@ def test_firmware_vfs_enough(hca):
 def test_firmware_sriov_enabled(hca):
     sriov = hca.param("SRIOV_EN")
     assert sriov.active == 1, (
-        f"SRIOV_EN on {hca} expected True(1) vs {sriov.active}: "
+        f"SRIOV_EN on {hca} expected True(1) vs {sriov.active_text}: "
         "enable SR-IOV in firmware (mstconfig set SRIOV_EN=1) and power-cycle the node")
 
 
@@ -29,5 +29,5 @@ def test_firmware_link_type(hca):
     link = hca.param("LINK_TYPE_P1")
     wanted = {"IB": 1, "ETH": 2}[hca.expect.link_type]
     assert link.active == wanted, (
-        f"LINK_TYPE_P1 on {hca} expected {hca.expect.link_type}({wanted}) vs {link.active}: "
+        f"LINK_TYPE_P1 on {hca} expected {hca.expect.link_type}({wanted}) vs {link.active_text}: "
         f"set LINK_TYPE_P1={wanted} in firmware and power-cycle the node, or fix expect.linkType")

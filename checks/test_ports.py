@@ -22,10 +22,14 @@ def test_firmware_version_consistent(node):
     versions = {}
     for hca in node.hcas:
         versions.update({f"{hca.hca.iface}": v for v in hca.fw_versions().values()})
-    distinct = sorted(set(versions.values()))
-    assert len(distinct) <= 1, (
-        f"firmware version on {node.node.name} expected one across HCAs vs {len(distinct)} "
-        f"({', '.join(f'{i}={v}' for i, v in sorted(versions.items()))}): update every HCA to one release")
+    by_version: dict[str, list[str]] = {}
+    for iface, version in sorted(versions.items()):
+        by_version.setdefault(version, []).append(iface)
+    assert len(by_version) <= 1, (
+        f"firmware version on {node.node.name} expected one across HCAs vs {len(by_version)} ("
+        + "; ".join(f"{v} on {', '.join(ifaces) if len(ifaces) < 3 else f'{len(ifaces)} HCAs'}"
+                    for v, ifaces in sorted(by_version.items(), key=lambda kv: len(kv[1])))
+        + "): update every HCA to one release")
 
 
 def test_node_identity(node):

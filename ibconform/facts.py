@@ -39,6 +39,7 @@ class Triple:
     current: int | None
     next_boot: int | None
     raw: str
+    active_text: str | None = None   # the active value as printed, e.g. "False(0)"
 
     @property
     def active(self) -> int | None:
@@ -104,14 +105,14 @@ class NodeFacts:
             raise Unproven(f"no mstconfig output for {pci} on {self.node.name}: the query did not run")
         text, code = seen
         _cite(self.ledger, f"mstconfig -d {pci} {' '.join(_QUERY)} (exit {code}):\n{text.strip()}")
+        if code in (124, 137):  # coreutils timeout: TERM, then KILL
+            raise Unproven(f"mstconfig -d {pci} did not answer within the mstconfig timeout: "
+                           "check for a hung mst driver or firmware; the node may need a power cycle")
         try:
             query = mstconfig.parse_query(text)
         except ParseError as exc:
             raise Unproven(f"mstconfig -d {pci} printed no readable table (exit {code}, {exc}): "
                            f"raw {text.strip()[:120]!r}") from None
-        if code == 124 or code == 137:
-            raise Unproven(f"mstconfig -d {pci} did not answer within the mstconfig timeout: "
-                           "check for a hung mst driver or firmware; the node may need a power cycle")
         devices = [dev for dev in query.devices if dev.columns]
         if query.errors or code != 0 or not devices:
             error = query.errors[0] if query.errors else (text.strip().splitlines() or ["no output"])[-1]
@@ -124,7 +125,8 @@ class NodeFacts:
             try:
                 triples[name] = Triple(name, mstconfig.value_number(row.default),
                                        mstconfig.value_number(row.current),
-                                       mstconfig.value_number(row.next_boot), row.raw)
+                                       mstconfig.value_number(row.next_boot), row.raw,
+                                       row.current if row.current is not None else row.next_boot)
             except ParseError:
                 continue
         return triples

@@ -7,6 +7,7 @@ Host keys are checked against the inventory's known_hosts; an unknown key is ref
 
 from __future__ import annotations
 
+import logging
 import os
 import select
 import time
@@ -18,6 +19,10 @@ import paramiko
 from ibconform.errors import TransportError
 from ibconform.inventory import Inventory, Node
 from ibconform.transports import CommandResult, register
+
+# paramiko logs connection failures with tracebacks from its own threads; the transport reports them as
+# one line per node instead (a NullHandler keeps Python's last-resort handler from printing them)
+logging.getLogger("paramiko").addHandler(logging.NullHandler())
 
 
 @dataclass(frozen=True)
@@ -114,7 +119,14 @@ class SshTransport:
             raise TransportError(f"ssh {t.hostname}:{t.port} did not answer within {timeout:g} s") from None
         except paramiko.SSHException as exc:
             client.close()
+            if "banner" in str(exc):
+                raise TransportError(f"ssh {t.hostname}:{t.port}: no SSH banner within {timeout:g} s "
+                                     "(the port accepts TCP but sshd does not answer)") from None
             raise TransportError(f"ssh {t.hostname}:{t.port}: {exc}") from None
+        except paramiko.ssh_exception.NoValidConnectionsError as exc:
+            client.close()
+            reasons = sorted({os.strerror(e.errno).lower() for e in exc.errors.values() if e.errno})
+            raise TransportError(f"ssh {t.hostname}:{t.port}: {', '.join(reasons) or exc}") from None
         except OSError as exc:
             client.close()
             raise TransportError(f"ssh {t.hostname}:{t.port}: {exc.strerror or exc}") from None

@@ -1,0 +1,52 @@
+"""End-to-end fixtures: a twin per scenario, the real CLI run against it over real SSH and HTTP."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+from ibconform.twin import Twin
+
+
+@dataclass
+class Run:
+    """One finished `ibconform run`: its exit code, output and results.json by item id."""
+
+    code: int
+    stdout: str
+    stderr: str
+    out: Path
+    results: dict[str, dict]
+
+    def not_passed(self, node: str, checks: set[str] | None = None) -> dict[str, dict]:
+        return {i: r for i, r in self.results.items()
+                if r["node"] == node and r["outcome"] != "passed" and (checks is None or r["check"] in checks)}
+
+
+def ibconform(*args: str, timeout: float = 300) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "ibconform.cli", *args], capture_output=True, text=True,
+                          timeout=timeout, check=False)
+
+
+def run_suite(inventory: Path, out: Path, *extra: str) -> Run:
+    proc = ibconform("run", "-i", str(inventory), "--out", str(out), *extra)
+    results_path = out / "results.json"
+    assert results_path.exists(), f"no results.json; exit {proc.returncode}; stderr: {proc.stderr[-2000:]}"
+    results = {r["id"]: r for r in json.loads(results_path.read_text())["results"]}
+    return Run(proc.returncode, proc.stdout, proc.stderr, out, results)
+
+
+@pytest.fixture(scope="session")
+def faults_twin(tmp_path_factory: pytest.TempPathFactory):
+    with Twin("faults", tmp_path_factory.mktemp("twin-faults")) as twin:
+        yield twin
+
+
+@pytest.fixture(scope="session")
+def faults_run(faults_twin: Twin, tmp_path_factory: pytest.TempPathFactory) -> Run:
+    return run_suite(faults_twin.inventory_path, tmp_path_factory.mktemp("run") / "out", "--read-only")
