@@ -197,12 +197,17 @@ def sysfs_tree(node: Node) -> tuple[dict[str, str], dict[str, str]]:
 
 # ---------------------------------------------------------------------------------------------- SSH files
 
+def _arg(path: str) -> str:
+    """A path as an ssh(d)_config argument: double-quoted when it holds a space."""
+    return f'"{path}"' if any(c.isspace() for c in path) else path
+
+
 def sshd_config(address: str, host_key: str, authorized_keys: str) -> str:
     """One node's sshd_config: key-only root login on its own address, quiet, no PAM."""
     return "\n".join([
         f"ListenAddress {address}:22",
-        f"HostKey {host_key}",
-        f"AuthorizedKeysFile {authorized_keys}",
+        f"HostKey {_arg(host_key)}",
+        f"AuthorizedKeysFile {_arg(authorized_keys)}",
         "PermitRootLogin prohibit-password",
         "PubkeyAuthentication yes",
         "PasswordAuthentication no",
@@ -231,9 +236,9 @@ def ssh_config(addresses: dict[str, str], identity: str, known_hosts: str) -> st
             f"  HostName {address}",
             "  Port 22",
             "  User root",
-            f"  IdentityFile {identity}",
+            f"  IdentityFile {_arg(identity)}",
             "  IdentitiesOnly yes",
-            f"  UserKnownHostsFile {known_hosts}",
+            f"  UserKnownHostsFile {_arg(known_hosts)}",
             "  StrictHostKeyChecking yes",
             "",
         ]))
