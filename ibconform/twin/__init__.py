@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import socket
 import subprocess
 import time
@@ -75,7 +76,13 @@ class Twin:
         return self.workdir / STATE
 
     def node_dir(self, name: str) -> Path:
+        """The node's own files: host key, sshd_config, sshd.log."""
         return self.workdir / "nodes" / name
+
+    def hardware_dir(self, name: str) -> Path:
+        """What the node's hardware serves: ``sys/`` (bound over /sys/class and /sys/bus/pci/devices),
+        ``bin/`` (bound over /usr/local/bin: mstconfig), ``mst/`` (mstconfig's answers)."""
+        return self.workdir / "hardware" / node_procs.hardware_key(self.scenario.nodes[name])
 
     @property
     def service_address(self) -> str:
@@ -136,10 +143,16 @@ class Twin:
         (self.workdir / "empty").write_text("")
         client_public = write_keypair(self.identity_path, "ibconform-twin-client")
         (self.workdir / "authorized_keys").write_text(client_public + "\n")
+        for old in ("nodes", "hardware"):
+            if (self.workdir / old).exists():
+                shutil.rmtree(self.workdir / old)
         host_keys = {}
         for name, node in self.scenario.nodes.items():
+            hardware = self.hardware_dir(name)
+            if not hardware.exists():
+                node_procs.write_hardware(hardware, node)
             folder = self.node_dir(name)
-            node_procs.write_node(folder, node)
+            folder.mkdir(parents=True)
             public = write_keypair(folder / "ssh_host_ed25519_key", f"root@{name}")
             host_keys[name] = (self.addresses[name], public)
             (folder / "sshd_config").write_text(render.sshd_config(
@@ -158,16 +171,19 @@ class Twin:
         self.inventory_path.write_text(header + yaml.safe_dump(inventory, sort_keys=False, width=120))
 
     def _start(self) -> None:
-        self._ids = node_procs.identities([self.node_dir(n) for n in self.scenario.nodes])
+        self._ids = node_procs.identities(self._hardware_dirs())
         os.makedirs("/run/sshd", mode=0o755, exist_ok=True)   # sshd's privilege separation directory
         empty = self.workdir / "empty"
         for name, node in self.scenario.nodes.items():
             if node.ssh == "up":
-                self._procs[name] = node_procs.start(name, self.node_dir(name), empty)
+                self._procs[name] = node_procs.start(name, self.node_dir(name), self.hardware_dir(name), empty)
             elif node.ssh == "hung":
                 self._silent.append(node_procs.hold_silent(self.addresses[name]))
         node_procs.wait_accepting(self._procs, self.addresses,
                                   {n: self.node_dir(n) for n in self._procs}, self.start_timeout)
+
+    def _hardware_dirs(self) -> list[Path]:
+        return list(dict.fromkeys(self.hardware_dir(n) for n in self.scenario.nodes))
 
     def _write_state(self) -> None:
         state = {
@@ -178,7 +194,7 @@ class Twin:
             "block": self.block,
             "addresses": self.addresses,
             "sshd": {name: proc.pid for name, proc in self._procs.items()},
-            "nodeDirs": [str(self.node_dir(n)) for n in self.scenario.nodes],
+            "hardwareDirs": [str(p) for p in self._hardware_dirs()],
             "inventory": str(self.inventory_path),
         }
         self.state_path.write_text(json.dumps(state, indent=2) + "\n")

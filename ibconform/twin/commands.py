@@ -150,7 +150,7 @@ def _sweep(workdir: Path) -> None:
     except (OSError, ValueError):
         state = None
     if state is not None:
-        folders = [Path(p) for p in state.get("nodeDirs", [])]
+        folders = [Path(p) for p in state.get("hardwareDirs", [])]
         node_procs.kill_all([], node_procs.identities(folders))
     (workdir / STATE).unlink(missing_ok=True)
     (workdir / PID_FILE).unlink(missing_ok=True)

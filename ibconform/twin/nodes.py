@@ -1,13 +1,14 @@
 """The twin's nodes as processes: one ``sshd -D`` per node inside its own mount and UTS namespace.
 
-Each node's files live in ``<workdir>/nodes/<node>/`` (host key, sshd_config, sysfs tree, mstconfig
-script and its answers). The node process is::
+Each node's own files live in ``<workdir>/nodes/<node>/`` (host key, sshd_config, log); what its
+hardware serves (sysfs tree, mstconfig script and its answers) in ``<workdir>/hardware/<key>/``,
+shared by the nodes whose hardware state is the same. The node process is::
 
     unshare --mount --propagation private --uts --pid --fork --kill-child --mount-proc -- sh -c '
         hostname dgx030
-        mount --bind <node>/sys/class /sys/class                   # class/net, class/infiniband
-        mount --bind <node>/sys/bus/pci/devices /sys/bus/pci/devices
-        mount --bind <node>/bin /usr/local/bin                     # mstconfig
+        mount --bind <hardware>/sys/class /sys/class                   # class/net, class/infiniband
+        mount --bind <hardware>/sys/bus/pci/devices /sys/bus/pci/devices
+        mount --bind <hardware>/bin /usr/local/bin                     # mstconfig
         mount --bind <workdir>/empty /root/.bashrc                 # no pyenv start-up per command
         exec /usr/sbin/sshd -D -e -f <node>/sshd_config'
 
@@ -22,6 +23,7 @@ from __future__ import annotations
 
 import contextlib
 import ctypes
+import hashlib
 import os
 import pwd
 import shlex
@@ -35,7 +37,7 @@ from pathlib import Path
 
 from ibconform.twin import render
 from ibconform.twin.errors import TwinError
-from ibconform.twin.hardware import Hca, Node
+from ibconform.twin.hardware import Node
 
 SSHD = "/usr/sbin/sshd"
 _PR_SET_PDEATHSIG = 1
@@ -47,62 +49,81 @@ def mstconfig_script(mst_dir: Path) -> str:
     return template.replace("MST=@MST@", f"MST={shlex.quote(str(mst_dir))}", 1)
 
 
-def _write(path: Path, text: str) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(text)
+class _Writer:
+    """Writes many small files fast: each folder is made once."""
+
+    def __init__(self, root: Path):
+        self.root = str(root)
+        self.made: set[str] = set()
+
+    def _folder(self, path: str) -> None:
+        folder = os.path.dirname(path)
+        if folder not in self.made:
+            os.makedirs(folder, exist_ok=True)
+            self.made.add(folder)
+
+    def file(self, rel: str, text: str) -> None:
+        path = os.path.join(self.root, rel)
+        self._folder(path)
+        with open(path, "w") as f:
+            f.write(text)
+
+    def link(self, rel: str, target: str) -> None:
+        path = os.path.join(self.root, rel)
+        self._folder(path)
+        os.symlink(target, path)
+
+    def folder(self, rel: str) -> None:
+        self._folder(os.path.join(self.root, rel, ""))
 
 
-def write_mst(mst: Path, node: Node) -> None:
+def write_mst(out: _Writer, node: Node) -> None:
     """The answers of the node's mstconfig, one folder per device (aliases: short BDF, mlx5_N)."""
-    _write(mst / "columns", render.mstconfig_table_header(verbose=False))
-    _write(mst / "columns-e", render.mstconfig_table_header(verbose=True))
-    _write(mst / "legend", render.LEGEND + "\n")
-    _write(mst / "full", " ".join(render.FULL_QUERY) + "\n")
+    out.file("mst/columns", render.mstconfig_table_header(verbose=False))
+    out.file("mst/columns-e", render.mstconfig_table_header(verbose=True))
+    out.file("mst/legend", render.LEGEND + "\n")
+    out.file("mst/full", " ".join(render.FULL_QUERY) + "\n")
+    aliases: dict[str, str] = {}
     for hca in node.devices.values():
-        write_mst_device(mst / "devices" / hca.pci, hca)
-        aliases = [hca.rdma]
-        if hca.pci.startswith("0000:"):
-            aliases.append(hca.pci.removeprefix("0000:"))
-        for alias in aliases:
-            link = mst / "devices" / alias
-            if not link.exists():
-                link.symlink_to(hca.pci)
-
-
-def write_mst_device(folder: Path, hca: Hca) -> None:
-    folder.mkdir(parents=True, exist_ok=True)
-    (folder / "delay").write_text("infinity\n" if hca.mst_hangs else f"{hca.mst_delay:g}\n")
-    if hca.mst_error is not None:
-        (folder / "error").write_text(hca.mst_error + "\n")
-    (folder / "head").write_text(render.mstconfig_head(hca))
-    for sub, verbose in (("e", True), ("n", False)):
-        (folder / sub).mkdir(exist_ok=True)
+        d = f"mst/devices/{hca.pci}"
+        out.file(f"{d}/delay", "infinity\n" if hca.mst_hangs else f"{hca.mst_delay:g}\n")
+        if hca.mst_error is not None:
+            out.file(f"{d}/error", hca.mst_error + "\n")
+        out.file(f"{d}/head", render.mstconfig_head(hca))
         for name, values in render.mstconfig_values(hca).items():
-            (folder / sub / name).write_text(render.mstconfig_row(name, values, verbose))
+            out.file(f"{d}/e/{name}", render.mstconfig_row(name, values, verbose=True))
+            out.file(f"{d}/n/{name}", render.mstconfig_row(name, values, verbose=False))
+        aliases.setdefault(hca.rdma, hca.pci)
+        if hca.pci.startswith("0000:"):
+            aliases.setdefault(hca.pci.removeprefix("0000:"), hca.pci)
+    pcis = {h.pci for h in node.devices.values()}
+    for alias, pci in aliases.items():
+        if alias not in pcis:
+            out.link(f"mst/devices/{alias}", pci)
 
 
-def write_sysfs(root: Path, node: Node) -> None:
+def write_sysfs(out: _Writer, node: Node) -> None:
     files, links = render.sysfs_tree(node)
     for rel, text in files.items():
-        _write(root / rel, text)
+        out.file(f"sys/{rel}", text)
     for rel, target in links.items():
-        path = root / rel
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.symlink_to(target)
+        out.link(f"sys/{rel}", target)
     for rel in ("class/net", "class/infiniband", "bus/pci/devices"):
-        (root / rel).mkdir(parents=True, exist_ok=True)
+        out.folder(f"sys/{rel}")
 
 
-def write_node(folder: Path, node: Node) -> None:
-    """Everything node ``node`` serves, under ``folder`` (replaced if it exists)."""
-    if folder.exists():
-        shutil.rmtree(folder)
-    folder.mkdir(parents=True)
-    write_sysfs(folder / "sys", node)
-    write_mst(folder / "mst", node)
-    script = folder / "bin" / "mstconfig"
-    _write(script, mstconfig_script(folder / "mst"))
-    script.chmod(0o755)
+def hardware_key(node: Node) -> str:
+    """Nodes with the same hardware state share one rendered tree (a 64-node healthy cluster: one)."""
+    return hashlib.sha256(repr(list(node.devices.values())).encode()).hexdigest()[:16]
+
+
+def write_hardware(folder: Path, node: Node) -> None:
+    """Everything a node with ``node``'s hardware serves (sysfs, mstconfig), under ``folder``."""
+    out = _Writer(folder)
+    write_sysfs(out, node)
+    write_mst(out, node)
+    out.file("bin/mstconfig", mstconfig_script(folder / "mst"))
+    os.chmod(folder / "bin" / "mstconfig", 0o755)
 
 
 def _die_with_parent() -> None:
@@ -110,12 +131,12 @@ def _die_with_parent() -> None:
     _libc.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
 
 
-def node_command(name: str, folder: Path, empty: Path) -> list[str]:
+def node_command(name: str, folder: Path, hardware: Path, empty: Path) -> list[str]:
     q = shlex.quote
     setup = ["set -e", f"hostname {q(name)}",
-             f"mount --bind {q(str(folder / 'sys' / 'class'))} /sys/class",
-             f"mount --bind {q(str(folder / 'sys' / 'bus' / 'pci' / 'devices'))} /sys/bus/pci/devices",
-             f"mount --bind {q(str(folder / 'bin'))} /usr/local/bin"]
+             f"mount --bind {q(str(hardware / 'sys' / 'class'))} /sys/class",
+             f"mount --bind {q(str(hardware / 'sys' / 'bus' / 'pci' / 'devices'))} /sys/bus/pci/devices",
+             f"mount --bind {q(str(hardware / 'bin'))} /usr/local/bin"]
     bashrc = Path(pwd.getpwnam("root").pw_dir) / ".bashrc"
     if bashrc.is_file():
         setup.append(f"mount --bind {q(str(empty))} {q(str(bashrc))}")
@@ -125,11 +146,11 @@ def node_command(name: str, folder: Path, empty: Path) -> list[str]:
             "--mount-proc", "--", "/bin/sh", "-c", "\n".join(setup)]
 
 
-def start(name: str, folder: Path, empty: Path) -> subprocess.Popen:
+def start(name: str, folder: Path, hardware: Path, empty: Path) -> subprocess.Popen:
     """Start node ``name``'s sshd (not waiting for it); its log goes to ``folder/sshd.log``."""
     with open(folder / "sshd.log", "wb") as log:
         return subprocess.Popen(
-            node_command(name, folder, empty), stdin=subprocess.DEVNULL, stdout=log, stderr=log,
+            node_command(name, folder, hardware, empty), stdin=subprocess.DEVNULL, stdout=log, stderr=log,
             close_fds=True, start_new_session=True, preexec_fn=_die_with_parent,
             env={"PATH": "/usr/sbin:/usr/bin:/sbin:/bin", "LANG": "C.UTF-8"})
 
@@ -180,7 +201,7 @@ def wait_accepting(procs: dict[str, subprocess.Popen], addresses: dict[str, str]
 # ---------------------------------------------------------------------------------------------- teardown
 
 def identities(folders: list[Path]) -> set[tuple[int, int]]:
-    """(st_dev, st_ino) of the nodes' ``bin`` folders: inside a node, that folder is /usr/local/bin."""
+    """(st_dev, st_ino) of the hardware trees' ``bin`` folders: inside a node, that is /usr/local/bin."""
     out = set()
     for folder in folders:
         with contextlib.suppress(OSError):

@@ -117,9 +117,9 @@ def mstconfig_query(hca: Hca | None, *, device_arg: str, params: Iterable[str] |
 _PORT_STATES = {"DOWN": "1: DOWN", "INIT": "2: INIT", "ARMED": "3: ARMED", "ACTIVE": "4: ACTIVE"}
 
 
-def guid(node: str, pci: str) -> str:
+def guid(pci: str) -> str:
     """A stable made-up port GUID for a device (NVIDIA OUI a088c2), ``xxxx:xxxx:xxxx:xxxx``."""
-    tail = hashlib.sha256(f"{node}/{pci}".encode()).hexdigest()[:10]
+    tail = hashlib.sha256(pci.encode()).hexdigest()[:10]
     raw = "a088c2" + tail
     return ":".join(raw[i:i + 4] for i in range(0, 16, 4))
 
@@ -157,7 +157,7 @@ def sysfs_tree(node: Node) -> tuple[dict[str, str], dict[str, str]]:
             f"{pf}/sriov_vf_device": "101e\n",
             f"{pf}/sriov_drivers_autoprobe": "1\n",
         })
-        port_guid = guid(node.name, hca.pci)
+        port_guid = guid(hca.pci)
         octets = [port_guid.replace(":", "")[i:i + 2] for i in range(0, 16, 2)]
         up = hca.port_state == "ACTIVE"
         net = f"{pf}/net/{hca.iface}"

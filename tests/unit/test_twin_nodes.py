@@ -119,7 +119,7 @@ def test_node_answers(clients, host, command, rc, pattern, seconds):
 @pytest.mark.parametrize("host", ["dgx001", "dgx002", "dgx003", "dgx015"])
 def test_mstconfig_script_prints_what_the_renderer_renders(twin, host, args):
     """The node's sh script and render.mstconfig_query agree byte for byte (no SSH needed)."""
-    script = twin.node_dir(host) / "bin" / "mstconfig"
+    script = twin.hardware_dir(host) / "bin" / "mstconfig"
     got = subprocess.run([str(script), *args], capture_output=True, text=True, timeout=10)
     dev = args[args.index("-d") + 1]
     verb = next(i for i, a in enumerate(args) if a in ("q", "query"))
@@ -192,7 +192,7 @@ def test_a_node_presents_only_its_own_host_key(twin):
 def _inside(twin_or_dirs) -> list[int]:
     """Live processes of a twin: inside one of its nodes, or naming its workdir (sshd -f <workdir>/...)."""
     folders = twin_or_dirs if isinstance(twin_or_dirs, list) else [
-        twin_or_dirs.node_dir(n) for n in twin_or_dirs.scenario.nodes]
+        twin_or_dirs.hardware_dir(n) for n in twin_or_dirs.scenario.nodes]
     workdir = str(folders[0].parent.parent)
     pids = set(node_procs.processes_in(node_procs.identities(folders)))
     for entry in os.scandir("/proc"):
@@ -244,7 +244,7 @@ def test_sigkill_of_a_supervisor_leaves_no_sshd_and_the_next_up_succeeds(tmp_pat
     workdir = commands.up("demo", tmp_path / "supervised")
     state = commands.status(workdir)
     assert state is not None and set(state["addresses"]) == {"dgx030", "dgx031"}
-    folders = [Path(p) for p in state["nodeDirs"]]
+    folders = [Path(p) for p in state["hardwareDirs"]]
     assert _inside(folders)
     os.kill(commands.supervisor_pid(workdir), signal.SIGKILL)
     deadline = time.monotonic() + 5
