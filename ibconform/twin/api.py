@@ -199,10 +199,12 @@ class ApiTwin:
             self.port = server.port
             ready.set()
             await self._stopping.wait()
+            self.store.close_watches()
             watches = list(self.emulator.watch_tasks)
-            for task in watches:
-                task.cancel()
-            await asyncio.gather(*watches, return_exceptions=True)
+            if watches:
+                _, late = await asyncio.wait(watches, timeout=2)
+                for task in late:
+                    task.cancel()
 
     # -- client configuration
 

@@ -798,6 +798,8 @@ class TwinEmulator(KubernetesEmulator):
                         change = await asyncio.wait_for(watcher.queue.get(), remaining)
                     except asyncio.TimeoutError:
                         break
+                    if change is None:  # the server is stopping
+                        break
                     if event := _watch_event(change, matches):
                         await send(event[0], self._present(rt, event[1]))
                 if bookmarks:

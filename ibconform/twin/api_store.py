@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import collections
+import contextlib
 import copy
 import datetime
 import re
@@ -279,7 +280,7 @@ class Change:
 class Watcher:
     group_plural: tuple[str, str]
     loop: asyncio.AbstractEventLoop
-    queue: asyncio.Queue[Change] = field(default_factory=asyncio.Queue)
+    queue: asyncio.Queue[Change | None] = field(default_factory=asyncio.Queue)
 
 
 def object_key(namespace: str | None, name: str) -> str:
@@ -497,6 +498,13 @@ class Store:
     def unsubscribe(self, watcher: Watcher) -> None:
         with self.lock:
             self._watchers.discard(watcher)
+
+    def close_watches(self) -> None:
+        """End every live watch cleanly (each gets a None sentinel), as a server shutting down does."""
+        with self.lock:
+            for watcher in list(self._watchers):
+                with contextlib.suppress(RuntimeError):
+                    watcher.loop.call_soon_threadsafe(watcher.queue.put_nowait, None)
 
     def _publish(self, change: Change) -> None:
         if len(self._events) == self._events.maxlen:
