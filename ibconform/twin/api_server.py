@@ -52,6 +52,7 @@ from ibconform.twin.api_selectors import (
     parse_label_selector,
 )
 from ibconform.twin.api_store import (
+    ACCESS_REVIEW,
     ApiError,
     Change,
     ResourceType,
@@ -303,7 +304,7 @@ class TwinEmulator(KubernetesEmulator):
         super().__attrs_post_init__()
         self._objects = self.store.objects  # kmock's ``emulator.objects`` shows the twin's objects
         for probe in ("/healthz", "/livez", "/readyz"):
-            self.fallback[f"get {probe}"] << b"ok"
+            self.fallback[f"get {probe}"] << {"Content-Type": "text/plain; charset=utf-8"} << b"ok"
 
     # -- entry point: record, authenticate, inject faults, route
 
@@ -408,6 +409,8 @@ class TwinEmulator(KubernetesEmulator):
         if (path.namespace is not None and not rt.namespaced) or (
                 rt.namespaced and path.namespace is None and (path.name or verb == "create")):
             raise server_not_found()
+        if (rt.group, rt.plural) == ACCESS_REVIEW and verb == "create" and not path.name:
+            return self._access_review(body)
         if path.subresource is not None:
             if path.subresource not in rt.subresources:
                 raise server_not_found()
@@ -750,6 +753,29 @@ class TwinEmulator(KubernetesEmulator):
             changes = self.store.write(pods, bound)
         self.notify(changes)
         return json_response(_success(code=201), 201)
+
+    def _access_review(self, body: bytes) -> aiohttp.web.Response:
+        """SelfSubjectAccessReview: allowed, unless an injected 403 would deny that very request."""
+        review = _json_object(body)
+        spec = review.get("spec") or {}
+        attributes, non_resource = spec.get("resourceAttributes"), spec.get("nonResourceAttributes")
+        fault, denied = self.fault, False
+        if fault is not None and fault.status == 403:
+            if attributes:
+                group, plural = attributes.get("group", ""), attributes.get("resource", "")
+                with self.store.lock:
+                    storage = self.store.registry.storage(group, plural)
+                version = attributes.get("version") or (storage.version if storage else "v1")
+                path = "/".join(p for p in (
+                    f"/apis/{group}/{version}" if group else f"/api/{version}",
+                    f"namespaces/{attributes['namespace']}" if attributes.get("namespace") else "",
+                    plural, attributes.get("name", ""), attributes.get("subresource", "")) if p)
+                denied = fault.applies(path, attributes.get("verb"))
+            elif non_resource:
+                denied = fault.applies(non_resource.get("path", ""), None)
+        return json_response({"kind": "SelfSubjectAccessReview", "apiVersion": "authorization.k8s.io/v1",
+                              "metadata": {"creationTimestamp": None}, "spec": spec,
+                              "status": {"allowed": not denied}}, 201)
 
     # -- watch
 

@@ -33,6 +33,7 @@ SERVED_SUBRESOURCES = frozenset({"status", "binding", "log"})
 # Groups in kmock's bundled K3s discovery data that a plain cluster serves from CRDs or add-ons, not built in.
 NOT_BUILT_IN = frozenset({"metrics.k8s.io", "gateway.networking.k8s.io"})
 CRD_GROUP, CRD_PLURAL = "apiextensions.k8s.io", "customresourcedefinitions"
+ACCESS_REVIEW = ("authorization.k8s.io", "selfsubjectaccessreviews")   # served: `kubectl auth can-i`
 
 COMMON_FIELD_LABELS = frozenset({"metadata.name", "metadata.namespace"})
 FIELD_LABELS: dict[tuple[str, str], frozenset[str]] = {
@@ -179,7 +180,8 @@ def built_in_types() -> list[ResourceType]:
     types = []
     for res in bundled:
         info = bundled[res]
-        if res.group in NOT_BUILT_IN or "list" not in info.verbs or res.plural is None:
+        access_review = (res.group, res.plural) == ACCESS_REVIEW
+        if res.group in NOT_BUILT_IN or res.plural is None or ("list" not in info.verbs and not access_review):
             continue
         types.append(ResourceType(
             group=res.group or "", version=res.version or "v1", plural=res.plural,

@@ -323,12 +323,17 @@ def test_unknown_group_and_missing_crd_are_404(tmp_path):
         assert err.value.status == 404
 
 
-def test_injected_faults_fail_like_a_real_server(twin, core):
+def test_injected_faults_fail_like_a_real_server(twin, api, core):
+    def can_i(verb: str, plural: str) -> bool:
+        review = {"spec": {"resourceAttributes": {"verb": verb, "resource": plural, "namespace": NS}}}
+        return client.AuthorizationV1Api(api).create_self_subject_access_review(review).status.allowed
+
     twin.set_fault(403, paths=r"/pods$", user="x")
     try:
         with pytest.raises(ApiException) as err:
             core.list_namespaced_pod(NS)
         core.list_node()                                           # other paths unaffected
+        assert (can_i("list", "pods"), can_i("list", "configmaps")) == (False, True)
     finally:
         twin.set_fault()
     assert err.value.status == 403
