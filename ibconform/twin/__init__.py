@@ -33,14 +33,36 @@ from ibconform.twin.keys import write_keypair
 from ibconform.twin.scenario import Scenario
 from ibconform.twin.scenario import load as load_scenario
 
-__all__ = ["ScenarioError", "Twin", "TwinError", "load_scenario"]
+__all__ = ["ScenarioError", "Twin", "TwinError", "load_scenario", "sweep"]
 
 STATE = "twin.json"
 STATE_FORMAT = "ibconform-twin-state/v1"
 
 
+def sweep(workdir: Path) -> None:
+    """Kill what a twin that died without ``down()`` left inside its nodes; drop its state file.
+
+    A node's processes die with the twin's process, but SSH sessions open at that moment may not.
+    Refuses (TwinError) while the twin that wrote the state still runs.
+    """
+    path = Path(workdir) / STATE
+    try:
+        state = json.loads(path.read_text())
+    except (OSError, ValueError):
+        return
+    owner, started = state.get("pid"), state.get("started")
+    if owner and started and node_procs.process_start_time(owner) == started:
+        raise TwinError(f"a twin is already up in {workdir} (process {owner}): take it down first")
+    node_procs.kill_all([], node_procs.identities([Path(p) for p in state.get("hardwareDirs", [])]))
+    path.unlink(missing_ok=True)
+
+
 class Twin:
-    """An emulated cluster's nodes; a context manager (``up()`` on enter, ``down()`` on exit)."""
+    """An emulated cluster's nodes; a context manager (``up()`` on enter, ``down()`` on exit).
+
+    Nodes die with the thread that ran ``up()`` (PR_SET_PDEATHSIG follows the thread that forked), so
+    call it from a thread that lives as long as the twin: the main thread, a pytest fixture.
+    """
 
     def __init__(self, scenario: str | Path | Scenario, workdir: str | Path, *, start_timeout: float = 30.0):
         self.scenario: Scenario = scenario if isinstance(scenario, Scenario) else load_scenario(scenario)
@@ -53,6 +75,7 @@ class Twin:
         self._procs: dict[str, subprocess.Popen] = {}
         self._silent: list[socket.socket] = []
         self._ids: set[tuple[int, int]] = set()
+        self._owns_state = False
 
     # -- paths ------------------------------------------------------------------------------------
     @property
@@ -111,6 +134,7 @@ class Twin:
             raise TwinError("the twin needs root (mount namespaces, binding port 22)")
         started = time.monotonic()
         try:
+            sweep(self.workdir)
             self._block = blocks.claim(len(self.scenario.nodes))
             self.block = self._block.index
             self.addresses = {name: self._block.address(i) for i, name in enumerate(self.scenario.nodes)}
@@ -135,7 +159,9 @@ class Twin:
             if self._block is not None:
                 self._block.release()
                 self._block = None
-            self.state_path.unlink(missing_ok=True)
+            if self._owns_state:
+                self.state_path.unlink(missing_ok=True)
+                self._owns_state = False
 
     # -- internals --------------------------------------------------------------------------------
     def _write_files(self) -> None:
@@ -189,6 +215,7 @@ class Twin:
         state = {
             "format": STATE_FORMAT,
             "pid": os.getpid(),
+            "started": node_procs.process_start_time(os.getpid()),
             "scenario": self.scenario.name,
             "cluster": self.scenario.cluster,
             "block": self.block,
@@ -198,3 +225,4 @@ class Twin:
             "inventory": str(self.inventory_path),
         }
         self.state_path.write_text(json.dumps(state, indent=2) + "\n")
+        self._owns_state = True

@@ -19,11 +19,11 @@ import time
 from pathlib import Path
 
 import ibconform
-from ibconform.twin import STATE
-from ibconform.twin import nodes as node_procs
+from ibconform.twin import STATE, sweep
 from ibconform.twin.errors import TwinError
+from ibconform.twin.nodes import process_start_time
 from ibconform.twin.scenario import load as load_scenario
-from ibconform.twin.supervisor import LOG_FILE, PID_FILE, process_start_time
+from ibconform.twin.supervisor import LOG_FILE, PID_FILE
 
 UP_TIMEOUT = 120.0
 DOWN_TIMEOUT = 30.0
@@ -31,6 +31,18 @@ DOWN_TIMEOUT = 30.0
 
 def default_workdir(cluster: str) -> Path:
     return Path(tempfile.gettempdir()) / "ibconform-twin" / cluster
+
+
+def _last_file() -> Path:
+    return Path(tempfile.gettempdir()) / "ibconform-twin" / "last"
+
+
+def last_workdir() -> Path | None:
+    """The workdir of the twin ``up`` started last (what ``down`` stops when given none)."""
+    try:
+        return Path(_last_file().read_text().strip())
+    except OSError:
+        return None
 
 
 def supervisor_pid(workdir: Path) -> int | None:
@@ -89,6 +101,8 @@ def up(scenario: str | Path, workdir: Path | None = None, timeout: float = UP_TI
         if write_fd >= 0:
             os.close(write_fd)
     if message.startswith("ready"):
+        _last_file().parent.mkdir(parents=True, exist_ok=True)
+        _last_file().write_text(f"{workdir}\n")
         return workdir
     if not message:
         with contextlib.suppress(ProcessLookupError):
@@ -129,8 +143,13 @@ def _gone(pid: int, timeout: float) -> bool:
     return process_start_time(pid) is None
 
 
-def down(workdir: Path, timeout: float = DOWN_TIMEOUT) -> None:
-    """Stop the twin in ``workdir`` and wait until everything it made is gone. Idempotent."""
+def down(workdir: Path | None = None, timeout: float = DOWN_TIMEOUT) -> None:
+    """Stop the twin in ``workdir`` (default: the last one ``up`` started) and wait until everything it
+    made is gone. Idempotent."""
+    if workdir is None:
+        workdir = last_workdir()
+        if workdir is None:
+            return
     workdir = Path(workdir).absolute()
     pid = supervisor_pid(workdir)
     if pid is not None:
@@ -145,12 +164,5 @@ def down(workdir: Path, timeout: float = DOWN_TIMEOUT) -> None:
 
 def _sweep(workdir: Path) -> None:
     """Kill what a dead supervisor left inside its nodes (their connection processes), drop its files."""
-    try:
-        state = json.loads((workdir / STATE).read_text())
-    except (OSError, ValueError):
-        state = None
-    if state is not None:
-        folders = [Path(p) for p in state.get("hardwareDirs", [])]
-        node_procs.kill_all([], node_procs.identities(folders))
-    (workdir / STATE).unlink(missing_ok=True)
+    sweep(workdir)
     (workdir / PID_FILE).unlink(missing_ok=True)

@@ -2,13 +2,13 @@
 
 Each node's own files live in ``<workdir>/nodes/<node>/`` (host key, sshd_config, log); what its
 hardware serves (sysfs tree, mstconfig script and its answers) in ``<workdir>/hardware/<key>/``,
-shared by the nodes whose hardware state is the same. The node process is::
+shared by the nodes whose hardware state is the same (``sys/``, ``bin/``, ``mst/``, ``ibstat/``). The node process is::
 
     unshare --mount --propagation private --uts --pid --fork --kill-child --mount-proc -- sh -c '
         hostname dgx030
         mount --bind <hardware>/sys/class /sys/class                   # class/net, class/infiniband
         mount --bind <hardware>/sys/bus/pci/devices /sys/bus/pci/devices
-        mount --bind <hardware>/bin /usr/local/bin                     # mstconfig
+        mount --bind <hardware>/bin /usr/local/bin                     # mstconfig, ibstat
         mount --bind <workdir>/empty /root/.bashrc                 # no pyenv start-up per command
         exec /usr/sbin/sshd -D -e -f <node>/sshd_config'
 
@@ -44,9 +44,10 @@ _PR_SET_PDEATHSIG = 1
 _libc = ctypes.CDLL(None, use_errno=True)
 
 
-def mstconfig_script(mst_dir: Path) -> str:
-    template = (resources.files("ibconform.twin") / "bin" / "mstconfig").read_text()
-    return template.replace("MST=@MST@", f"MST={shlex.quote(str(mst_dir))}", 1)
+def tool_script(tool: str, data: Path) -> str:
+    """A node's copy of ``bin/<tool>`` (package data), pointed at the folder of its pre-rendered answers."""
+    template = (resources.files("ibconform.twin") / "bin" / tool).read_text()
+    return template.replace("DATA=@DATA@", f"DATA={shlex.quote(str(data))}", 1)
 
 
 class _Writer:
@@ -102,6 +103,14 @@ def write_mst(out: _Writer, node: Node) -> None:
             out.link(f"mst/devices/{alias}", pci)
 
 
+def write_ibstat(out: _Writer, node: Node) -> None:
+    by_rdma = {h.rdma: h for h in node.devices.values()}
+    out.file("ibstat/list", " ".join(render.ibstat_order(node)) + "\n")
+    for rdma, hca in by_rdma.items():
+        out.file(f"ibstat/ca/{rdma}", render.ibstat_ca(hca))
+        out.file(f"ibstat/port/{rdma}", f"CA: '{rdma}'\nPort 1:\n" + render.ibstat_port(hca, indent=""))
+
+
 def write_sysfs(out: _Writer, node: Node) -> None:
     files, links = render.sysfs_tree(node)
     for rel, text in files.items():
@@ -122,8 +131,10 @@ def write_hardware(folder: Path, node: Node) -> None:
     out = _Writer(folder)
     write_sysfs(out, node)
     write_mst(out, node)
-    out.file("bin/mstconfig", mstconfig_script(folder / "mst"))
-    os.chmod(folder / "bin" / "mstconfig", 0o755)
+    write_ibstat(out, node)
+    for tool, data in (("mstconfig", "mst"), ("ibstat", "ibstat")):
+        out.file(f"bin/{tool}", tool_script(tool, folder / data))
+        os.chmod(folder / "bin" / tool, 0o755)
 
 
 def _die_with_parent() -> None:
@@ -199,6 +210,19 @@ def wait_accepting(procs: dict[str, subprocess.Popen], addresses: dict[str, str]
 
 
 # ---------------------------------------------------------------------------------------------- teardown
+
+def process_start_time(pid: int) -> str | None:
+    """Field 22 of /proc/<pid>/stat (start time in clock ticks): None if gone or a zombie."""
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            stat = f.read()
+    except OSError:
+        return None
+    fields = stat[stat.rindex(")") + 2:].split()
+    if fields[0] in ("Z", "X"):
+        return None
+    return fields[19]
+
 
 def identities(folders: list[Path]) -> set[tuple[int, int]]:
     """(st_dev, st_ino) of the hardware trees' ``bin`` folders: inside a node, that is /usr/local/bin."""

@@ -195,6 +195,36 @@ def sysfs_tree(node: Node) -> tuple[dict[str, str], dict[str, str]]:
     return files, links
 
 
+# ---------------------------------------------------------------------------------------------- ibstat
+
+_IBSTAT_STATES = {"DOWN": "Down", "INIT": "Initializing", "ARMED": "Armed", "ACTIVE": "Active"}
+
+
+def ibstat_port(hca: Hca, indent: str = "\t\t") -> str:
+    """The port lines of ``ibstat`` (rdma-core infiniband-diags): Rate is whole Gb/s only."""
+    ib = hca.link_type.current == "IB"
+    port_guid = "0x" + guid(hca.pci).replace(":", "")
+    lid = int(guid(hca.pci)[-4:], 16) % 1000 + 1 if ib and hca.port_state == "ACTIVE" else 0
+    rows = [("State", _IBSTAT_STATES[hca.port_state]), ("Physical state", hca.phys_state.split(": ", 1)[1]),
+            ("Rate", hca.rate.split()[0]), ("Base lid", str(lid)), ("LMC", "0"),
+            ("SM lid", "1" if lid else "0"), ("Capability mask", "0xa751e848" if ib else "0x00010000"),
+            ("Port GUID", port_guid), ("Link layer", "InfiniBand" if ib else "Ethernet")]
+    return "".join(f"{indent}{k}: {v}\n" for k, v in rows)
+
+
+def ibstat_ca(hca: Hca) -> str:
+    """One CA's block of ``ibstat``, TAB-indented as the real tool prints it."""
+    node_guid = "0x" + guid(hca.pci).replace(":", "")
+    return (f"CA '{hca.rdma}'\n\tCA type: {hca.type.hca_type}\n\tNumber of ports: 1\n"
+            f"\tFirmware version: {hca.fw_ver}\n\tHardware version: {0 if hca.slot.type == 'ConnectX7' else 1}\n"
+            f"\tNode GUID: {node_guid}\n\tSystem image GUID: {node_guid}\n\tPort 1:\n" + ibstat_port(hca))
+
+
+def ibstat_order(node: Node) -> list[str]:
+    """CA names in the order ibstat lists them (sorted as strings: mlx5_0, mlx5_1, mlx5_10, ...)."""
+    return sorted(h.rdma for h in node.devices.values())
+
+
 # ---------------------------------------------------------------------------------------------- SSH files
 
 def _arg(path: str) -> str:

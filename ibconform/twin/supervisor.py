@@ -17,22 +17,10 @@ from pathlib import Path
 
 from ibconform.errors import IbconformError
 from ibconform.twin import Twin
+from ibconform.twin.nodes import process_start_time
 
 PID_FILE = "supervisor.pid"
 LOG_FILE = "supervisor.log"
-
-
-def process_start_time(pid: int) -> str | None:
-    """Field 22 of /proc/<pid>/stat (start time in clock ticks), None if gone or a zombie."""
-    try:
-        with open(f"/proc/{pid}/stat") as f:
-            stat = f.read()
-    except OSError:
-        return None
-    fields = stat[stat.rindex(")") + 2:].split()
-    if fields[0] in ("Z", "X"):
-        return None
-    return fields[19]
 
 
 def _report(fd: int | None, line: str) -> None:

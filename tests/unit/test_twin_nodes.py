@@ -94,6 +94,9 @@ ANSWERS = [
     ("dgx009", QUERY, 0, r"^\*\s+NUM_OF_VFS\s+0\s+8\s+8\s*$", 2.0),
     ("dgx010", f"timeout 1 {QUERY}", 124, r"\A\Z", 1.0),
     ("dgx015", "cat /sys/class/infiniband/mlx5_8/ports/1/link_layer", 0, r"\AEthernet\n\Z", 0),
+    ("dgx001", "ibstat", 0, r"^CA 'mlx5_4'\n\tCA type: MT4129\n\tNumber of ports: 1\n\tFirmware version: 28\.41\.1000$", 0),
+    ("dgx006", "ibstat mlx5_15 1", 0, r"\ACA: 'mlx5_15'\nPort 1:\nState: Down\nPhysical state: Polling\nRate: 10\n", 0),
+    ("dgx001", "ibstat mlx5_99 2>&1", 255, r"^ibpanic: \[\d+\] main: stat of IB device 'mlx5_99' failed", 0),
 ]
 
 
@@ -128,6 +131,13 @@ def test_mstconfig_script_prints_what_the_renderer_renders(twin, host, args):
     want, rc = render.mstconfig_query(devices.get(dev), device_arg=dev, params=args[verb + 1:] or None,
                                       verbose="-e" in args)
     assert (got.stdout, got.returncode, got.stderr) == (want, rc, "")
+
+
+def test_a_second_twin_in_a_live_twins_workdir_is_refused_and_harms_nothing(twin, clients):
+    with pytest.raises(TwinError, match=r"a twin is already up in .*: take it down first"):
+        Twin("demo", twin.workdir).up()
+    assert twin.state_path.exists()
+    assert run(clients("dgx001"), "hostname") == (0, "dgx001\n")
 
 
 def test_unreachable_node_refuses(twin):
