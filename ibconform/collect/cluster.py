@@ -16,7 +16,7 @@ from kubernetes import client, config
 from kubernetes.client.rest import ApiException
 from kubernetes.config.config_exception import ConfigException
 
-from ibconform.errors import UsageError
+from ibconform.errors import IbconformError, UsageError
 from ibconform.inventory import Inventory
 
 PAGE_SIZE = 500
@@ -50,9 +50,32 @@ RESOURCES = (
 )
 
 
+class ReadOnlyViolation(IbconformError):
+    """A write was attempted through a read-only API client: a bug, never sent."""
+
+
+class ReadOnlyRestClient:
+    """Wraps the client's REST layer and refuses every method but GET, so --read-only is enforced in the
+    code path, not only by convention."""
+
+    SAFE = frozenset({"GET", "HEAD", "OPTIONS"})
+
+    def __init__(self, inner: object) -> None:
+        self._inner = inner
+
+    def request(self, method: str, url: str, *args: object, **kwargs: object) -> object:
+        if method.upper() not in self.SAFE:
+            raise ReadOnlyViolation(f"read-only run refused to send {method} {url.split('?')[0]}")
+        return self._inner.request(method, url, *args, **kwargs)
+
+    def __getattr__(self, name: str) -> object:
+        return getattr(self._inner, name)
+
+
 def api_client(inventory: Inventory, kubeconfig: str | None = None, context: str | None = None,
-               timeout: float = 30.0) -> client.ApiClient:
-    """An ApiClient from --kubeconfig/--context, the inventory, $KUBECONFIG, or the in-cluster account."""
+               timeout: float = 30.0, read_only: bool = False) -> client.ApiClient:
+    """An ApiClient from --kubeconfig/--context, the inventory, $KUBECONFIG, or the in-cluster account;
+    with ``read_only`` it cannot send anything but GET."""
     k8s = inventory.model.kubernetes
     path = kubeconfig or k8s.kubeconfig
     if path and not os.path.isabs(os.path.expanduser(path)):
@@ -70,6 +93,8 @@ def api_client(inventory: Inventory, kubeconfig: str | None = None, context: str
     configuration.retries = 1
     api = client.ApiClient(configuration)
     api.ibconform_timeout = timeout
+    if read_only:
+        api.rest_client = ReadOnlyRestClient(api.rest_client)
     return api
 
 
