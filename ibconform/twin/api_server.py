@@ -77,6 +77,7 @@ SERVER_VERSION = {
     "platform": "linux/amd64",
 }
 WATCH_DEFAULT_TIMEOUT = 1800.0          # kube-apiserver --min-request-timeout
+KMOCK_REQUEST_LOG_LIMIT = 10_000
 SUBRESOURCE_VERBS = {"status": ("get", "patch", "update"), "binding": ("create",), "log": ("get",)}
 DNS_SUBDOMAIN = re.compile(r"[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*")
 FAULT_REASONS = {
@@ -335,6 +336,8 @@ class TwinEmulator(KubernetesEmulator):
                 verb, path.resource, path.namespace, path.name)
         request = self._kmock_request(raw, body, path, verb)
         self._requests.append(request)
+        if len(self._requests) > KMOCK_REQUEST_LOG_LIMIT:  # they hold bodies; ``records`` keeps every request
+            del self._requests[: KMOCK_REQUEST_LOG_LIMIT // 2]
         try:
             self._authenticate(raw)
             await self._inject_fault(raw, path, verb)
@@ -636,6 +639,8 @@ class TwinEmulator(KubernetesEmulator):
         result = copy.deepcopy(new)
         if not isinstance(result.get("metadata"), dict):
             result["metadata"] = {}
+        for server_owned in ("deletionTimestamp", "deletionGracePeriodSeconds"):  # clients cannot set these
+            result["metadata"].pop(server_owned, None)
         result["metadata"]["name"] = name
         if rt.namespaced:
             result["metadata"]["namespace"] = meta(old).get("namespace")

@@ -344,7 +344,8 @@ class Store:
         with self.lock:
             objects = self._index.get(rt.group_plural, {})
             prefix = f"{namespace}/" if namespace and rt.namespaced else None
-            return sorted((k, o) for k, o in objects.items() if prefix is None or k.startswith(prefix))
+            return sorted(((k, o) for k, o in objects.items() if prefix is None or k.startswith(prefix)),
+                          key=lambda item: item[0])
 
     def namespace_exists(self, namespace: str) -> bool:
         namespaces = self.registry.storage("", "namespaces")
