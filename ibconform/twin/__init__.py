@@ -25,6 +25,8 @@ from types import TracebackType
 
 import yaml
 
+from ibconform.errors import InventoryError
+from ibconform.inventory import parse as parse_inventory
 from ibconform.twin import block as blocks
 from ibconform.twin import nodes as node_procs
 from ibconform.twin import render
@@ -194,7 +196,12 @@ class Twin:
                                      ssh, self.scenario.profiles, self.scenario.inventory)
         header = (f"# Inventory of the ibconform twin for scenario {self.scenario.name} "
                   f"(written by the twin; regenerated on every 'twin up').\n")
-        self.inventory_path.write_text(header + yaml.safe_dump(inventory, sort_keys=False, width=120))
+        text = header + yaml.safe_dump(inventory, sort_keys=False, width=120)
+        try:
+            parse_inventory(text, self.inventory_path)     # a bad expect:/inventory: fails now, not in the suite
+        except InventoryError as exc:
+            raise ScenarioError(f"{self.scenario.source}: the inventory it makes is invalid: {exc}") from None
+        self.inventory_path.write_text(text)
 
     def _start(self) -> None:
         self._ids = node_procs.identities(self._hardware_dirs())

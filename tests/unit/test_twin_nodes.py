@@ -308,6 +308,12 @@ def test_scenario_errors_are_one_line_naming_the_field(text, message):
     assert re.match(r"bad\.yaml: " + message, str(exc.value)), str(exc.value)
 
 
+def test_a_scenario_whose_inventory_is_invalid_fails_before_any_node_starts(tmp_path):
+    scenario = parse_scenario(GOOD + "  - {names: a}\nexpect: {vfsPerHca: lots}\n", "bad.yaml")
+    with pytest.raises(ScenarioError, match=r"^bad\.yaml: the inventory it makes is invalid: .*expect\.vfsPerHca"):
+        Twin(scenario, tmp_path / "bad").up()
+
+
 def test_builtin_scenarios_cover_every_fault_kind():
     faults = load_scenario("faults")
     applied = {kind for node in faults.nodes.values() for kind in node.faults}
