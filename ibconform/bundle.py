@@ -36,7 +36,7 @@ class NodeStatus:
 
 
 def now() -> str:
-    return dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")
+    return dt.datetime.now(dt.UTC).isoformat(timespec="seconds")
 
 
 def _sysfs_relpath(path: str) -> PurePosixPath | None:

@@ -32,7 +32,7 @@ def checks_dir() -> Path:
 
 def default_out_dir(cluster: str = "ibconform") -> Path:
     """``reports/<cluster>-<UTC timestamp>``, never an existing folder."""
-    stamp = dt.datetime.now(dt.timezone.utc).strftime("%Y%m%dT%H%M%SZ")
+    stamp = dt.datetime.now(dt.UTC).strftime("%Y%m%dT%H%M%SZ")
     base = Path("reports") / f"{cluster}-{stamp}"
     out, n = base, 1
     while out.exists():

@@ -31,7 +31,7 @@ PROBE_SELECTOR = f"{MANAGED_BY[0]}={MANAGED_BY[1]},{ROLE[0]}={ROLE[1]}"
 
 
 def new_run_id() -> str:
-    return dt.datetime.now(dt.timezone.utc).strftime("%Y%m%d%H%M%S") + "-" + secrets.token_hex(3)
+    return dt.datetime.now(dt.UTC).strftime("%Y%m%d%H%M%S") + "-" + secrets.token_hex(3)
 
 
 def node_resources(node: Node, node_obj: dict, policies: list[dict], prefix: str) -> list[str]:
@@ -146,7 +146,7 @@ class ProbeRun:
         for pod in pods:
             created = pod.metadata.creation_timestamp
             if pod.metadata.labels.get(RUN_LABEL) != self.run_id and created is not None \
-                    and dt.datetime.now(dt.timezone.utc) - created > guard:
+                    and dt.datetime.now(dt.UTC) - created > guard:
                 self._delete(pod.metadata.name)
                 gone.append(pod.metadata.name)
         return gone
