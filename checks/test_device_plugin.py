@@ -7,7 +7,7 @@ import pytest
 
 from ibconform.cluster_facts import quantity
 
-pytestmark = pytest.mark.cluster_lists("nodes", "sriovnetworknodepolicies")
+pytestmark = [pytest.mark.link("device-plugin"), pytest.mark.cluster_lists("nodes", "sriovnetworknodepolicies")]
 
 
 def test_policy_matches_inventory(hca_resource):

@@ -3,6 +3,10 @@
 PYTEST_DONT_REWRITE: messages are the checks' own one-liners.
 """
 
+import pytest
+
+pytestmark = pytest.mark.link("kernel")
+
 
 def test_excluded_device_has_no_vfs(excluded):
     numvfs = excluded.sriov_numvfs()

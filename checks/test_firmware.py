@@ -3,6 +3,10 @@
 PYTEST_DONT_REWRITE: messages are the checks' own one-liners.
 """
 
+import pytest
+
+pytestmark = pytest.mark.link("firmware")
+
 
 def test_firmware_vfs_committed(hca):
     vfs = hca.param("NUM_OF_VFS")

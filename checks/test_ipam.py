@@ -7,7 +7,7 @@ import pytest
 
 from ibconform.cluster_facts import NCP_NAME, Image, d, name_of, pod_images, pod_ready, pod_waiting_reason
 
-pytestmark = pytest.mark.cluster_lists("nodes", "pods", "ippools", "nicclusterpolicies")
+pytestmark = [pytest.mark.link("ipam"), pytest.mark.cluster_lists("nodes", "pods", "ippools", "nicclusterpolicies")]
 
 
 def _image_problem(expect, images: list[str]) -> str | None:

@@ -3,6 +3,10 @@
 PYTEST_DONT_REWRITE: messages are the checks' own one-liners.
 """
 
+import pytest
+
+pytestmark = pytest.mark.link("kernel")
+
 
 def test_iface_is_expected_pci(hca):
     pci = hca.pci_of_iface()

@@ -7,7 +7,7 @@ import pytest
 
 from ibconform.cluster_facts import CURRENT_ANNOTATION, DESIRED_ANNOTATION, STATE_ANNOTATION
 
-pytestmark = pytest.mark.cluster_lists("nodes", "sriovnetworknodestates")
+pytestmark = [pytest.mark.link("operator"), pytest.mark.cluster_lists("nodes", "sriovnetworknodestates")]
 
 NEXT_STEP = {
     "Reboot_Required": "the config daemon waits for a reboot to apply firmware — power-cycle the node "

@@ -3,7 +3,10 @@
 PYTEST_DONT_REWRITE: messages are the checks' own one-liners.
 """
 
+import pytest
 
+
+@pytest.mark.link("ports")
 def test_ib_port_active(hca):
     ports = hca.ports()
     assert ports, f"IB port of {hca} expected {hca.expect.port_state} vs no port in sysfs: check the mlx5 driver"
@@ -18,6 +21,7 @@ def test_ib_port_active(hca):
             f"{rate if rate is not None else 'unreadable'} Gb/s: check the cable and the switch port speed")
 
 
+@pytest.mark.link("firmware")
 def test_firmware_version_consistent(node):
     versions = {}
     for hca in node.hcas:
@@ -32,6 +36,7 @@ def test_firmware_version_consistent(node):
         + "): update every HCA to one release")
 
 
+@pytest.mark.link("node")
 def test_node_identity(node):
     hostname = node.hostname or ""
     assert hostname.split(".")[0] == node.node.name.split(".")[0], (

@@ -5,7 +5,7 @@ PYTEST_DONT_REWRITE: messages are the checks' own one-liners.
 
 import pytest
 
-pytestmark = pytest.mark.cluster_lists("nodes")
+pytestmark = [pytest.mark.link("workload"), pytest.mark.cluster_lists("nodes")]
 
 
 def test_probe_scheduled(node_object):

@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from ibconform.bundle import now
-from ibconform.report import remediation
+from ibconform.report import remediation, rootcause
 
 RESULTS_FORMAT = "ibconform-results/v1"
 
@@ -48,10 +48,11 @@ class ResultsRecorder:
     def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
         outcome = outcome_of(report)
         props = report.user_properties
-        meta = {k: v for k, v in props if k in ("check", "node", "hca")}
+        meta = {k: v for k, v in props if k in ("check", "node", "hca", "link")}
         entry = self.entries.setdefault(report.nodeid, {
             "id": report.nodeid.split("::")[-1], "check": meta.get("check"), "node": meta.get("node"),
-            "hca": meta.get("hca"), "outcome": None, "message": None, "evidence": [], "remediation": None})
+            "hca": meta.get("hca"), "link": meta.get("link"), "outcome": None, "message": None, "evidence": [],
+            "remediation": None})
         if outcome is None or entry["outcome"] in ("failed", "error"):
             return
         entry["outcome"] = outcome
@@ -70,5 +71,6 @@ class ResultsRecorder:
         counts = {o: sum(e["outcome"] == o for e in results) for o in ("passed", "failed", "error", "skipped")}
         self.run["counts"] = counts
         self.out_dir.mkdir(parents=True, exist_ok=True)
-        document = {"format": RESULTS_FORMAT, "run": self.run, "results": results}
+        document = {"format": RESULTS_FORMAT, "run": self.run, "nodes": rootcause.node_verdicts(results),
+                    "results": results}
         (self.out_dir / "results.json").write_text(json.dumps(document, indent=2) + "\n")
