@@ -76,6 +76,17 @@ class Block:
             self.fd = None
 
 
+def try_lock(index: int) -> Block | None:
+    """Lock block ``index`` if no one holds it (to clean up after a dead twin), else None."""
+    fd = os.open(run_dir() / f"block-{index}.lock", os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        os.close(fd)
+        return None
+    return Block(index, fd)
+
+
 def claim(nodes: int) -> Block:
     """Claim the first free block with room for ``nodes`` addresses, all of them free on :22."""
     if nodes > PER_BLOCK:

@@ -1,7 +1,8 @@
 """The twin's nodes as processes: one ``sshd -D`` per node inside its own mount and UTS namespace.
 
 Each node's own files live in ``<workdir>/nodes/<node>/`` (host key, sshd_config, log); what its
-hardware serves (sysfs tree, mstconfig script and its answers) in ``<workdir>/hardware/<key>/``,
+hardware serves (sysfs tree, mstconfig script and its answers) in ``<hardware root>/<key>/`` (on
+tmpfs: /dev/shm/ibconform-twin/block-<b>/, linked as ``<workdir>/hardware``),
 shared by the nodes whose hardware state is the same (``sys/``, ``bin/``, ``mst/``, ``ibstat/``). The node process is::
 
     unshare --mount --propagation private --uts --pid --fork --kill-child --mount-proc -- sh -c '
@@ -124,6 +125,35 @@ def write_sysfs(out: _Writer, node: Node) -> None:
 def hardware_key(node: Node) -> str:
     """Nodes with the same hardware state share one rendered tree (a 64-node healthy cluster: one)."""
     return hashlib.sha256(repr(list(node.devices.values())).encode()).hexdigest()[:16]
+
+
+def hardware_root_path(block: int, workdir: Path) -> Path:
+    shm = Path("/dev/shm")
+    if shm.is_dir() and os.access(shm, os.W_OK):
+        return shm / "ibconform-twin" / f"block-{block}"
+    return workdir / "hardware"
+
+
+def hardware_root(block: int, workdir: Path) -> Path:
+    """An empty folder for a twin's hardware trees: on tmpfs per address block, else in the workdir.
+
+    The caller owns ``block``: whatever a dead twin of that block left there (trees, processes still
+    inside them) is swept first.
+    """
+    root = hardware_root_path(block, workdir)
+    if root.exists():
+        kill_all([], identities([p for p in root.iterdir() if p.is_dir()]))
+        shutil.rmtree(root)
+    root.mkdir(parents=True)
+    return root
+
+
+def remove_hardware_root(root: Path | None, workdir: Path) -> None:
+    if root is not None:
+        shutil.rmtree(root, ignore_errors=True)
+    link = workdir / "hardware"
+    if link.is_symlink():
+        link.unlink()
 
 
 def write_hardware(folder: Path, node: Node) -> None:

@@ -199,12 +199,10 @@ def test_a_node_presents_only_its_own_host_key(twin):
 
 # ---------------------------------------------------------------------------------------------- life cycle
 
-def _inside(twin_or_dirs) -> list[int]:
-    """Live processes of a twin: inside one of its nodes, or naming its workdir (sshd -f <workdir>/...)."""
-    folders = twin_or_dirs if isinstance(twin_or_dirs, list) else [
-        twin_or_dirs.hardware_dir(n) for n in twin_or_dirs.scenario.nodes]
-    workdir = str(folders[0].parent.parent)
-    pids = set(node_procs.processes_in(node_procs.identities(folders)))
+def _inside(workdir: Path, ids: set[tuple[int, int]]) -> list[int]:
+    """Live processes of a twin: inside one of its nodes (``ids``: node_procs.identities of its hardware
+    trees, taken while it ran), or naming its workdir (sshd -f <workdir>/nodes/...)."""
+    pids = set(node_procs.processes_in(ids))
     for entry in os.scandir("/proc"):
         if not entry.name.isdigit():
             continue
@@ -213,9 +211,15 @@ def _inside(twin_or_dirs) -> list[int]:
             state = Path(f"/proc/{entry.name}/stat").read_text().rsplit(")", 1)[1].split()[0]
         except OSError:
             continue
-        if workdir in cmdline and "pytest" not in cmdline and state != "Z":
+        if str(workdir) in cmdline and "pytest" not in cmdline and state != "Z":
             pids.add(int(entry.name))
     return sorted(pids)
+
+
+def _ids(twin: Twin) -> set[tuple[int, int]]:
+    ids = node_procs.identities([twin.hardware_dir(n) for n in twin.scenario.nodes])
+    assert ids
+    return ids
 
 
 def _refuses(address: str) -> bool:
@@ -232,10 +236,11 @@ def test_down_kills_every_process_and_frees_the_addresses(tmp_path):
         client = connect(twin, "dgx031")
         session = client.exec_command("sleep 300")            # a session in flight at teardown
         assert run(connect(twin, "dgx030"), "hostname") == (0, "dgx030\n")
-        assert len(_inside(twin)) >= 4                         # two sshds, a session, its sleep
+        ids = _ids(twin)
+        assert len(_inside(twin.workdir, ids)) >= 4            # two sshds, a session, its sleep
     finally:
         twin.down()
-    assert _inside(twin) == []
+    assert _inside(twin.workdir, ids) == []
     assert all(_refuses(a) for a in twin.addresses.values())
     twin.down()                                                # idempotent
     session[1].channel.close()
@@ -254,20 +259,21 @@ def test_sigkill_of_a_supervisor_leaves_no_sshd_and_the_next_up_succeeds(tmp_pat
     workdir = commands.up("demo", tmp_path / "supervised")
     state = commands.status(workdir)
     assert state is not None and set(state["addresses"]) == {"dgx030", "dgx031"}
-    folders = [Path(p) for p in state["hardwareDirs"]]
-    assert _inside(folders)
+    ids = node_procs.identities([Path(p) for p in state["hardwareDirs"]])
+    assert ids and _inside(workdir, ids)
     os.kill(commands.supervisor_pid(workdir), signal.SIGKILL)
     deadline = time.monotonic() + 5
-    while _inside(folders) and time.monotonic() < deadline:
+    while _inside(workdir, ids) and time.monotonic() < deadline:
         time.sleep(0.05)
-    assert _inside(folders) == []
+    assert _inside(workdir, ids) == []
     assert commands.status(workdir) is None
     try:
         again = commands.up("demo", workdir)
         assert commands.status(again) is not None
+        ids |= node_procs.identities([Path(p) for p in commands.status(again)["hardwareDirs"]])
     finally:
         commands.down(workdir)
-    assert _inside(folders) == []
+    assert _inside(workdir, ids) == []
     commands.down(workdir)                                     # idempotent
 
 
@@ -275,7 +281,7 @@ def test_a_twin_that_does_not_come_up_in_time_tears_down_and_says_which_node(tmp
     twin = Twin("demo", tmp_path / "late", start_timeout=0)
     with pytest.raises(TwinError, match=r"node dgx03[01]: sshd not accepting on 127\.\d+\.\d+\.\d+:22 after 0 s"):
         twin.up()
-    assert not twin.running and _inside(twin) == []
+    assert not twin.running and _inside(twin.workdir, set()) == []
 
 
 # ---------------------------------------------------------------------------------------------- scenarios
