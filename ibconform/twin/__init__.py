@@ -44,8 +44,8 @@ STATE_FORMAT = "ibconform-twin-state/v1"
 def sweep(workdir: Path) -> None:
     """Kill what a twin that died without ``down()`` left inside its nodes; drop its state file.
 
-    A node's processes die with the twin's process, but SSH sessions open at that moment may not.
-    Refuses (TwinError) while the twin that wrote the state still runs.
+    A safety net: a node's whole PID namespace dies with the twin's process (PR_SET_PDEATHSIG, then
+    unshare --kill-child), so normally nothing is left. Refuses (TwinError) while that twin still runs.
     """
     path = Path(workdir) / STATE
     try:
