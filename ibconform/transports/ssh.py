@@ -118,8 +118,10 @@ class SshTransport:
             client.close()
             raise TransportError(f"ssh {t.hostname}:{t.port} did not answer within {timeout:g} s") from None
         except paramiko.SSHException as exc:
+            transport = client.get_transport()
+            got_banner = transport is not None and bool(transport.remote_version)
             client.close()
-            if "banner" in str(exc):
+            if "banner" in str(exc) or not got_banner:
                 raise TransportError(f"ssh {t.hostname}:{t.port}: no SSH banner within {timeout:g} s "
                                      "(the port accepts TCP but sshd does not answer)") from None
             raise TransportError(f"ssh {t.hostname}:{t.port}: {exc}") from None
