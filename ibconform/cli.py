@@ -60,6 +60,7 @@ def _out_args(p: argparse.ArgumentParser) -> None:
 
 
 def _finish(out: Path, code: int) -> int:
+    print("\n".join(suite.summary_lines(out)))
     print(f"report: {out / 'report.html'}\nresults: {out / 'results.json'}\nbundle: {out / 'bundle'}")
     return code
 
@@ -77,6 +78,7 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
         raise UsageError(f"{args.bundle}: not an evidence bundle (no manifest.json)")
     out = args.out or suite.default_out_dir("evaluate")
     code = suite.evaluate(args.bundle, out, workers=args.workers)
+    print("\n".join(suite.summary_lines(out)))
     print(f"report: {out / 'report.html'}\nresults: {out / 'results.json'}")
     return code
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import hashlib
+import json
 import os
 import sys
 from collections.abc import Callable
@@ -105,6 +106,26 @@ def evaluate(bundle_dir: Path, out_dir: Path, workers: int = 0, extra: tuple[str
         "--bundle", str(bundle_dir), "--report-dir", str(out_dir),
         "--html", str(out_dir / "report.html"), "--self-contained-html",
         "--junitxml", str(out_dir / "junit.xml"), "-o", "junit_family=xunit2",
-        "-q", "--no-header", "-rfE", "--tb=line", *(["-n", str(workers)] if workers else []), *extra,
+        "-qq", "--no-header", "--tb=no", "-rN", "-W", "ignore::pytest.PytestAssertRewriteWarning",
+        *(["-n", str(workers)] if workers else []), *extra,
     ]
     return int(pytest.main(args))
+
+
+def summary_lines(out_dir: Path) -> list[str]:
+    """One line per node: its verdict and, when it fails, the root cause and how many failures follow."""
+    try:
+        document = json.loads((out_dir / "results.json").read_text())
+    except (OSError, ValueError):
+        return []
+    lines = []
+    for node in document.get("nodes", []):
+        root = node.get("root_cause")
+        if root is None:
+            lines.append(f"{node['name']}: PASS")
+            continue
+        more = len(node.get("consequences", []))
+        scope = f" on {root['affected']}" if root.get("affected") else ""
+        lines.append(f"{node['name']}: FAIL [{root['link']}] {root['check']}{scope}: {root['message']}"
+                     + (f" (+{more} downstream)" if more else ""))
+    return lines
