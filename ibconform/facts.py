@@ -105,6 +105,9 @@ class NodeFacts:
             raise Unproven(f"no mstconfig output for {pci} on {self.node.name}: the query did not run")
         text, code = seen
         _cite(self.ledger, f"mstconfig -d {pci} {' '.join(_QUERY)} (exit {code}):\n{text.strip()}")
+        if code == 127:
+            raise Unproven(f"mstconfig not found on {self.node.name} (exit 127): install mstflint on the node "
+                           "(or run the suite through a transport that reaches a host with it)")
         if code in (124, 137):  # coreutils timeout: TERM, then KILL
             raise Unproven(f"mstconfig -d {pci} did not answer within the mstconfig timeout: "
                            "check for a hung mst driver or firmware; the node may need a power cycle")

@@ -1,0 +1,72 @@
+"""Transports against the twin: strict host keys by default, opt-in acceptance recorded, a changed key
+refused as a possible man-in-the-middle, and a pytest-testinfra hostspec behind the same interface."""
+
+from __future__ import annotations
+
+import socket
+from pathlib import Path
+
+import yaml
+
+from ibconform import inventory
+from ibconform.collect.nodes import collect_node
+
+
+def _inventory(twin, tmp_path: Path, **ssh) -> inventory.Inventory:
+    data = yaml.safe_load(twin.inventory_path.read_text())
+    data["ssh"].update(ssh)
+    path = tmp_path / "inventory.yaml"
+    path.write_text(yaml.safe_dump(data))
+    return inventory.load(path)
+
+
+def test_known_host_key_connects(faults_twin, tmp_path):
+    inv = _inventory(faults_twin, tmp_path)
+    status, output = collect_node(inv.node("dgx001"), inv)
+    assert status.reachable and status.error is None and status.notes == []
+    assert output.hostname == "dgx001"
+    assert output.files["/sys/class/net/ibp24s0/device/sriov_numvfs"].strip() == "8"
+
+
+def test_unknown_host_key_is_refused_by_default(faults_twin, tmp_path):
+    empty = tmp_path / "known_hosts"
+    empty.write_text("")
+    inv = _inventory(faults_twin, tmp_path, knownHosts=str(empty))
+    status, output = collect_node(inv.node("dgx001"), inv)
+    assert not status.reachable and output is None
+    assert "is not in known_hosts" in status.error and "acceptUnknownHostKeys" in status.error
+
+
+def test_accepting_unknown_keys_is_opt_in_and_recorded(faults_twin, tmp_path):
+    empty = tmp_path / "known_hosts"
+    empty.write_text("")
+    inv = _inventory(faults_twin, tmp_path, knownHosts=str(empty), acceptUnknownHostKeys=True)
+    status, _ = collect_node(inv.node("dgx001"), inv)
+    assert status.reachable
+    assert status.notes and status.notes[0].startswith("host key accepted without verification: ")
+
+
+def test_changed_host_key_is_refused_as_possible_mitm(faults_twin, tmp_path):
+    lines = faults_twin.known_hosts_path.read_text().splitlines()
+    other = next(line for line in lines if line.startswith("dgx002,"))
+    mine = next(line for line in lines if line.startswith("dgx001,"))
+    forged = tmp_path / "known_hosts"
+    forged.write_text(mine.split(" ", 1)[0] + " " + other.split(" ", 1)[1] + "\n")
+    inv = _inventory(faults_twin, tmp_path, knownHosts=str(forged))
+    status, _ = collect_node(inv.node("dgx001"), inv)
+    assert not status.reachable
+    assert "host key of" in status.error and "possible man-in-the-middle" in status.error
+
+
+def test_testinfra_local_hostspec_runs_the_same_script(faults_twin, tmp_path):
+    data = yaml.safe_load(faults_twin.inventory_path.read_text())
+    data["transport"] = "local://"
+    path = tmp_path / "inventory.yaml"
+    path.write_text(yaml.safe_dump(data))
+    inv = inventory.load(path)
+    status, output = collect_node(inv.node("dgx001"), inv)
+    assert status.reachable and status.transport == "local"
+    assert output.hostname == socket.gethostname()
+    # this machine is no DGX: the script ran, and says so record by record
+    text, code = output.mstconfig["0000:18:00.0"]
+    assert code == 127 and "mstconfig" in text
