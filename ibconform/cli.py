@@ -40,6 +40,11 @@ def _parser() -> argparse.ArgumentParser:
     ev.add_argument("bundle", type=Path, help="evidence bundle directory")
     _out_args(ev)
 
+    df = sub.add_parser("diff", help="what changed between two evidence bundles (before/after maintenance)")
+    df.add_argument("old", type=Path, help="the earlier bundle")
+    df.add_argument("new", type=Path, help="the later bundle")
+    df.add_argument("--html", type=Path, help="also write the changes as an HTML section to this file")
+
     demo = sub.add_parser("demo", help="run the suite on a built-in emulated cluster (the twin)")
     demo.add_argument("--scenario", default="demo", help="twin scenario: a built-in name or a file (default: demo)")
     _out_args(demo)
@@ -83,6 +88,18 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     return code
 
 
+def cmd_diff(args: argparse.Namespace) -> int:
+    from ibconform import diff
+
+    changes = diff.diff(diff.facts_of(args.old), diff.facts_of(args.new))
+    for change in changes:
+        print(change)
+    print(f"{len(changes)} changed facts")
+    if args.html:
+        args.html.write_text(diff.render_html(changes, args.old, args.new))
+    return 0
+
+
 def cmd_demo(args: argparse.Namespace) -> int:
     from ibconform.twin import Twin
 
@@ -113,7 +130,7 @@ def cmd_twin(args: argparse.Namespace) -> int:
     return 0
 
 
-COMMANDS = {"run": cmd_run, "evaluate": cmd_evaluate, "demo": cmd_demo, "twin": cmd_twin}
+COMMANDS = {"run": cmd_run, "evaluate": cmd_evaluate, "diff": cmd_diff, "demo": cmd_demo, "twin": cmd_twin}
 
 
 def main(argv: list[str] | None = None) -> int:
