@@ -40,6 +40,14 @@ def _parser() -> argparse.ArgumentParser:
     ev.add_argument("bundle", type=Path, help="evidence bundle directory")
     _out_args(ev)
 
+    disc = sub.add_parser("discover", help="write an inventory from a live cluster's policies and node states")
+    disc.add_argument("--kubeconfig", help="kubeconfig file (default: $KUBECONFIG, ~/.kube/config, in-cluster)")
+    disc.add_argument("--context", help="kubeconfig context")
+    disc.add_argument("--namespace", default="network-operator", help="the operator namespace")
+    disc.add_argument("--resource-prefix", default="nvidia.com", help="SR-IOV resource prefix")
+    disc.add_argument("--cluster", default="discovered", help="cluster name for the inventory")
+    disc.add_argument("-o", "--output", type=Path, required=True, help="inventory file to write")
+
     df = sub.add_parser("diff", help="what changed between two evidence bundles (before/after maintenance)")
     df.add_argument("old", type=Path, help="the earlier bundle")
     df.add_argument("new", type=Path, help="the later bundle")
@@ -88,6 +96,37 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     return code
 
 
+def cmd_discover(args: argparse.Namespace) -> int:
+    import yaml
+
+    from ibconform import discover
+    from ibconform.collect import cluster
+
+    if args.output.exists():
+        raise UsageError(f"{args.output}: exists (discover never overwrites an inventory)")
+    api = cluster.api_client(args.kubeconfig, args.context, read_only=True)
+    needed = ("nodes", "sriovnetworknodestates", "sriovnetworknodepolicies")
+    wanted = [r for r in cluster.RESOURCES if r.plural in needed]
+    lists = {}
+    for res in wanted:
+        ns = args.namespace if res.namespaced else None
+        try:
+            lists[res.plural] = cluster.list_all(api, res, ns)
+        except cluster.LIST_ERRORS as exc:
+            raise IbconformError(cluster.describe_error(exc, "list", res, ns)) from None
+    document = discover.inventory_from(lists, args.cluster, args.namespace, args.resource_prefix)
+    if not document["nodes"]:
+        raise IbconformError("no node is selected by a SriovNetworkNodePolicy with a SriovNetworkNodeState: "
+                             "nothing to write")
+    text = "# written by ibconform discover; review the excluded devices before use\n" + yaml.safe_dump(
+        document, sort_keys=False)
+    inventory_mod.parse(text, args.output)  # what we write must load
+    args.output.write_text(text)
+    written = inventory_mod.load(args.output)
+    print(f"inventory: {args.output} ({len(written.nodes)} nodes, {len(document['profiles'])} profiles)")
+    return 0
+
+
 def cmd_diff(args: argparse.Namespace) -> int:
     from ibconform import diff
 
@@ -130,7 +169,8 @@ def cmd_twin(args: argparse.Namespace) -> int:
     return 0
 
 
-COMMANDS = {"run": cmd_run, "evaluate": cmd_evaluate, "diff": cmd_diff, "demo": cmd_demo, "twin": cmd_twin}
+COMMANDS = {"run": cmd_run, "evaluate": cmd_evaluate, "discover": cmd_discover, "diff": cmd_diff,
+            "demo": cmd_demo, "twin": cmd_twin}
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -72,23 +72,28 @@ class ReadOnlyRestClient:
         return getattr(self._inner, name)
 
 
-def api_client(inventory: Inventory, kubeconfig: str | None = None, context: str | None = None,
-               timeout: float = 30.0, read_only: bool = False) -> client.ApiClient:
-    """An ApiClient from --kubeconfig/--context, the inventory, $KUBECONFIG, or the in-cluster account;
-    with ``read_only`` it cannot send anything but GET."""
+def kube_target(inventory: Inventory, kubeconfig: str | None, context: str | None) -> tuple[str | None, str | None]:
+    """(kubeconfig path, context): the command line's, else the inventory's (relative to its file)."""
     k8s = inventory.model.kubernetes
     path = kubeconfig or k8s.kubeconfig
-    if path and not os.path.isabs(os.path.expanduser(path)):
+    if path and not kubeconfig and not os.path.isabs(os.path.expanduser(path)):
         path = str(inventory.path.parent / path)
+    return path, context or k8s.context
+
+
+def api_client(kubeconfig: str | None = None, context: str | None = None, timeout: float = 30.0,
+               read_only: bool = False) -> client.ApiClient:
+    """An ApiClient from ``kubeconfig``/``context``, else $KUBECONFIG or ~/.kube/config, else the in-cluster
+    account; with ``read_only`` it cannot send anything but GET."""
     configuration = client.Configuration()
     try:
-        if path is None and "KUBERNETES_SERVICE_HOST" in os.environ and "KUBECONFIG" not in os.environ:
+        if kubeconfig is None and "KUBERNETES_SERVICE_HOST" in os.environ and "KUBECONFIG" not in os.environ:
             config.load_incluster_config(client_configuration=configuration)
         else:
-            config.load_kube_config(config_file=os.path.expanduser(path) if path else None,
-                                    context=context or k8s.context, client_configuration=configuration)
+            config.load_kube_config(config_file=os.path.expanduser(kubeconfig) if kubeconfig else None,
+                                    context=context, client_configuration=configuration)
     except (ConfigException, OSError, TypeError, ValueError) as exc:
-        where = path or os.environ.get("KUBECONFIG") or "~/.kube/config"
+        where = kubeconfig or os.environ.get("KUBECONFIG") or "~/.kube/config"
         raise UsageError(f"kubeconfig {where}: {exc}") from None
     configuration.retries = 1
     api = client.ApiClient(configuration)
@@ -161,6 +166,9 @@ def list_all(api: client.ApiClient, res: Resource, namespace: str | None) -> dic
             "items": items}
 
 
+LIST_ERRORS = (ApiException, urllib3.exceptions.HTTPError, OSError, ValueError)
+
+
 def collect_cluster(api: client.ApiClient, inventory: Inventory) -> tuple[dict[str, dict], dict[str, str]]:
     """LIST every resource of RESOURCES; return (lists by plural, errors by plural)."""
     namespace = inventory.model.kubernetes.namespace
@@ -169,6 +177,6 @@ def collect_cluster(api: client.ApiClient, inventory: Inventory) -> tuple[dict[s
         ns = namespace if res.namespaced else None
         try:
             lists[res.plural] = list_all(api, res, ns)
-        except (ApiException, urllib3.exceptions.HTTPError, OSError, ValueError) as exc:
+        except LIST_ERRORS as exc:
             errors[res.plural] = describe_error(exc, "list", res, ns)
     return lists, errors
