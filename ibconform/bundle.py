@@ -11,8 +11,10 @@ from __future__ import annotations
 
 import datetime as dt
 import fnmatch
+import functools
 import getpass
 import json
+import os
 from dataclasses import asdict, dataclass, field
 from pathlib import Path, PurePosixPath
 
@@ -91,7 +93,7 @@ class BundleWriter:
         _write_json(self.root / "cluster" / f"{plural}.json", document)
 
     def finish(self, **extra: object) -> None:
-        self.manifest.update(extra, complete=True, finished=now())
+        self.manifest.update({"complete": True, **extra}, finished=now())
         self._write_manifest()
 
 
@@ -125,6 +127,18 @@ class Bundle:
     def _node(self, node: str) -> Path:
         return self.root / "nodes" / node
 
+    @functools.cache  # noqa: B019  (one Bundle per run; its files never change once written)
+    def _sysfs_index(self, node: str) -> dict[str, Path]:
+        """Every sysfs file seen on ``node``: its /sys path -> the file in the bundle (one walk per node)."""
+        base = self._node(node) / "sysfs"
+        index = {}
+        for folder, _, names in os.walk(base):
+            for name in names:
+                file = Path(folder, name)
+                index["/sys/" + file.relative_to(base).as_posix()] = file
+        return index
+
+    @functools.cache  # noqa: B019
     def status(self, node: str) -> NodeStatus | None:
         try:
             data = json.loads((self._node(node) / "status.json").read_text())
@@ -140,27 +154,27 @@ class Bundle:
             return None
 
     def sysfs(self, node: str, path: str) -> str | None:
-        rel = _sysfs_relpath(path)
+        file = self._sysfs_index(node).get(path)
         try:
-            return (self._node(node) / "sysfs" / rel).read_text() if rel else None
+            return file.read_text() if file else None
         except OSError:
             return None
 
     def sysfs_glob(self, node: str, pattern: str) -> dict[str, str]:
-        """Every file seen whose /sys path matches the shell-style ``pattern``."""
-        base = self._node(node) / "sysfs"
-        found = {}
-        for file in sorted(base.rglob("*")) if base.is_dir() else ():
-            path = "/sys/" + file.relative_to(base).as_posix()
-            if file.is_file() and fnmatch.fnmatchcase(path, pattern):
-                found[path] = file.read_text()
-        return found
+        """Every file seen whose /sys path matches the shell-style ``pattern``, in path order."""
+        index = self._sysfs_index(node)
+        return {path: index[path].read_text() for path in sorted(fnmatch.filter(index, pattern))}
+
+    @functools.cache  # noqa: B019
+    def _links(self, node: str) -> dict:
+        try:
+            links = json.loads((self._node(node) / "links.json").read_text())
+        except (OSError, ValueError):
+            return {}
+        return links if isinstance(links, dict) else {}
 
     def link(self, node: str, path: str) -> str | None:
-        try:
-            return json.loads((self._node(node) / "links.json").read_text()).get(path)
-        except (OSError, ValueError, AttributeError):
-            return None
+        return self._links(node).get(path)
 
     def cluster(self, plural: str) -> dict | None:
         try:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import signal
 import sys
 import tempfile
 import traceback
@@ -81,8 +82,15 @@ def _finish(out: Path, code: int) -> int:
 def cmd_run(args: argparse.Namespace) -> int:
     inventory = inventory_mod.load(args.inventory)
     out = args.out or suite.default_out_dir(inventory.cluster)
-    bundle = suite.collect(args.inventory, out / "bundle", read_only=args.read_only,
-                           kubeconfig=args.kubeconfig, context=args.context)
+    try:
+        bundle = suite.collect(args.inventory, out / "bundle", read_only=args.read_only,
+                               kubeconfig=args.kubeconfig, context=args.context)
+    except KeyboardInterrupt:
+        print("ibconform: interrupted: probe pods deleted, SSH sessions closed; judging what was collected",
+              file=sys.stderr)
+        suite.evaluate(out / "bundle", out, workers=args.workers)
+        _finish(out, EXIT_INTERRUPTED)
+        return EXIT_INTERRUPTED
     return _finish(out, suite.evaluate(bundle, out, workers=args.workers))
 
 
@@ -173,8 +181,13 @@ COMMANDS = {"run": cmd_run, "evaluate": cmd_evaluate, "discover": cmd_discover, 
             "demo": cmd_demo, "twin": cmd_twin}
 
 
+def _interrupt(signum: int, frame: object) -> None:
+    raise KeyboardInterrupt  # SIGTERM unwinds like Ctrl-C: probe pods deleted, channels closed
+
+
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
+    signal.signal(signal.SIGTERM, _interrupt)
     try:
         return COMMANDS[args.command](args)
     except UsageError as exc:

@@ -7,6 +7,7 @@ import hashlib
 import json
 import os
 import sys
+import threading
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -75,13 +76,21 @@ def collect(inventory_path: str | Path, bundle_dir: Path, read_only: bool,
     for plural, document in lists.items():
         writer.cluster(plural, document)
     writer.cluster("errors", errors)
-    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="probes") as pool:
+    stop = threading.Event()
+    pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="probes")
+    try:
         probing = None
         if api is not None and not read_only and "nodes" in lists:
-            probing = pool.submit(probes.ProbeRun(api, inventory, lists).run)
+            probing = pool.submit(probes.ProbeRun(api, inventory, lists, stop=stop).run)
         collect_nodes(inventory, writer, terminal_progress(len(inventory.nodes)))
         if probing is not None:
             writer.cluster("probes", probing.result())
+    except BaseException:
+        stop.set()  # the probe run deletes its pods and returns within a few seconds
+        pool.shutdown(wait=True)
+        writer.finish(interrupted=True, complete=False)
+        raise
+    pool.shutdown()
     writer.finish()
     return bundle_dir
 
@@ -93,6 +102,7 @@ def run_metadata(bundle: Bundle) -> dict:
         "inventory": bundle.manifest.get("inventory_path"),
         "inventory_sha256": hashlib.sha256(inv_text).hexdigest(), "collected": bundle.manifest.get("created"),
         "read_only": bundle.manifest.get("read_only"), "user": bundle.manifest.get("user"),
+        "complete": bundle.manifest.get("complete", False), "interrupted": bundle.manifest.get("interrupted", False),
         "nodes": len(bundle.inventory.nodes),
     }
 
@@ -106,7 +116,8 @@ def evaluate(bundle_dir: Path, out_dir: Path, workers: int = 0, extra: tuple[str
         "--bundle", str(bundle_dir), "--report-dir", str(out_dir),
         "--html", str(out_dir / "report.html"), "--self-contained-html",
         "--junitxml", str(out_dir / "junit.xml"), "-o", "junit_family=xunit2",
-        "-qq", "--no-header", "--tb=no", "-rN", "-W", "ignore::pytest.PytestAssertRewriteWarning",
+        "-qq", "--no-header", "--tb=no", "-rN", "--assert=plain",
+        "-p", "no:unraisableexception", "-W", "ignore::pytest.PytestAssertRewriteWarning",
         *(["-n", str(workers)] if workers else []), *extra,
     ]
     return int(pytest.main(args))

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor, as_completed
@@ -15,7 +16,33 @@ from ibconform.inventory import Inventory, Node
 Progress = Callable[[str, NodeStatus], None]
 
 
-def collect_node(node: Node, inventory: Inventory) -> tuple[NodeStatus, nodescript.NodeOutput | None]:
+class LiveTransports:
+    """The transports in use, so an interrupt can close every SSH channel at once."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._open: set = set()
+        self.cancelled = False
+
+    def add(self, transport: transports.Transport) -> None:
+        with self._lock:
+            if self.cancelled:
+                raise IbconformError("collection interrupted")
+            self._open.add(transport)
+
+    def discard(self, transport: transports.Transport) -> None:
+        with self._lock:
+            self._open.discard(transport)
+
+    def close_all(self) -> None:
+        with self._lock:
+            self.cancelled = True
+            for transport in self._open:
+                transport.close()
+
+
+def collect_node(node: Node, inventory: Inventory,
+                 live: LiveTransports | None = None) -> tuple[NodeStatus, nodescript.NodeOutput | None]:
     """Run the node script on ``node``; never raises for a node-side problem."""
     settings = inventory.model
     boundary = nodescript.new_boundary()
@@ -26,11 +53,15 @@ def collect_node(node: Node, inventory: Inventory) -> tuple[NodeStatus, nodescri
     notes: list[str] = []
     try:
         transport = transports.for_node(node, inventory)
+        if live is not None:
+            live.add(transport)
         try:
             result = transport.run(script, timeout=settings.ssh.command_timeout)
         finally:
             notes = list(getattr(transport, "notes", []))
             transport.close()
+            if live is not None:
+                live.discard(transport)
         try:
             output = nodescript.split(result.stdout, boundary)
             error = None
@@ -48,11 +79,17 @@ def collect_node(node: Node, inventory: Inventory) -> tuple[NodeStatus, nodescri
 def collect_nodes(
     inventory: Inventory, writer: BundleWriter, progress: Progress | None = None
 ) -> dict[str, NodeStatus]:
-    """Collect all inventory nodes with at most ``collect.parallel`` at once; write each to the bundle."""
+    """Collect all inventory nodes with at most ``collect.parallel`` at once; write each to the bundle.
+
+    On an interrupt (KeyboardInterrupt, also from SIGTERM) every open SSH channel is closed, queued
+    nodes are dropped, and the interrupt propagates: the bundle keeps the nodes finished so far.
+    """
     statuses: dict[str, NodeStatus] = {}
     width = max(1, min(inventory.model.collect.parallel, len(inventory.nodes)))
-    with ThreadPoolExecutor(max_workers=width, thread_name_prefix="collect") as pool:
-        futures = {pool.submit(collect_node, node, inventory): node for node in inventory.nodes}
+    live = LiveTransports()
+    pool = ThreadPoolExecutor(max_workers=width, thread_name_prefix="collect")
+    try:
+        futures = {pool.submit(collect_node, node, inventory, live): node for node in inventory.nodes}
         for future in as_completed(futures):
             node = futures[future]
             status, output = future.result()
@@ -60,4 +97,9 @@ def collect_nodes(
             statuses[node.name] = status
             if progress is not None:
                 progress(node.name, status)
+    except BaseException:
+        live.close_all()
+        pool.shutdown(wait=False, cancel_futures=True)
+        raise
+    pool.shutdown()
     return statuses

@@ -12,8 +12,10 @@ from __future__ import annotations
 
 import datetime as dt
 import secrets
+import threading
 import time
 
+import urllib3
 from kubernetes import client, watch
 from kubernetes.client.rest import ApiException
 
@@ -28,6 +30,7 @@ RUN_LABEL = "ibconform.io/run"
 NETWORKS_ANNOTATION = "k8s.v1.cni.cncf.io/networks"
 GPU_RESOURCE = "nvidia.com/gpu"
 PROBE_SELECTOR = f"{MANAGED_BY[0]}={MANAGED_BY[1]},{ROLE[0]}={ROLE[1]}"
+POLL = 2.0  # seconds a quiet watch waits before looking at the stop flag
 
 
 def new_run_id() -> str:
@@ -113,7 +116,7 @@ class ProbeRun:
     """Creates, watches and deletes the probe pods of one run."""
 
     def __init__(self, api: client.ApiClient, inventory: Inventory, lists: dict[str, dict],
-                 run_id: str | None = None) -> None:
+                 run_id: str | None = None, stop: threading.Event | None = None) -> None:
         self.core = client.CoreV1Api(api)
         self.timeout_s = getattr(api, "ibconform_timeout", 30.0)
         self.inventory, self.lists = inventory, lists
@@ -121,6 +124,7 @@ class ProbeRun:
         self.namespace = self.settings.namespace
         self.run_id = run_id or new_run_id()
         self.created: list[str] = []
+        self.stop = stop or threading.Event()
 
     def run(self) -> dict:
         """Probe every inventory node; the probes.json document. Pods are deleted before returning."""
@@ -130,7 +134,8 @@ class ProbeRun:
             self.delete_leftovers()
             pods = self.create(records)
             self.watch(pods, records)
-            self.attach_events(records)
+            if not self.stop.is_set():
+                self.attach_events(records)
         finally:
             deleted = self.delete_created()
         return {"run_id": self.run_id, "level": self.settings.level, "namespace": self.namespace,
@@ -156,6 +161,8 @@ class ProbeRun:
         nodes = {name_of(n): n for n in lst(d(self.lists.get("nodes")).get("items"))}
         pods = {}
         for node in self.inventory.nodes:
+            if self.stop.is_set():
+                break
             record = records[node.name] = {"node": node.name, "pod": None, "level": self.settings.level,
                                            "outcome": "not-created", "message": None, "object": None,
                                            "events": []}
@@ -176,34 +183,44 @@ class ProbeRun:
         return pods
 
     def watch(self, pods: dict[str, str], records: dict[str, dict]) -> None:
-        """Watch this run's pods until each has a verdict or the overall timeout passes."""
+        """Watch this run's pods until each has a verdict, the overall timeout passes or ``stop`` is set.
+
+        One LIST, then one watch resumed from the last resourceVersion whenever it goes quiet (every
+        ``POLL`` seconds the stop flag is looked at) or drops; a LIST again only if the API expired it.
+        """
         deadline = time.monotonic() + self.settings.timeout
         selector = f"{RUN_LABEL}={self.run_id}"
         pending = set(pods)
-        api = self.core.api_client
-        while pending and time.monotonic() < deadline:
-            listing = self.core.list_namespaced_pod(self.namespace, label_selector=selector,
-                                                    _request_timeout=self.timeout_s)
-            for pod in listing.items:
-                self._observe(api.sanitize_for_serialization(pod), pods, records, pending)
-            if not pending:
-                break
+        version = None
+        while pending and time.monotonic() < deadline and not self.stop.is_set():
+            if version is None:
+                listing = self.core.list_namespaced_pod(self.namespace, label_selector=selector,
+                                                        _request_timeout=self.timeout_s)
+                version = listing.metadata.resource_version
+                for pod in listing.items:
+                    self._observe(self.core.api_client.sanitize_for_serialization(pod), pods, records, pending)
+                continue
             stream = watch.Watch()
             try:
                 for event in stream.stream(self.core.list_namespaced_pod, self.namespace, label_selector=selector,
-                                           resource_version=listing.metadata.resource_version,
+                                           resource_version=version,
                                            timeout_seconds=max(1, int(deadline - time.monotonic())),
-                                           _request_timeout=self.timeout_s + self.settings.timeout):
-                    self._observe(api.sanitize_for_serialization(event["object"]), pods, records, pending)
-                    if not pending or time.monotonic() >= deadline:
+                                           _request_timeout=(self.timeout_s, POLL)):
+                    raw = event.get("raw_object") or {}
+                    if event.get("type") == "ERROR":  # 410 Gone: the resourceVersion expired, LIST again
+                        version = None
                         break
-            except (ApiException, OSError, ValueError):
-                time.sleep(0.5)  # dropped watch: list again and resume
+                    version = d(raw.get("metadata")).get("resourceVersion") or version
+                    self._observe(raw, pods, records, pending)
+                    if not pending or self.stop.is_set() or time.monotonic() >= deadline:
+                        break
+            except (ApiException, urllib3.exceptions.HTTPError, OSError, ValueError):
+                pass  # quiet for POLL seconds, or dropped: resume from the last resourceVersion
             finally:
                 stream.stop()
         for name in pending:
             record = records[pods[name]]
-            record["outcome"] = "timeout"
+            record["outcome"] = "interrupted" if self.stop.is_set() else "timeout"
             record["message"] = (f"no verdict within {self.settings.timeout:g} s (probe.timeout): "
                                  f"pod phase {d(d(record['object']).get('status')).get('phase')}")
 
