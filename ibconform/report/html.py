@@ -159,7 +159,7 @@ def render_matrix(document: dict) -> str:
             cls, glyph, _ = CELL[cell_state(os, is_root)]
             title = f"{link_label(link)}: {_counts_text(os)}"
             if is_root:
-                title = f"ROOT CAUSE, {title} — {root.get('check')}: {root.get('message') or ''}"
+                title = f"ROOT CAUSE, {title} — {root.get('check')}"
             cells.append(f'<td class="{cls}" title="{esc(title)}">{glyph}</td>')
         if root:
             summary = (humanize(root["remediation"]).lower() if root.get("remediation")
@@ -276,10 +276,12 @@ def _remedy_html(remedy: dict | None) -> str:
 def _node_finding(node: dict, results: list[dict]) -> str:
     """One node's root-cause message, how far it reaches on the node, and the failures it explains."""
     root = node["root_cause"]
-    same = [r for r in results if r.get("check") == root.get("check")]
-    bad_same = sum(1 for r in same if r.get("outcome") in BAD)
-    unit = "HCAs" if same and all(r.get("hca") for r in same) else "items"
-    scope = f"{root.get('check')} {root.get('outcome')} on {bad_same} of {len(same)} {unit} of the node"
+    affected = root.get("affected")  # "8/8 HCAs", from rootcause
+    if not affected:
+        same = [r for r in results if r.get("check") == root.get("check")]
+        unit = "HCAs" if same and all(r.get("hca") for r in same) else "items"
+        affected = f"{sum(1 for r in same if r.get('outcome') in BAD)}/{len(same)} {unit}"
+    scope = f"{root.get('check')} {root.get('outcome')} on {affected} of the node"
     ids = set(node.get("consequences") or [])
     later = [r for r in results if r.get("id") in ids and r.get("check") != root.get("check")]
     parts = [f'<p class="finding">{esc(root.get("message") or "")}</p>', f'<p class="scope">{esc(scope)}</p>']
@@ -327,7 +329,9 @@ def versions_seen(bundle_root: Path | None) -> VersionsSeen:
     if not pods:
         seen.notes.append("pods not collected")
     for pod in lst(pods.get("items")):
-        meta = d(d(pod).get("metadata"))
+        if not isinstance(pod, dict):
+            continue
+        meta = d(pod.get("metadata"))
         labels = d(meta.get("labels"))
         component = str(labels.get("component") or labels.get("app") or labels.get("name") or meta.get("name", "?"))
         for image in pod_images(pod):
