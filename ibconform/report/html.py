@@ -286,8 +286,8 @@ def _node_finding(node: dict, results: list[dict]) -> str:
     later = [r for r in results if r.get("id") in ids and r.get("check") != root.get("check")]
     parts = [f'<p class="finding">{esc(root.get("message") or "")}</p>', f'<p class="scope">{esc(scope)}</p>']
     if later:
-        per_link = Counter(link_label(r.get("link")) for r in later)
-        what = ", ".join(f"{k} {v}" for k, v in per_link.items())
+        per_link = Counter(r.get("link") for r in later)
+        what = ", ".join(f"{link_label(k)} {v}" for k, v in sorted(per_link.items(), key=lambda kv: link_rank(kv[0])))
         parts.append(f'<details class="ds"><summary>{len(later)} downstream failure{"s" if len(later) != 1 else ""}'
                      f' explained by this root cause ({esc(what)})</summary>'
                      f'<ul>{"".join(_group_lines(later))}</ul></details>')
