@@ -89,6 +89,7 @@ class Verdict:
     failing: list[str]
     cluster_failures: int
     skipped: int
+    incomplete: bool = False
 
     @property
     def text(self) -> str:
@@ -96,15 +97,18 @@ class Verdict:
 
 
 def verdict_of(document: dict) -> Verdict:
-    """Accepted when at least one node was judged, every node passes and no cluster-wide check failed."""
+    """Accepted when at least one node was judged, every node passes, no cluster-wide check failed and
+    the evidence is complete (the run was not interrupted)."""
     nodes = document.get("nodes") or []
     results = document.get("results") or []
+    run = document.get("run") or {}
+    incomplete = run.get("interrupted") is True or run.get("complete") is False
     passing = [n["name"] for n in nodes if n.get("verdict") == "pass"]
     failing = [n["name"] for n in nodes if n.get("verdict") != "pass"]
     cluster_bad = sum(1 for r in results if not r.get("node") and r.get("outcome") in BAD)
     skipped = sum(1 for r in results if r.get("outcome") == "skipped")
-    accepted = bool(nodes) and not failing and not cluster_bad
-    return Verdict(accepted, passing, failing, cluster_bad, skipped)
+    accepted = bool(nodes) and not failing and not cluster_bad and not incomplete
+    return Verdict(accepted, passing, failing, cluster_bad, skipped, incomplete)
 
 
 def matrix_links(results: list[dict]) -> list[str]:
@@ -194,6 +198,8 @@ def render_verdict(document: dict) -> str:
         facts.append(f"{v.cluster_failures} cluster-wide check(s) failed")
     if v.skipped:
         facts.append(f"{v.skipped} check(s) skipped")
+    if v.incomplete:
+        facts.append("evidence incomplete (run interrupted)")
     counts = run.get("counts") or {}
     checks = ", ".join(f"{counts[k]} {k}" for k in ("passed", "failed", "error", "skipped") if counts.get(k))
     return (f'<div class="ibc-verdict {cls}"><div class="big"><span class="vg">{glyph}</span> {v.text}</div>'
@@ -237,7 +243,7 @@ def render_root_causes(document: dict) -> str:
         out.append('<section class="ibc-rc" id="rc-cluster"><h3><span class="vg">◆</span> Cluster-wide failures'
                    f' <span class="n">{len(cluster_bad)} check(s)</span></h3>')
         remedies = {r["remediation"].get("id"): r["remediation"] for r in cluster_bad if r.get("remediation")}
-        out.extend(_remedy_html(remedy) for remedy in remedies.values())
+        out.extend(_remedy_html(remedy) for remedy in remedies.values() or [None])
         out.append(f'<ul class="ds">{"".join(_group_lines(cluster_bad))}</ul></section>')
 
     groups: dict[str, list[dict]] = defaultdict(list)
@@ -369,13 +375,16 @@ RUN_FIELDS = (
     ("cluster", "Cluster"), ("nodes", "Nodes in inventory"), ("inventory", "Inventory"),
     ("inventory_sha256", "Inventory sha256"), ("bundle", "Evidence bundle"), ("collected", "Evidence collected"),
     ("started", "Evaluation started"), ("finished", "Evaluation finished"), ("read_only", "Read-only run"),
-    ("user", "Run by"), ("tool", "ibconform version"), ("exit_status", "Exit status"),
+    ("complete", "Evidence complete"), ("interrupted", "Interrupted"), ("user", "Run by"),
+    ("tool", "ibconform version"), ("exit_status", "Exit status"),
 )
 
 
 def _value(key: str, value: object) -> str:
     if key == "read_only":
         return "yes (no probe pods, no writes to the cluster)" if value else "no (probe pods were created)"
+    if isinstance(value, bool):
+        return "yes" if value else "no"
     if isinstance(value, dict):
         return ", ".join(f"{k} {v}" for k, v in value.items())
     return "—" if value is None else str(value)
@@ -405,7 +414,7 @@ def render_metadata(run: dict, versions: VersionsSeen, results_sha256: str | Non
                            f"{esc(nodes)})</span>" for v, n, nodes in versions.firmware) or "none seen"
     rows.append(f"<tr><th>Firmware versions seen</th><td>{firmware}</td></tr>")
     if versions.notes:
-        rows.append(f"<tr><th>Not seen</th><td>{esc('; '.join(versions.notes))}</td></tr>")
+        rows.append(f"<tr><th>Not collected</th><td>{esc('; '.join(versions.notes))}</td></tr>")
     for key in sorted(set(run) - known - {"counts"}):
         if not isinstance(run[key], dict | list):
             rows.append(f"<tr><th>{esc(key)}</th><td>{esc(_value(key, run[key]))}</td></tr>")

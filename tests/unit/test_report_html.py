@@ -138,6 +138,9 @@ def test_verdict():
     cluster_fail = [*node_results("dgx030"), result("ipam_controller", None, "ipam", "error", message="403")]
     assert report.verdict_of(document(cluster_fail)).text == "NOT ACCEPTED"
     assert report.verdict_of(document([])).text == "NOT ACCEPTED"  # nothing judged, nothing accepted
+    interrupted = document(node_results("dgx030"), interrupted=True, complete=False)
+    assert report.verdict_of(interrupted).text == "NOT ACCEPTED"
+    assert "evidence incomplete (run interrupted)" in report.render_verdict(interrupted)
     banner = report.render_verdict(DEMO)
     assert "NOT ACCEPTED" in banner and "1 of 2 nodes pass" in banner and "dgx031" in banner
 
