@@ -1,11 +1,14 @@
-"""The twin: an emulated DGX cluster on this machine that the real suite talks to over real SSH.
+"""The twin: an emulated DGX cluster on this machine that the real suite talks to over real SSH and HTTP.
 
 Each node is its own ``sshd`` on its own loopback address, in its own mount and UTS namespace, serving
-that node's hostname, sysfs and ``mstconfig`` as a scenario describes them (``scenario.py``)::
+that node's hostname, sysfs and ``mstconfig`` as a scenario describes them (``scenario.py``). The
+cluster's Kubernetes API is an ``ApiTwin`` (``api.py``) on the block's service address, any free port,
+with a random bearer token, filled and kept up to date by the cluster emulation (``cluster.py``)::
 
     with Twin("faults", tmp_path) as twin:
         inventory = twin.inventory_path            # ibconform/v1, ssh via twin.ssh_config_path
         twin.addresses["dgx001"]                   # '127.100.0.1'
+        twin.kubeconfig_path                       # the API: http://127.100.255.254:<port>, token in it
         twin.scenario.nodes["dgx002"].hcas["ibp24s0"].num_of_vfs.current
 
 Needs root (namespaces, binding :22). Several twins run side by side, each on its own address block
@@ -16,6 +19,7 @@ from __future__ import annotations
 
 import json
 import os
+import secrets
 import shutil
 import socket
 import subprocess
@@ -30,6 +34,8 @@ from ibconform.inventory import parse as parse_inventory
 from ibconform.twin import block as blocks
 from ibconform.twin import nodes as node_procs
 from ibconform.twin import render
+from ibconform.twin.api import ApiTwin
+from ibconform.twin.cluster import ClusterEmulation
 from ibconform.twin.errors import ScenarioError, TwinError
 from ibconform.twin.keys import write_keypair
 from ibconform.twin.scenario import Scenario
@@ -85,6 +91,8 @@ class Twin:
         self._ids: set[tuple[int, int]] = set()
         self._owns_state = False
         self._hardware_root: Path | None = None
+        self.api: ApiTwin | None = None
+        self.cluster: ClusterEmulation | None = None
 
     # -- paths ------------------------------------------------------------------------------------
     @property
@@ -106,6 +114,11 @@ class Twin:
     @property
     def state_path(self) -> Path:
         return self.workdir / STATE
+
+    @property
+    def kubeconfig_path(self) -> Path:
+        """The kubeconfig of the twin's API (mode 0600: it holds the bearer token)."""
+        return self.workdir / "kubeconfig"
 
     def node_dir(self, name: str) -> Path:
         """The node's own files: host key, sshd_config, sshd.log."""
@@ -141,7 +154,7 @@ class Twin:
         self.down()
 
     def up(self) -> Twin:
-        """Start every node and return once each reachable node accepts on :22 (else raise, torn down)."""
+        """Start the API and every node; return once each reachable node accepts on :22 (else raise, torn down)."""
         if self._block is not None:
             raise TwinError(f"twin in {self.workdir} is already up")
         if os.geteuid() != 0:
@@ -152,6 +165,7 @@ class Twin:
             self._block = blocks.claim(len(self.scenario.nodes))
             self.block = self._block.index
             self.addresses = {name: self._block.address(i) for i, name in enumerate(self.scenario.nodes)}
+            self._start_api()
             self._write_files()
             self._start()
             self._write_state()
@@ -164,8 +178,11 @@ class Twin:
     def down(self) -> None:
         """Kill everything the twin started (also after a failed ``up``); free its addresses. Idempotent."""
         try:
+            if self.api is not None:
+                self.api.stop()
             node_procs.kill_all(list(self._procs.values()), self._ids)
         finally:
+            self.api, self.cluster = None, None
             self._procs.clear()
             for s in self._silent:
                 s.close()
@@ -180,6 +197,14 @@ class Twin:
                 self._owns_state = False
 
     # -- internals --------------------------------------------------------------------------------
+    def _start_api(self) -> None:
+        """The cluster's API on the service address (any free port, a fresh token), then its kubeconfig."""
+        self.workdir.mkdir(parents=True, exist_ok=True)
+        self.api = ApiTwin(host=self.service_address, token=secrets.token_urlsafe(32))
+        self.cluster = ClusterEmulation(self.api, self.scenario, self.addresses).install()
+        self.api.start()
+        self.api.write_kubeconfig(self.kubeconfig_path, context=self.scenario.cluster)
+
     def _write_files(self) -> None:
         self.workdir.mkdir(parents=True, exist_ok=True)
         (self.workdir / "empty").write_text("")
@@ -213,7 +238,8 @@ class Twin:
                "knownHosts": str(self.known_hosts_path), "identityFile": str(self.identity_path),
                "connectTimeout": 3, "commandTimeout": 20}
         inventory = render.inventory(self.scenario.cluster, self.scenario.nodes.values(), self.scenario.expect,
-                                     ssh, self.scenario.profiles, self.scenario.inventory)
+                                     ssh, self.scenario.profiles, self.scenario.inventory,
+                                     kubeconfig=str(self.kubeconfig_path))
         header = (f"# Inventory of the ibconform twin for scenario {self.scenario.name} "
                   f"(written by the twin; regenerated on every 'twin up').\n")
         text = header + yaml.safe_dump(inventory, sort_keys=False, width=120)
@@ -250,6 +276,8 @@ class Twin:
             "sshd": {name: proc.pid for name, proc in self._procs.items()},
             "hardwareDirs": [str(p) for p in self._hardware_dirs()],
             "inventory": str(self.inventory_path),
+            "api": self.api.url if self.api is not None else None,
+            "kubeconfig": str(self.kubeconfig_path),
         }
         self.state_path.write_text(json.dumps(state, indent=2) + "\n")
         self._owns_state = True

@@ -283,6 +283,16 @@ class ApiTwin:
         return [copy.deepcopy(obj) for _, obj in self.store.items(rt, namespace)
                 if label_selector_matches(labels, meta(obj).get("labels")) and field_selector_matches(fields, obj)]
 
+    def peek(self, plural: str, namespace: str | None = None, *,
+             api_version: str | None = None) -> list[dict[str, Any]]:
+        """The stored objects themselves (no copies: never modify them), for controllers that read many
+        objects per event; [] if the resource is not served."""
+        try:
+            rt = self._type(api_version, plural)
+        except KeyError:
+            return []
+        return [obj for _, obj in self.store.items(rt, namespace)]
+
     def patch(self, api_version: str | None, kind_or_plural: str, name: str, namespace: str | None = None, *,
               merge: dict[str, Any]) -> dict[str, Any]:
         """Apply a JSON merge patch (status included) to an existing object; KeyError if absent."""

@@ -827,7 +827,7 @@ class TwinEmulator(KubernetesEmulator):
                 while (remaining := deadline - loop.time()) > 0:
                     try:
                         change = await asyncio.wait_for(watcher.queue.get(), remaining)
-                    except asyncio.TimeoutError:
+                    except TimeoutError:
                         break
                     if change is None:  # the server is stopping
                         break

@@ -55,7 +55,7 @@ GENERATION_GROUPS = frozenset({"apps", "batch", "policy", "networking.k8s.io", "
 
 
 def now_rfc3339() -> str:
-    return datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+    return datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 # ----------------------------------------------------------------------------------------------- errors

@@ -1,13 +1,19 @@
-"""The fault registry: one small function per fault kind, editing a node's hardware state.
+"""The fault registry: one small function per fault kind, editing a scenario's truth.
 
 A device fault takes one :class:`~ibconform.twin.hardware.Hca` and keyword parameters (their defaults
-give their types); a node fault takes the :class:`~ibconform.twin.hardware.Node`. A scenario names a
-fault by kind and may pick devices (``hcas: [ibp24s0]``, by interface or PCI address) and parameters::
+give their types); a node fault takes the :class:`~ibconform.twin.hardware.Node`; a cluster fault the
+:class:`~ibconform.twin.kube.ClusterKube`. A scenario names a fault by kind and may pick devices
+(``hcas: [ibp24s0]``, by interface or PCI address) and parameters::
 
-    faults: [{kind: firmware-pending, hcas: [ibp24s0], current: 16}]
+    nodes:
+      - {names: dgx031, faults: [{kind: firmware-pending, hcas: [ibp24s0], current: 16}]}
+    kubernetes:
+      faults: [{kind: ipam-image, image: nv-ipam}]
 
 Without ``hcas`` a device fault hits every device its kind targets by default (the node's HCAs, or
-its BlueField-3 DPUs for ``dpu-vfs``).
+its BlueField-3 DPUs for ``dpu-vfs``). Hardware faults change what the node serves and, through the
+derivations of the cluster emulation, what the API shows; the Kubernetes-side faults at the end change
+only the API (``kube.py``).
 """
 
 from __future__ import annotations
@@ -19,6 +25,7 @@ from dataclasses import dataclass
 from typing import Any, Literal
 
 from ibconform.twin.hardware import Hca, Node
+from ibconform.twin.kube import ClusterKube, PolicyDrift
 
 NV_ACCESS_ERROR = "-E- Error when trying to check if NV access registers are supported"
 OPEN_ERROR = "-E- Failed to open the device"
@@ -27,7 +34,7 @@ OPEN_ERROR = "-E- Failed to open the device"
 @dataclass(frozen=True)
 class FaultKind:
     name: str
-    scope: Literal["hca", "node"]
+    scope: Literal["hca", "node", "cluster"]
     apply: Callable[..., None]
     params: dict[str, Any]                      # name -> default (its type is the parameter's type)
     targets: Callable[[Node], list[Hca]] | None  # default devices of an "hca" fault
@@ -45,7 +52,7 @@ def _dpus(node: Node) -> list[Hca]:
     return [d for d in node.excluded.values() if d.slot.type.startswith("BlueField")]
 
 
-def fault(name: str, scope: Literal["hca", "node"] = "hca",
+def fault(name: str, scope: Literal["hca", "node", "cluster"] = "hca",
           targets: Callable[[Node], list[Hca]] | None = _hcas) -> Callable:
     """Register the decorated function as fault ``name``."""
     def register(fn: Callable[..., None]) -> Callable[..., None]:
@@ -148,3 +155,49 @@ def unreachable(node: Node) -> None:
 def hung(node: Node) -> None:
     """The address accepts TCP but never answers (no SSH banner)."""
     node.ssh = "hung"
+
+
+# ------------------------------------------------------------------------------ Kubernetes-side faults
+
+@fault("cordoned", scope="node")
+def cordoned(node: Node) -> None:
+    """Cordoned and held by the maintenance operator (taint maintenance.nvidia.com/in-progress:NoSchedule)."""
+    node.kube.cordoned = True
+
+
+@fault("vfs-taken", scope="node")
+def vfs_taken(node: Node) -> None:
+    """A running pod training-<node> in namespace default holds every VF the node advertises."""
+    node.kube.vfs_taken = True
+
+
+@fault("policy-drift")
+def policy_drift(hca: Hca, *, vfs: int = 4, priority: int = 10) -> None:
+    """A node-specific policy policy-<iface>-<node> outranks the cluster's for this PF with another numVfs."""
+    if not 0 <= priority <= 99:
+        raise ValueError(f"priority: expected 0 to 99 (lower wins), got {priority}")
+    hca.policy_drift = PolicyDrift(num_vfs=vfs, priority=priority)
+
+
+@fault("operator-failed", scope="node")
+def operator_failed(node: Node, *, error: str = "timed out waiting for the condition") -> None:
+    """The config daemon fails on healthy hardware: syncStatus Failed with ``error`` as lastSyncError."""
+    if not error.strip():
+        raise ValueError("error: expected the lastSyncError text, got an empty string")
+    node.kube.sync_error = error
+
+
+@fault("admission-error", scope="node")
+def admission_error(node: Node) -> None:
+    """Kubelet rejects pods asking for VFs after binding (UnexpectedAdmissionError from the device manager)."""
+    node.kube.admission_error = True
+
+
+@fault("ipam-image", scope="cluster")
+def ipam_image(cluster: ClusterKube, *, image: str = "nv-ipam", repository: str = "ghcr.io/mellanox",
+               version: str = "v0.2.0") -> None:
+    """NicClusterPolicy spec.nvIpam names an image that does not exist: nv-ipam pods in ImagePullBackOff."""
+    for key, value in (("image", image), ("repository", repository), ("version", version)):
+        if not value.strip():
+            raise ValueError(f"{key}: expected a non-empty string")
+    cluster.nv_ipam.image, cluster.nv_ipam.repository, cluster.nv_ipam.version = image, repository, version

@@ -1,8 +1,9 @@
 """The twin's hardware truth: each node's devices and the state a scenario gives them.
 
 A scenario (``scenario.py``) builds these objects; faults (``faults.py``) edit them; the renderers
-(``render.py``) turn them into the sysfs files and the ``mstconfig`` output a node serves. Later
-halves of the twin (the Kubernetes API) derive the operator's view from the same objects::
+(``render.py``) turn them into the sysfs files and the ``mstconfig`` output a node serves; the
+cluster emulation (``cluster.py``) derives the operator's view, the allocatable and the scheduler's
+verdicts from the same objects::
 
     twin.scenario.nodes["dgx031"].hcas["ibp24s0"].num_of_vfs.current   # 16
 """
@@ -12,6 +13,8 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, field
 from typing import Literal
+
+from ibconform.twin.kube import NodeKube, PolicyDrift
 
 LinkType = Literal["IB", "ETH"]
 PortState = Literal["DOWN", "INIT", "ARMED", "ACTIVE"]
@@ -118,6 +121,9 @@ class Hca:
     rate: str = "400 Gb/sec (4X NDR)"
     mst_delay: float = 0.0              # seconds mstconfig takes; math.inf: it never returns
     mst_error: str | None = None        # the "-E- ..." line mstconfig prints instead of the table (exit 3)
+    #: Not hardware: a node-specific policy for this PF (the ``policy-drift`` fault); kept out of repr, so
+    #: it leaves the rendered hardware tree alone.
+    policy_drift: PolicyDrift | None = field(default=None, repr=False, compare=False)
 
     @property
     def iface(self) -> str:
@@ -158,6 +164,7 @@ class Node:
     devices: dict[str, Hca]
     ssh: SshState = "up"
     faults: list[str] = field(default_factory=list)   # the fault kinds applied, in order
+    kube: NodeKube = field(default_factory=NodeKube)   # its Kubernetes-side facts (kube.py)
 
     @property
     def hcas(self) -> dict[str, Hca]:

@@ -124,6 +124,14 @@ def guid(pci: str) -> str:
     return ":".join(raw[i:i + 4] for i in range(0, 16, 4))
 
 
+def netdev_address(hca: Hca) -> str:
+    """The PF netdev's hardware address: 20 bytes (QPN, GID prefix, port GUID) on IB, a MAC on Ethernet."""
+    octets = [guid(hca.pci).replace(":", "")[i:i + 2] for i in range(0, 16, 2)]
+    if hca.link_type.current == "IB":
+        return "00:00:10:29:fe:80:00:00:00:00:00:00:" + ":".join(octets)
+    return ":".join(octets[i] for i in (0, 1, 2, 5, 6, 7))
+
+
 def vf_address(pci: str, index: int, offset: int = 1, stride: int = 1) -> str:
     """PCI address of VF ``index`` (0-based) of PF ``pci``: routing id = PF's + offset + index * stride."""
     domain, bus, devfn = pci.split(":")
@@ -158,7 +166,6 @@ def sysfs_tree(node: Node) -> tuple[dict[str, str], dict[str, str]]:
             f"{pf}/sriov_drivers_autoprobe": "1\n",
         })
         port_guid = guid(hca.pci)
-        octets = [port_guid.replace(":", "")[i:i + 2] for i in range(0, 16, 2)]
         up = hca.port_state == "ACTIVE"
         net = f"{pf}/net/{hca.iface}"
         links[f"class/net/{hca.iface}"] = f"../../{net}"
@@ -168,8 +175,7 @@ def sysfs_tree(node: Node) -> tuple[dict[str, str], dict[str, str]]:
             f"{net}/operstate": "up\n" if up else "down\n",
             f"{net}/carrier": "1\n" if up else "0\n",
             f"{net}/mtu": "4092\n" if ib else "1500\n",
-            f"{net}/address": ("00:00:10:29:fe:80:00:00:00:00:00:00:" + ":".join(octets) if ib
-                               else ":".join(octets[i] for i in (0, 1, 2, 5, 6, 7))) + "\n",
+            f"{net}/address": f"{netdev_address(hca)}\n",
         })
         rdma = f"{pf}/infiniband/{hca.rdma}"
         links[f"class/infiniband/{hca.rdma}"] = f"../../{rdma}"
@@ -289,9 +295,16 @@ def _merge(base: dict[str, Any], extra: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
+#: The probe settings of the twin's inventory: quick, and tolerating the maintenance operator's taint.
+PROBE = {"namespace": "default", "timeout": 30,
+         "tolerations": [{"key": "maintenance.nvidia.com/in-progress", "operator": "Exists", "effect": "NoSchedule"}]}
+
+
 def inventory(cluster: str, nodes: Iterable[Node], expect: dict[str, Any], ssh: dict[str, Any],
-              profiles: dict[str, Any], extra: dict[str, Any] | None = None) -> dict[str, Any]:
-    """The ``ibconform/v1`` inventory of the twin: every node (reachable or not) by profile.
+              profiles: dict[str, Any], extra: dict[str, Any] | None = None,
+              kubeconfig: str | None = None) -> dict[str, Any]:
+    """The ``ibconform/v1`` inventory of the twin: every node (reachable or not) by profile, the cluster
+    reached through ``kubeconfig``.
 
     ``extra`` (a scenario's ``inventory:``) is merged in last, key by key.
     """
@@ -310,9 +323,11 @@ def inventory(cluster: str, nodes: Iterable[Node], expect: dict[str, Any], ssh: 
     return _merge({
         "format": "ibconform/v1",
         "cluster": cluster,
-        "kubernetes": {"context": None, "namespace": "network-operator", "resourcePrefix": "nvidia.com"},
+        "kubernetes": {"context": None, **({"kubeconfig": kubeconfig} if kubeconfig else {}),
+                       "namespace": "network-operator", "resourcePrefix": "nvidia.com"},
         "expect": dict(expect),
         "ssh": dict(ssh),
+        "probe": {**PROBE, "tolerations": [dict(t) for t in PROBE["tolerations"]]},
         "profiles": inv_profiles,
         "nodes": groups,
     }, extra or {})

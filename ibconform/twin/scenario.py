@@ -1,6 +1,6 @@
 """Twin scenarios (format ``ibconform-twin/v1``): the hardware truth of an emulated cluster, and its faults.
 
-Everything else the twin serves (sysfs, mstconfig output, later the operator's state) is derived from
+Everything else the twin serves (sysfs, mstconfig output, the Kubernetes objects) is derived from
 it. Schema::
 
     format: ibconform-twin/v1
@@ -28,6 +28,9 @@ it. Schema::
         hardware: {numOfVfs: 16}        # optional: overrides defaults for these nodes
         faults:                         # optional: see ibconform.twin.faults.FAULTS
           - {kind: firmware-pending, hcas: [ibp24s0], current: 16}
+    kubernetes:                         # optional: the cluster side
+      faults:                           #   cluster-wide faults (scope "cluster" in FAULTS)
+        - {kind: ipam-image, image: nv-ipam, repository: ghcr.io/mellanox, version: v0.2.0}
 
 Excluded devices (mezz ports, DPUs) keep factory firmware and no VFs unless a fault says otherwise.
 Every mistake is one :class:`ScenarioError` line naming the field.
@@ -48,6 +51,7 @@ from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationErr
 from ibconform.twin.errors import ScenarioError
 from ibconform.twin.faults import FAULTS
 from ibconform.twin.hardware import DEVICE_TYPES, PROFILES, DeviceSlot, FirmwareParam, Hca, Node
+from ibconform.twin.kube import ClusterKube
 
 FORMAT = "ibconform-twin/v1"
 _PCI = re.compile(r"^[0-9a-f]{4}:[0-9a-f]{2}:[0-9a-f]{2}\.[0-7]$")
@@ -137,6 +141,10 @@ class _NodeGroup(_Model):
     faults: list[_Fault] = []
 
 
+class _Kubernetes(_Model):
+    faults: list[_Fault] = []
+
+
 class _Scenario(_Model):
     format: Literal["ibconform-twin/v1"]
     cluster: str = Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]{0,62}$")
@@ -145,6 +153,7 @@ class _Scenario(_Model):
     defaults: _Hardware = _Hardware()
     expect: dict[str, Any] | None = None
     inventory: dict[str, Any] = {}
+    kubernetes: _Kubernetes = _Kubernetes()
     nodes: list[_NodeGroup] = Field(min_length=1)
 
 
@@ -156,7 +165,8 @@ BASE = {"num_of_vfs": 8, "sriov_en": True, "link_type": "IB", "fw_ver": None,
 
 @dataclass
 class Scenario:
-    """A validated scenario: the cluster name, the nodes in order, and what the inventory expects."""
+    """A validated scenario: the cluster name, the nodes in order, what the inventory expects, and the
+    cluster-wide Kubernetes facts."""
 
     name: str
     source: str
@@ -165,6 +175,7 @@ class Scenario:
     nodes: dict[str, Node]
     expect: dict[str, Any]
     inventory: dict[str, Any]
+    kubernetes: ClusterKube
 
     def node(self, name: str) -> Node:
         return self.nodes[name]
@@ -290,14 +301,15 @@ def _expect(model: _Scenario, base: dict) -> dict[str, Any]:
             "portState": "ACTIVE", "portRate": int(base["rate"].split()[0])}
 
 
-def _apply_fault(node: Node, spec: _Fault, where: str) -> None:
+def _fault_kind(spec: _Fault, where: str) -> tuple[Any, dict[str, Any]]:
+    """The registered kind of ``spec`` and its checked parameters."""
     kind = FAULTS.get(spec.kind)
     if kind is None:
         raise ValueError(f"{where}.kind: unknown fault {spec.kind!r} (expected one of: {', '.join(FAULTS)})")
     params = dict(spec.model_extra or {})
     for key, value in params.items():
         if key not in kind.params:
-            known = ", ".join(["hcas", *kind.params]) if kind.scope == "hca" else "none"
+            known = ", ".join((["hcas"] if kind.scope == "hca" else []) + list(kind.params)) or "none"
             raise ValueError(f"{where}.{key}: unknown parameter of fault {spec.kind} (expected: {known})")
         default = kind.params[key]
         wanted = float if isinstance(default, float) else type(default)
@@ -306,10 +318,36 @@ def _apply_fault(node: Node, spec: _Fault, where: str) -> None:
             ok, params[key] = True, float(value)
         if not ok or (isinstance(value, (int, float)) and not isinstance(value, bool) and value < 0):
             raise ValueError(f"{where}.{key}: expected a non-negative {wanted.__name__}, got {value!r}")
+    return kind, params
+
+
+def _apply(kind: Any, target: object, params: dict[str, Any], where: str) -> None:
+    try:
+        kind.apply(target, **params)
+    except ValueError as exc:
+        raise ValueError(f"{where}.{exc}" if ": " in str(exc) else f"{where}: {exc}") from None
+
+
+def _apply_cluster_fault(cluster: ClusterKube, spec: _Fault, where: str) -> None:
+    kind, params = _fault_kind(spec, where)
+    if kind.scope != "cluster":
+        raise ValueError(f"{where}.kind: fault {spec.kind} concerns a {kind.scope}, not the cluster "
+                         "(list it under nodes[].faults)")
+    if spec.hcas is not None:
+        raise ValueError(f"{where}.hcas: fault {spec.kind} concerns the whole cluster (remove hcas)")
+    _apply(kind, cluster, params, where)
+    cluster.faults.append(spec.kind)
+
+
+def _apply_fault(node: Node, spec: _Fault, where: str) -> None:
+    kind, params = _fault_kind(spec, where)
+    if kind.scope == "cluster":
+        raise ValueError(f"{where}.kind: fault {spec.kind} concerns the whole cluster "
+                         "(list it under kubernetes.faults)")
     if kind.scope == "node":
         if spec.hcas is not None:
             raise ValueError(f"{where}.hcas: fault {spec.kind} concerns the whole node (remove hcas)")
-        kind.apply(node, **params)
+        _apply(kind, node, params, where)
     else:
         if spec.hcas is None:
             targets = kind.targets(node) if kind.targets else []
@@ -325,13 +363,19 @@ def _apply_fault(node: Node, spec: _Fault, where: str) -> None:
         if not targets:
             raise ValueError(f"{where}: fault {spec.kind} finds no device to act on in profile {node.profile}")
         for device in targets:
-            kind.apply(device, **params)
+            _apply(kind, device, params, where)
     node.faults.append(spec.kind)
 
 
 def _build(model: _Scenario, source: str, name: str) -> Scenario:
     profiles = _profiles(model, source)
     base = _merge(BASE, model.defaults)
+    kubernetes = ClusterKube(num_vfs=base["num_of_vfs"])
+    for j, spec in enumerate(model.kubernetes.faults):
+        try:
+            _apply_cluster_fault(kubernetes, spec, f"kubernetes.faults[{j}]")
+        except ValueError as exc:
+            raise ScenarioError(f"{source}: {exc}") from None
     nodes: dict[str, Node] = {}
     for i, group in enumerate(model.nodes):
         pname = group.profile or model.profile
@@ -352,4 +396,4 @@ def _build(model: _Scenario, source: str, name: str) -> Scenario:
                     raise ScenarioError(f"{source}: {exc}") from None
             nodes[node_name] = node
     return Scenario(name=name, source=source, cluster=model.cluster, profiles=profiles, nodes=nodes,
-                    expect=_expect(model, base), inventory=dict(model.inventory))
+                    expect=_expect(model, base), inventory=dict(model.inventory), kubernetes=kubernetes)

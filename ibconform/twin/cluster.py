@@ -1,0 +1,476 @@
+"""The twin's cluster emulation: every Kubernetes object derived from the scenario, kept derived.
+
+``ClusterEmulation(api, scenario, addresses).install()`` fills an :class:`~ibconform.twin.api.ApiTwin`
+(before it starts) with what a DGX cluster running the NVIDIA Network Operator 25.10 shows, and hooks
+small controllers to the writes clients make over HTTP::
+
+    api = ApiTwin(host, token=token)
+    ClusterEmulation(api, scenario, twin.addresses).install()
+    api.start()
+
+What the admin applied: namespace ``network-operator``, a SriovNetworkNodePolicy and a SriovIBNetwork
+per HCA (``operator.py``), ``nic-cluster-policy`` and the IPPool ``ib-pool`` (``ipam.py``), a Node per
+scenario node (the kubelet's registration: labels, capacity, Ready). What the controllers derive, and
+re-derive when a policy, a Node or the NicClusterPolicy changes over HTTP:
+
+- SR-IOV operator: each SriovNetworkNodeState, the Node's state annotation, the drain cordon, and the
+  device plugin's ``nvidia.com/res<iface>`` capacity and allocatable (``operator.py``);
+- Network Operator: the NicClusterPolicy status and the DaemonSets/Deployments and pods of Multus, the
+  CNI plugins and nv-ipam, in ImagePullBackOff when their image does not exist (``ipam.py``);
+- node lifecycle: the ``node.kubernetes.io/unschedulable`` taint of a cordoned node;
+- kube-scheduler: pods created without ``spec.nodeName`` are bound, or marked Unschedulable with a
+  FailedScheduling event in the scheduler's words (``scheduler.py``); pending ones are retried when a pod
+  goes or a Node changes;
+- kubelet: a bound pod is admitted (or rejected: UnexpectedAdmissionError, OutOf<resource>), gets its
+  network (or FailedCreatePodSandBox when nv-ipam is down on the node) and runs (``kubelet.py``).
+
+The Kubernetes-side faults (``kube.py``) are applied here: cordon and maintenance taint, the workload
+holding every VF, the drifted policy, the failing daemon, the rejecting kubelet, the nv-ipam image.
+Nothing in the objects says "twin": the suite sees a cluster.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import uuid
+from typing import Any
+
+from ibconform.twin import ipam, kubelet, operator, scheduler, workloads
+from ibconform.twin.api import ApiTwin
+from ibconform.twin.api_store import now_rfc3339
+from ibconform.twin.hardware import Node
+from ibconform.twin.kube import MAINTENANCE_TAINT
+from ibconform.twin.scenario import Scenario
+
+NAMESPACE = operator.NAMESPACE
+PREFIX = operator.RESOURCE_PREFIX
+GPU_RESOURCE = "nvidia.com/gpu"
+NETWORKS_ANNOTATION = "k8s.v1.cni.cncf.io/networks"
+#: What each node registers with: a DGX B200 (224 CPUs, 2 TiB, 8 GPUs).
+BASE_RESOURCES = {"cpu": "224", "ephemeral-storage": "3748963412Ki", "hugepages-1Gi": "0", "hugepages-2Mi": "0",
+                  "memory": "2113348180Ki", GPU_RESOURCE: "8", "pods": "110"}
+KUBELET_VERSION = "v1.31.4"
+RELEASE = "network-operator-v25.10.0"
+MELLANOX = "nvcr.io/nvidia/mellanox"
+TRAINING_IMAGE = "nvcr.io/nvidia/pytorch:25.01-py3"
+
+#: The SR-IOV Network Operator's own components (the Network Operator Helm chart deploys them).
+OPERATOR_WORKLOADS = (
+    workloads.Workload(
+        "Deployment", "network-operator", NAMESPACE,
+        {"app.kubernetes.io/name": "network-operator", "app.kubernetes.io/instance": "network-operator",
+         "control-plane": "network-operator-controller"},
+        {"control-plane": "network-operator-controller"}, "network-operator",
+        "nvcr.io/nvidia/cloud-native/network-operator:v25.10.0", host_network=False),
+    workloads.Workload(
+        "Deployment", "network-operator-sriov-network-operator", NAMESPACE, {"name": "sriov-network-operator"},
+        {"name": "sriov-network-operator"}, "sriov-network-operator", f"{MELLANOX}/sriov-network-operator:{RELEASE}",
+        host_network=False, service_account="sriov-network-operator"),
+    workloads.Workload(
+        "DaemonSet", "sriov-network-config-daemon", NAMESPACE,
+        {"app": "sriov-network-config-daemon", "component": "network", "openshift.io/component": "network",
+         "type": "infra"},
+        {"app": "sriov-network-config-daemon"}, "sriov-network-config-daemon",
+        f"{MELLANOX}/sriov-network-operator-config-daemon:{RELEASE}", node_selector={"kubernetes.io/os": "linux"},
+        tolerations=({"operator": "Exists"},)),
+    workloads.Workload(
+        "DaemonSet", "sriov-device-plugin", NAMESPACE,
+        {"app": "sriov-device-plugin", "component": "network", "openshift.io/component": "network", "type": "infra"},
+        {"app": "sriov-device-plugin"}, "sriov-device-plugin", f"{MELLANOX}/sriov-network-device-plugin:{RELEASE}",
+        node_selector={operator.DEVICE_PLUGIN_LABEL: "Enabled"}, service_account="sriov-device-plugin",
+        tolerations=({"operator": "Exists"},)),
+)
+
+
+def _d(value: object) -> dict:
+    return value if isinstance(value, dict) else {}
+
+
+def _name(obj: dict[str, Any]) -> str:
+    return str(_d(obj.get("metadata")).get("name", ""))
+
+
+def _stable_uuid(seed: str) -> str:
+    return str(uuid.UUID(hashlib.sha256(seed.encode()).hexdigest()[:32]))
+
+
+def _content(obj: dict[str, Any] | None) -> tuple:
+    """What a controller writes of an object: labels, annotations, owners, spec, status."""
+    if obj is None:
+        return ()
+    metadata = _d(obj.get("metadata"))
+    return (metadata.get("labels"), metadata.get("annotations"), metadata.get("ownerReferences"),
+            obj.get("spec"), obj.get("status"))
+
+
+# ------------------------------------------------------------------------------------------ pure builders
+
+def node_object(node: Node, index: int, address: str) -> dict[str, Any]:
+    """The Node as its kubelet registers it, Ready, before any operator touched it."""
+    when = now_rfc3339()
+    conditions = [
+        ("MemoryPressure", "False", "KubeletHasSufficientMemory", "kubelet has sufficient memory available"),
+        ("DiskPressure", "False", "KubeletHasNoDiskPressure", "kubelet has no disk pressure"),
+        ("PIDPressure", "False", "KubeletHasSufficientPID", "kubelet has sufficient PID available"),
+        ("Ready", "True", "KubeletReady", "kubelet is posting ready status"),
+    ]
+    return {
+        "apiVersion": "v1", "kind": "Node",
+        "metadata": {
+            "name": node.name,
+            "labels": {
+                "beta.kubernetes.io/arch": "amd64", "beta.kubernetes.io/os": "linux",
+                "kubernetes.io/arch": "amd64", "kubernetes.io/hostname": node.name, "kubernetes.io/os": "linux",
+                "feature.node.kubernetes.io/pci-15b3.present": "true", "nvidia.com/gpu.count": "8",
+                operator.GPU_LABEL: "true", "nvidia.com/gpu.product": "NVIDIA-B200",
+                "network.nvidia.com/operator.mofed.wait": "false", operator.DEVICE_PLUGIN_LABEL: "Enabled",
+            },
+            "annotations": {"node.alpha.kubernetes.io/ttl": "0",
+                            "volumes.kubernetes.io/controller-managed-attach-detach": "true"},
+        },
+        "spec": {"podCIDR": f"10.244.{index % 256}.0/24", "podCIDRs": [f"10.244.{index % 256}.0/24"]},
+        "status": {
+            "capacity": dict(BASE_RESOURCES), "allocatable": dict(BASE_RESOURCES),
+            "conditions": [{"type": t, "status": s, "reason": r, "message": m, "lastHeartbeatTime": when,
+                            "lastTransitionTime": when} for t, s, r, m in conditions],
+            "addresses": [{"type": "InternalIP", "address": address}, {"type": "Hostname", "address": node.name}],
+            "daemonEndpoints": {"kubeletEndpoint": {"Port": 10250}},
+            "nodeInfo": {"architecture": "amd64", "bootID": _stable_uuid(f"{node.name}/boot"),
+                         "containerRuntimeVersion": "containerd://1.7.24", "kernelVersion": "5.15.0-1063-nvidia",
+                         "kubeProxyVersion": "", "kubeletVersion": KUBELET_VERSION,
+                         "machineID": hashlib.sha256(node.name.encode()).hexdigest()[:32],
+                         "operatingSystem": "linux", "osImage": "Ubuntu 22.04.5 LTS",
+                         "systemUUID": _stable_uuid(f"{node.name}/system")},
+        },
+    }
+
+
+def managed_taints(taints: list[dict[str, Any]], unschedulable: bool, maintenance: bool) -> list[dict[str, Any]]:
+    """``taints`` with the node lifecycle controller's cordon taint and the maintenance operator's taint
+    present exactly when they should be (others kept, in order)."""
+    wanted = {scheduler.UNSCHEDULABLE_TAINT: unschedulable, MAINTENANCE_TAINT: maintenance}
+    out = [t for t in taints if not (isinstance(t, dict) and t.get("key") in wanted and not wanted[t["key"]])]
+    for key, on in wanted.items():
+        if on and not any(isinstance(t, dict) and t.get("key") == key for t in out):
+            out.append({"key": key, "effect": "NoSchedule", "timeAdded": now_rfc3339()})
+    return out
+
+
+def training_pod(node: str, resources: dict[str, int]) -> dict[str, Any]:
+    """A workload bound to ``node`` holding every VF it advertises (the ``vfs-taken`` fault)."""
+    held = {name: str(count) for name, count in resources.items()}
+    return {
+        "apiVersion": "v1", "kind": "Pod",
+        "metadata": {"name": f"training-{node}", "namespace": "default", "labels": {"app": "training"},
+                     "annotations": {NETWORKS_ANNOTATION: ",".join(
+                         f"default/ibnet-{name.split('/res', 1)[1]}" for name in resources)}},
+        "spec": {"nodeName": node, "restartPolicy": "Never", "schedulerName": "default-scheduler", "priority": 0,
+                 "containers": [{"name": "trainer", "image": TRAINING_IMAGE, "command": ["torchrun", "train.py"],
+                                 "resources": {"requests": held, "limits": held}}]},
+        "status": {"qosClass": "BestEffort"},
+    }
+
+
+# ------------------------------------------------------------------------------------------ the controllers
+
+class ClusterEmulation:
+    """The operators, scheduler and kubelets of one twin cluster, on one ApiTwin."""
+
+    def __init__(self, api: ApiTwin, scenario: Scenario, addresses: dict[str, str] | None = None) -> None:
+        self.api, self.scenario = api, scenario
+        names = list(scenario.nodes)
+        self.addresses = {n: (addresses or {}).get(n) or f"127.99.{i // 250}.{i % 250 + 1}"
+                          for i, n in enumerate(names)}
+        self.index = {n: i for i, n in enumerate(names)}
+        self.drained: dict[str, bool] = {}
+        self.advertised: dict[str, dict[str, int]] = {}
+        self._pod_ips: dict[str, int] = {}
+
+    # -- set-up
+
+    def _apply(self, obj: dict[str, Any]) -> dict[str, Any]:
+        """Put ``obj`` unless the stored one already says the same (no needless MODIFIED event)."""
+        metadata = obj["metadata"]
+        kind = obj.get("kind") or ""
+        stored = self.api.get(obj.get("apiVersion"), kind, metadata["name"], metadata.get("namespace"))
+        if stored is not None and _content(stored) == _content(obj):
+            return stored
+        return self.api.put(obj)
+
+    def install(self) -> ClusterEmulation:
+        """Put every object (call before ``api.start()``) and listen to HTTP writes."""
+        self.api.put({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": NAMESPACE}})
+        for name, node in self.scenario.nodes.items():
+            self.api.put(node_object(node, self.index[name], self.addresses[name]))
+        nodes = list(self.scenario.nodes.values())
+        for obj in [*operator.policies(nodes, self.scenario.kubernetes.num_vfs), *operator.ib_networks(nodes),
+                    ipam.nic_cluster_policy(self.scenario.kubernetes.nv_ipam), ipam.ippool(list(self.scenario.nodes))]:
+            self.api.put(obj)
+        for workload in OPERATOR_WORKLOADS:
+            self._deploy(workload, pullable=True)
+        self.sync_operator()
+        self.sync_nic_cluster_policy()
+        for name, node in self.scenario.nodes.items():
+            if node.kube.vfs_taken:
+                pod = training_pod(name, self.advertised.get(name, {}))
+                pod["status"] = kubelet.running(pod, self.addresses[name], self._pod_ip(name))
+                self.api.put(pod)
+        self.api.on_change(self.on_change)
+        return self
+
+    def _pod_ip(self, node: str) -> str:
+        count = self._pod_ips[node] = self._pod_ips.get(node, 0) + 1
+        return f"10.244.{self.index.get(node, 255) % 256}.{count % 254 + 1}"
+
+    def _host_ip(self, node: str) -> str:
+        obj = self.api.get("v1", "Node", node) or {}
+        found = [a.get("address") for a in _d(obj.get("status")).get("addresses") or []
+                 if _d(a).get("type") == "InternalIP"]
+        return str(found[0]) if found else self.addresses.get(node, "")
+
+    def _placement(self, workload: workloads.Workload) -> list[str]:
+        nodes = self.api.peek("nodes")
+        fitting = [_name(n) for n in nodes if all(
+            _d(_d(n.get("metadata")).get("labels")).get(k) == v for k, v in workload.node_selector.items())]
+        if workload.kind == "DaemonSet":
+            return fitting
+        schedulable = [n for n in fitting if not _d(self.api.get("v1", "Node", n)).get("spec", {}).get(
+            "unschedulable")] or fitting
+        return [schedulable[i % len(schedulable)] for i in range(workload.replicas)] if schedulable else []
+
+    def _deploy(self, workload: workloads.Workload, pullable: bool) -> None:
+        """Its DaemonSet or Deployment + ReplicaSet and its pods, as their controllers and kubelets leave them;
+        pods of an older template go."""
+        placement = self._placement(workload)
+        owners = workloads.owner(workload, len(placement), len(placement) if pullable else 0)
+        stored = [self._apply(owners[0])]
+        if len(owners) == 2:                   # the ReplicaSet belongs to its Deployment
+            owners[1]["metadata"]["ownerReferences"] = [workloads.owner_reference(stored[0])]
+            stored.append(self._apply(owners[1]))
+        controller = stored[-1]
+        wanted = []
+        for replica, node in enumerate(placement):
+            pod = workloads.pod(workload, node, controller, f"{self.scenario.cluster}/{workload.image}", replica)
+            wanted.append(_name(pod))
+            if self.api.get("v1", "Pod", _name(pod), workload.namespace) is not None:
+                continue
+            host_ip = self._host_ip(node)
+            pod_ip = None if workload.host_network else self._pod_ip(node)
+            if pullable:
+                pod["status"] = kubelet.running(pod, host_ip, pod_ip)
+            else:
+                pod["status"] = kubelet.image_pull_backoff(pod, host_ip, pod_ip, workload.image)
+            stored_pod = self.api.put(pod)
+            if not pullable:
+                field = f"spec.containers{{{workload.container}}}"
+                for reason, kind, message in (("BackOff", "Normal", f'Back-off pulling image "{workload.image}"'),
+                                              ("Failed", "Warning", "Error: ImagePullBackOff")):
+                    self.api.put(kubelet.event(stored_pod, reason=reason, message=message, kind=kind, host=node,
+                                               field_path=field))
+        selector = ",".join(f"{k}={v}" for k, v in workload.selector.items())
+        for old in self.api.list("pods", workload.namespace, label_selector=selector):
+            if _name(old) not in wanted:
+                self.api.delete("v1", "Pod", _name(old), workload.namespace)
+
+    # -- SR-IOV Network Operator + device plugin
+
+    def sync_operator(self) -> None:
+        """Re-derive every node's SriovNetworkNodeState, state annotation, drain cordon and SR-IOV resources."""
+        policies = self.api.list("sriovnetworknodepolicies", NAMESPACE)
+        for name, node in self.scenario.nodes.items():
+            obj = self.api.get("v1", "Node", name)
+            if obj is None:
+                continue
+            labels = _d(_d(obj.get("metadata")).get("labels"))
+            state, sync = operator.node_state(node, policies, labels)
+            self._apply(state)
+            resources = operator.advertised(node, policies, labels, sync, PREFIX)
+            stale = set(self.advertised.get(name, {})) - set(resources)
+            self.advertised[name] = resources
+            quantities = {**{r: None for r in stale}, **{r: str(n) for r, n in resources.items()}}
+            patch: dict[str, Any] = {
+                "metadata": {"annotations": {operator.STATE_ANNOTATION: sync.desired}},
+                "status": {"capacity": quantities, "allocatable": quantities},
+            }
+            spec = _d(obj.get("spec"))
+            if self.drained.get(name) != sync.drained:            # the drain controller cordons / uncordons
+                unschedulable = sync.drained or node.kube.cordoned
+                patch["spec"] = {"unschedulable": unschedulable or None,
+                                 "taints": managed_taints(list(spec.get("taints") or []), unschedulable,
+                                                          node.kube.cordoned) or None}
+                self.drained[name] = sync.drained
+            self.api.patch("v1", "Node", name, merge=patch)
+
+    # -- node lifecycle
+
+    def sync_taints(self, name: str) -> None:
+        """The node lifecycle controller: taint node.kubernetes.io/unschedulable iff spec.unschedulable."""
+        obj = self.api.get("v1", "Node", name)
+        if obj is None:
+            return
+        spec = _d(obj.get("spec"))
+        taints = list(spec.get("taints") or [])
+        keys = {_d(t).get("key") for t in taints}
+        maintenance = MAINTENANCE_TAINT in keys
+        wanted = managed_taints(taints, bool(spec.get("unschedulable")), maintenance)
+        if [_d(t).get("key") for t in wanted] != [_d(t).get("key") for t in taints]:
+            self.api.patch("v1", "Node", name, merge={"spec": {"taints": wanted or None}})
+
+    # -- Network Operator (NicClusterPolicy)
+
+    def sync_nic_cluster_policy(self) -> None:
+        """Deploy what ``nic-cluster-policy`` asks for and report its state; remove what it no longer asks."""
+        policy = self.api.get(ipam.NCP_API_VERSION, "NicClusterPolicy", ipam.NCP_NAME) or {}
+        deployed = ipam.workloads(policy) if policy else {}
+        found = ipam.components(policy) if policy else {}
+        for state, items in deployed.items():
+            for workload in items:
+                self._deploy(workload, ipam.pullable(state, found[state]))
+        names = {w.name for items in deployed.values() for w in items}
+        for items in ipam.workloads(ipam.nic_cluster_policy(self.scenario.kubernetes.nv_ipam)).values():
+            for workload in items:
+                if workload.name not in names:
+                    kind = "daemonsets" if workload.kind == "DaemonSet" else "deployments"
+                    self.api.delete("apps/v1", kind, workload.name, workload.namespace)
+        if policy:
+            self.api.patch(ipam.NCP_API_VERSION, "NicClusterPolicy", ipam.NCP_NAME, merge={
+                "status": ipam.status(policy)})
+
+    # -- kube-scheduler
+
+    def _bound(self) -> dict[str, list[dict[str, Any]]]:
+        out: dict[str, list[dict[str, Any]]] = {}
+        for pod in self.api.peek("pods"):
+            node = _d(pod.get("spec")).get("nodeName")
+            if node:
+                out.setdefault(str(node), []).append(pod)
+        return out
+
+    def schedule(self, pod: dict[str, Any]) -> None:
+        """Bind ``pod`` (then run it), or mark it Unschedulable with the scheduler's FailedScheduling event."""
+        metadata = _d(pod.get("metadata"))
+        name, namespace = str(metadata.get("name")), str(metadata.get("namespace"))
+        target, verdicts = scheduler.schedule(pod, self.api.peek("nodes"), self._bound())
+        when = now_rfc3339()
+        if target is not None:
+            bound = self.api.patch("v1", "Pod", name, namespace, merge={
+                "spec": {"nodeName": target},
+                "status": {"conditions": [{"type": "PodScheduled", "status": "True", "lastProbeTime": None,
+                                           "lastTransitionTime": when}]}})
+            self._scheduler_event(bound, "Normal", "Scheduled", "Binding",
+                                  f"Successfully assigned {namespace}/{name} to {target}")
+            self.run(bound, target)
+            return
+        message = scheduler.failure_message(pod, verdicts)
+        conditions = [c for c in _d(pod.get("status")).get("conditions") or [] if _d(c).get("type") == "PodScheduled"]
+        if conditions and conditions[0].get("message") == message:
+            return                                  # the same verdict again: nothing new to say
+        failed = self.api.patch("v1", "Pod", name, namespace, merge={"status": {"conditions": [
+            {"type": "PodScheduled", "status": "False", "reason": "Unschedulable", "message": message,
+             "lastProbeTime": None, "lastTransitionTime": when}]}})
+        self._scheduler_event(failed, "Warning", "FailedScheduling", "Scheduling", message)
+
+    def _scheduler_event(self, pod: dict[str, Any], kind: str, reason: str, action: str, message: str) -> None:
+        """An events.k8s.io/v1 event from default-scheduler, as the core/v1 API shows it."""
+        event = kubelet.event(pod, reason=reason, message=message, kind=kind, component="default-scheduler")
+        event.update({"source": {}, "firstTimestamp": None, "lastTimestamp": None, "action": action,
+                      "eventTime": dt.datetime.now(dt.UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ"),
+                      "reportingInstance": "default-scheduler-twin-control-plane"})
+        event.pop("count", None)
+        self.api.put(event)
+
+    def retry_pending(self) -> None:
+        """Try every pod the scheduler left Unschedulable again (a pod went, a node changed)."""
+        for pod in self.api.peek("pods"):
+            status = _d(pod.get("status"))
+            waiting = any(_d(c).get("type") == "PodScheduled" and _d(c).get("reason") == "Unschedulable"
+                          for c in status.get("conditions") or [])
+            if waiting and not _d(pod.get("spec")).get("nodeName") and not _d(pod.get("metadata")).get(
+                    "deletionTimestamp"):
+                self.schedule(pod)
+
+    # -- kubelet
+
+    def run(self, pod: dict[str, Any], node: str, *, check_resources: bool = False) -> None:
+        """The kubelet of ``node`` takes ``pod``: admission, network, then running."""
+        metadata = _d(pod.get("metadata"))
+        name, namespace = str(metadata.get("name")), str(metadata.get("namespace"))
+        node_obj = self.api.get("v1", "Node", node)
+        if node_obj is None:
+            return                                  # no such node: no kubelet ever picks it up
+        rejection = self._admission(pod, node, node_obj, check_resources)
+        if rejection is not None:
+            reason, message = rejection
+            self.api.patch("v1", "Pod", name, namespace, merge={"status": kubelet.rejected(pod, reason, message)})
+            self.api.put(kubelet.event(pod, reason=reason, message=message, host=node))
+            return
+        host_ip = self._host_ip(node)
+        networks = [n.strip() for n in str(_d(metadata.get("annotations")).get(NETWORKS_ANNOTATION, "")).split(",")
+                    if n.strip()]
+        if networks and not self._ipam_ready(node):
+            self.api.patch("v1", "Pod", name, namespace, merge={"status": kubelet.sandbox_failed(pod, host_ip)})
+            self.api.put(kubelet.event(pod, reason="FailedCreatePodSandBox", host=node,
+                                       message=kubelet.sandbox_error(pod, networks[0].rsplit("/", 1)[-1])))
+            return
+        pod_ip = None if _d(pod.get("spec")).get("hostNetwork") else self._pod_ip(node)
+        self.api.patch("v1", "Pod", name, namespace, merge={"status": kubelet.running(pod, host_ip, pod_ip)})
+
+    def _admission(self, pod: dict[str, Any], node: str, node_obj: dict[str, Any],
+                   check_resources: bool) -> tuple[str, str] | None:
+        requests = scheduler.pod_requests(pod)
+        if check_resources:                          # bound without the scheduler: kubelet's own fit check
+            others = [p for p in self._bound().get(node, []) if _name(p) != _name(pod)]
+            for reason in scheduler.fit_reasons(pod, node_obj, others):
+                if reason.startswith("Insufficient "):
+                    resource = reason.removeprefix("Insufficient ")
+                    capacity = _d(_d(node_obj.get("status")).get("allocatable")).get(resource, "0")
+                    used = sum(scheduler.pod_requests(p).get(resource, 0) for p in others
+                               if not scheduler.terminated(p))
+                    return f"OutOf{resource}", (f"Node didn't have enough resource: {resource}, requested: "
+                                                f"{requests[resource]}, used: {used}, capacity: {capacity}")
+        scenario_node = self.scenario.nodes.get(node)
+        if scenario_node is not None and scenario_node.kube.admission_error:
+            sriov = set(self.advertised.get(node, {}))
+            wanted = next((r for r in requests if r in sriov and requests[r] > 0), None)
+            if wanted is not None:
+                return "UnexpectedAdmissionError", kubelet.admission_message(wanted, int(requests[wanted]), 0)
+        return None
+
+    def _ipam_ready(self, node: str) -> bool:
+        """Whether nv-ipam's node daemon runs Ready on ``node`` (without it no IPAM for the pod's networks)."""
+        for pod in self.api.peek("pods", NAMESPACE):
+            if _d(_d(pod.get("metadata")).get("labels")).get("name") == "nv-ipam-node" and \
+                    _d(pod.get("spec")).get("nodeName") == node:
+                status = _d(pod.get("status"))
+                ready = [c for c in status.get("conditions") or [] if _d(c).get("type") == "Ready"]
+                return status.get("phase") == "Running" and bool(ready) and ready[0].get("status") == "True"
+        return False
+
+    # -- the HTTP writes
+
+    def on_change(self, event: str, obj: dict[str, Any]) -> None:
+        """React to a write a client made over HTTP, as the cluster's controllers would."""
+        kind, name = obj.get("kind"), _name(obj)
+        if kind == "Pod":
+            if event == "ADDED":
+                node = _d(obj.get("spec")).get("nodeName")
+                scheduler_name = _d(obj.get("spec")).get("schedulerName") or "default-scheduler"
+                current = self.api.get("v1", "Pod", name, _d(obj.get("metadata")).get("namespace"))
+                if current is None:
+                    return
+                if node:
+                    self.run(current, str(node), check_resources=True)
+                elif scheduler_name == "default-scheduler":
+                    self.schedule(current)
+            elif event == "DELETED":
+                self.retry_pending()
+        elif kind == "Node" and event != "DELETED":
+            self.sync_taints(name)
+            self.sync_operator()
+            self.retry_pending()
+        elif kind == "SriovNetworkNodePolicy":
+            self.sync_operator()
+            self.retry_pending()
+        elif kind == "NicClusterPolicy":
+            self.sync_nic_cluster_policy()

@@ -1,0 +1,133 @@
+"""The NVIDIA Network Operator's NicClusterPolicy and what it deploys: nv-ipam, Multus, the CNI plugins.
+
+Pure builders. The admin applies ``nic-cluster-policy`` (network-operator v25.10.0's example for
+nv-ipam, ``spec.nvIpam`` from the scenario); the operator renders each component's DaemonSet or
+Deployment (``manifests/state-*``: labels, names, images ``<repository>/<image>:<version>``) and reports
+``status.state`` and ``status.appliedStates``. An image the registry does not have (any nv-ipam image
+not named ``nvidia-k8s-ipam``) leaves its pods in ImagePullBackOff and the policy ``notReady``.
+The nv-ipam controller fills the IPPool's allocations, one block per node.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+from typing import Any
+
+from ibconform.twin.kube import NvIpam
+from ibconform.twin.operator import NAMESPACE
+from ibconform.twin.workloads import Workload
+
+NCP_NAME = "nic-cluster-policy"
+NCP_API_VERSION = "mellanox.com/v1alpha1"
+IPAM_IMAGE = "nvidia-k8s-ipam"
+POOL = "ib-pool"
+POOL_SUBNET = "192.168.0.0/16"
+POOL_BLOCK = 24
+RELEASE = {"repository": "nvcr.io/nvidia/mellanox", "version": "network-operator-v25.10.0"}
+
+#: Every state the operator reports, in its order; those for components absent from spec say "ignore".
+STATES = ("state-OFED", "state-SRIOV-device-plugin", "state-RDMA-device-plugin", "state-multus-cni",
+          "state-container-networking-plugins", "state-ipoib-cni", "state-ib-kubernetes", "state-nv-ipam-cni",
+          "state-nic-feature-discovery", "state-doca-telemetry-service", "state-nic-configuration-operator",
+          "state-spectrum-x-operator")
+GPU_TOLERATION = {"key": "nvidia.com/gpu", "operator": "Exists", "effect": "NoSchedule"}
+
+
+def nic_cluster_policy(nv_ipam: NvIpam) -> dict[str, Any]:
+    """``nic-cluster-policy`` as applied: Multus and the CNI plugins, and nv-ipam without its webhook."""
+    return {
+        "apiVersion": NCP_API_VERSION, "kind": "NicClusterPolicy", "metadata": {"name": NCP_NAME},
+        "spec": {
+            "secondaryNetwork": {"cniPlugins": {"image": "plugins", **RELEASE},
+                                 "multus": {"image": "multus-cni", **RELEASE}},
+            "nvIpam": {"image": nv_ipam.image, "repository": nv_ipam.repository, "version": nv_ipam.version,
+                       "enableWebhook": False},
+        },
+    }
+
+
+def image_path(component: dict[str, Any]) -> str:
+    """``imagePath``: ``<repository>/<image>:<version>`` (``@<digest>`` versions keep their ``@``)."""
+    version = str(component.get("version", ""))
+    joiner = "@" if version.startswith("sha256:") else ":"
+    return f"{component.get('repository')}/{component.get('image')}{joiner}{version}"
+
+
+def _spec(policy: dict[str, Any]) -> dict[str, Any]:
+    spec = policy.get("spec")
+    return spec if isinstance(spec, dict) else {}
+
+
+def components(policy: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    """The components ``policy`` deploys, by state name, each with its image settings."""
+    spec = _spec(policy)
+    secondary = spec.get("secondaryNetwork") if isinstance(spec.get("secondaryNetwork"), dict) else {}
+    found = {"state-multus-cni": secondary.get("multus"), "state-container-networking-plugins":
+             secondary.get("cniPlugins"), "state-nv-ipam-cni": spec.get("nvIpam")}
+    return {k: v for k, v in found.items() if isinstance(v, dict)}
+
+
+def pullable(state: str, component: dict[str, Any]) -> bool:
+    """Whether the registry has the component's image: the twin knows nv-ipam only as nvidia-k8s-ipam."""
+    return state != "state-nv-ipam-cni" or component.get("image") == IPAM_IMAGE
+
+
+def workloads(policy: dict[str, Any]) -> dict[str, list[Workload]]:
+    """What each state of ``policy`` deploys (manifests/state-*), by state name."""
+    found = components(policy)
+    out: dict[str, list[Workload]] = {}
+    if "state-multus-cni" in found:
+        out["state-multus-cni"] = [Workload(
+            "DaemonSet", "kube-multus-ds", NAMESPACE, {"app": "multus", "name": "multus", "tier": "node"},
+            {"name": "multus"}, "kube-multus", image_path(found["state-multus-cni"]), service_account="multus",
+            tolerations=({"operator": "Exists", "effect": "NoSchedule"},))]
+    if "state-container-networking-plugins" in found:
+        out["state-container-networking-plugins"] = [Workload(
+            "DaemonSet", "cni-plugins-ds", NAMESPACE, {"app": "cni-plugins", "name": "cni-plugins", "tier": "node"},
+            {"name": "cni-plugins"}, "cni-plugins", image_path(found["state-container-networking-plugins"]),
+            service_account="cni-plugins", tolerations=({"operator": "Exists", "effect": "NoSchedule"},))]
+    if "state-nv-ipam-cni" in found:
+        image = image_path(found["state-nv-ipam-cni"])
+        out["state-nv-ipam-cni"] = [
+            Workload("DaemonSet", "nv-ipam-node", NAMESPACE,
+                     {"app": "nv-ipam", "component": "nv-ipam-node", "name": "nv-ipam-node"},
+                     {"name": "nv-ipam-node"}, "nv-ipam-node", image, tolerations=(GPU_TOLERATION,)),
+            Workload("Deployment", "nv-ipam-controller", NAMESPACE,
+                     {"app": "nv-ipam", "component": "nv-ipam-controller", "name": "nv-ipam-controller"},
+                     {"name": "nv-ipam-controller"}, "nv-ipam-controller", image, host_network=False, replicas=2,
+                     tolerations=(GPU_TOLERATION,)),
+        ]
+    return out
+
+
+def status(policy: dict[str, Any]) -> dict[str, Any]:
+    """``status`` the operator writes: a state per component (ready, or notReady while its image cannot be
+    pulled), ``ignore`` for those absent, and the overall state."""
+    found = components(policy)
+    applied = []
+    for state in STATES:
+        if state not in found:
+            applied.append({"name": state, "state": "ignore"})
+        else:
+            applied.append({"name": state, "state": "ready" if pullable(state, found[state]) else "notReady"})
+    overall = "notReady" if any(a["state"] == "notReady" for a in applied) else "ready"
+    return {"state": overall, "appliedStates": applied}
+
+
+def ippool(nodes: list[str]) -> dict[str, Any]:
+    """``ib-pool``: 192.168.0.0/16 for every node (no nodeSelector), a block of 24 allocated per node
+    in node order, as nv-ipam's controller fills ``status.allocations``."""
+    network = ipaddress.ip_network(POOL_SUBNET)
+    allocations = []
+    for i, node in enumerate(nodes):
+        start = network.network_address + 1 + i * POOL_BLOCK
+        end = start + POOL_BLOCK - 1
+        if end >= network.broadcast_address:
+            break                     # the pool is exhausted: later nodes get no block
+        allocations.append({"nodeName": node, "startIP": str(start), "endIP": str(end)})
+    return {
+        "apiVersion": "nv-ipam.nvidia.com/v1alpha1", "kind": "IPPool",
+        "metadata": {"name": POOL, "namespace": NAMESPACE},
+        "spec": {"subnet": POOL_SUBNET, "perNodeBlockSize": POOL_BLOCK},
+        "status": {"allocations": allocations},
+    }
