@@ -465,6 +465,9 @@ def render_acceptance(document: dict, versions: VersionsSeen | None = None, resu
     ])
 
 
+PREVIEW = 110  # characters of the first evidence line shown on the folded <details>
+
+
 def render_evidence(evidence: list[str], remedy: dict | None = None) -> str:
     """A result row's extra: the remediation (when failed) and the raw evidence folded in <details>."""
     if not evidence and not remedy:
@@ -474,7 +477,10 @@ def render_evidence(evidence: list[str], remedy: dict | None = None) -> str:
         parts.append(_remedy_html(remedy))
     if evidence:
         items = "".join(f"<pre>{esc(e)}</pre>" for e in evidence)
-        parts.append(f'<details class="ibc-evidence"><summary>Evidence ({len(evidence)})</summary>{items}</details>')
+        first = evidence[0].strip().splitlines()[0] if evidence[0].strip() else ""
+        preview = first if len(first) <= PREVIEW else first[:PREVIEW - 1] + "…"
+        parts.append(f'<details class="ibc-evidence"><summary>Evidence ({len(evidence)})'
+                     f'<span class="pv">{esc(preview)}</span></summary>{items}</details>')
     parts.append("</div>")
     return "".join(parts)
 
@@ -535,7 +541,8 @@ class AcceptanceReport:
         when = getattr(report, "when", "call")
         test_id = report.nodeid if when == "call" else f"{report.nodeid}::{when}"
         cells[:] = [c for c in cells if 'class="col-links"' not in c]
-        cells[1] = f'<td class="col-testId">{esc(test_id)}</td>'
+        short = test_id.rpartition("::")[2] if when == "call" else test_id.split("::", 1)[-1]
+        cells[1] = f'<td class="col-testId" title="{esc(test_id)}">{esc(short)}</td>'
         node = props.get("node") or (CLUSTER_ROW if props.get("check") else "")
         cells[2:2] = [f'<td class="col-node">{esc(node)}</td>',
                       f'<td class="col-link">{esc(link_label(props.get("link")) if props.get("check") else "")}</td>',
@@ -553,7 +560,8 @@ class AcceptanceReport:
         extra = render_evidence(props["evidence"], remedy)
         if not extra:
             return
-        if data == ["No log output captured."]:
-            data[:] = [extra]
+        logs = [html.unescape(line).strip() for line in data]
+        if logs == ["No log output captured."] or logs == [(props.get("message") or "").strip()]:
+            data[:] = [extra]  # nothing the Finding column does not already say
         else:
             data.insert(0, extra)

@@ -339,7 +339,9 @@ def test_plugin_fills_pytest_html_hooks(tmp_path: Path):
     assert failed["resultsTableRow"][2:5] == ['<td class="col-node">dgx031</td>', '<td class="col-link">firmware</td>',
                                               f'<td class="col-finding">NUM_OF_VFS on ibp24s0 Current 16 vs Next Boot 8 '
                                               f'{html.escape(EVIL)}</td>']
-    assert '<details class="ibc-evidence"><summary>Evidence (1)</summary><pre>sysfs value: &#x27;0&#x27;&#10;' in failed["log"]
+    assert failed["resultsTableRow"][1] == ('<td class="col-testId" title="test_lab.py::test_fails">test_fails</td>')
+    assert ('<details class="ibc-evidence"><summary>Evidence (1)<span class="pv">sysfs value: &#x27;0&#x27;</span>'
+            '</summary><pre>sysfs value: &#x27;0&#x27;&#10;') in failed["log"]
     assert "Power-cycle the node" in failed["log"]  # remediation from the catalogue
     fragments = "".join(failed["resultsTableRow"]) + failed["log"] + page.split('data-jsonblob=')[0]
     tags = Tags(fragments).tags  # (pytest-html's own media template holds an empty <img src="">)
