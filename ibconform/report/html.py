@@ -59,10 +59,15 @@ def link_label(link: str | None) -> str:
     return LINK_LABELS.get(link or "", link or "other")
 
 
-def humanize(remedy_id: str) -> str:
-    """``firmware-change-pending`` -> ``Firmware change pending``."""
-    text = remedy_id.replace("-", " ").replace("_", " ").strip()
-    return text[:1].upper() + text[1:]
+WORDS = {"sriov": "SR-IOV", "vfs": "VFs", "ib": "IB", "nv": "NV", "ipam": "IPAM", "hca": "HCA", "pci": "PCI",
+         "dpu": "DPU"}
+
+
+def humanize(remedy_id: str, capital: bool = True) -> str:
+    """``firmware-change-pending`` -> ``Firmware change pending``, ``vfs-not-created`` -> ``VFs not created``."""
+    words = [WORDS.get(w, w) for w in remedy_id.replace("_", "-").split("-") if w]
+    text = " ".join(words)
+    return text[:1].upper() + text[1:] if capital else text
 
 
 def fold(names: Iterable[str]) -> str:
@@ -166,7 +171,7 @@ def render_matrix(document: dict) -> str:
                 title = f"ROOT CAUSE, {title} — {root.get('check')}"
             cells.append(f'<td class="{cls}" title="{esc(title)}">{glyph}</td>')
         if root:
-            summary = (humanize(root["remediation"]).lower() if root.get("remediation")
+            summary = (humanize(root["remediation"], capital=False) if root.get("remediation")
                        else f"{root.get('check')} {root.get('outcome')}")
             rc = f'<a href="#rc-{esc(name)}" title="{esc(root.get("message") or "")}">{esc(summary)}</a>'
 

@@ -160,6 +160,18 @@ def test_root_cause_names_the_remediation_and_folds_the_downstream_failures():
     assert "<details class=\"ds\" open" not in fragment  # collapsed
 
 
+@pytest.mark.parametrize(("remedy_id", "capital", "text"), [
+    ("firmware-change-pending", True, "Firmware change pending"),
+    ("firmware-change-pending", False, "firmware change pending"),
+    ("vfs-not-created", True, "VFs not created"),
+    ("firmware-sriov-settings", False, "firmware SR-IOV settings"),
+    ("mstconfig-nv-access", True, "Mstconfig NV access"),
+    ("ib-port-down", False, "IB port down"),
+])
+def test_humanize(remedy_id, capital, text):
+    assert report.humanize(remedy_id, capital) == text
+
+
 def test_no_failure_says_so():
     assert "No failure" in report.render_root_causes(document(node_results("dgx030")))
 
