@@ -104,7 +104,14 @@ class NodeFacts:
         if seen is None:
             raise Unproven(f"no mstconfig output for {pci} on {self.node.name}: the query did not run")
         text, code = seen
-        _cite(self.ledger, f"mstconfig -d {pci} {' '.join(_QUERY)} (exit {code}):\n{text.strip()}")
+        command = f"mstconfig -d {pci} {' '.join(_QUERY)}"
+        try:
+            return self._firmware(pci, text, code, command)
+        except Unproven:  # the output itself is the evidence of a failure (capped: the bundle keeps it all)
+            _cite(self.ledger, f"{command} (exit {code}):\n{text.strip()[:EVIDENCE_CAP]}")
+            raise
+
+    def _firmware(self, pci: str, text: str, code: int, command: str) -> dict[str, Triple]:
         if code == 127:
             raise Unproven(f"mstconfig not found on {self.node.name} (exit 127): install mstflint on the node "
                            "(or run the suite through a transport that reaches a host with it)")
@@ -123,21 +130,24 @@ class NodeFacts:
                         "run the same query by hand on the node and check mstflint's support for the device")
             raise Unproven(f"mstconfig -d {pci} failed (exit {code}): {error}: {hint}")
         device = devices[0]
+        header = f"{command} (exit {code}): Configurations: {'  '.join(device.columns)}"
         triples = {}
         for name, row in device.params.items():
             try:
                 triples[name] = Triple(name, mstconfig.value_number(row.default),
                                        mstconfig.value_number(row.current),
-                                       mstconfig.value_number(row.next_boot), row.raw,
+                                       mstconfig.value_number(row.next_boot), f"{header}\n{row.raw}",
                                        row.current if row.current is not None else row.next_boot)
             except ParseError:
                 continue
         return triples
 
     def param(self, pci: str, name: str) -> Triple:
+        """One firmware parameter of device ``pci``; its header and row are cited as the evidence."""
         triples = self.firmware(pci)
         if name not in triples:
             raise Unproven(f"mstconfig -d {pci} printed no numeric {name} row: the firmware does not report it")
+        _cite(self.ledger, triples[name].raw)
         return triples[name]
 
     def link_target(self, path: str) -> str | None:
@@ -165,6 +175,7 @@ class NodeFacts:
 
 
 _QUERY = ("-e", "q", "NUM_OF_VFS", "SRIOV_EN", "LINK_TYPE_P1")
+EVIDENCE_CAP = 2000  # characters of raw tool output cited under a failed check
 
 
 def _try(parse, text: str | None):
