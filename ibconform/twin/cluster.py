@@ -449,6 +449,13 @@ class ClusterEmulation:
 
     # -- the HTTP writes
 
+    @staticmethod
+    def _newly_bound(pod: dict[str, Any]) -> bool:
+        """Bound to a node whose kubelet has not taken it yet (no container status, still Pending)."""
+        status = _d(pod.get("status"))
+        return bool(_d(pod.get("spec")).get("nodeName")) and status.get("phase", "Pending") == "Pending" \
+            and not status.get("containerStatuses") and not _d(pod.get("metadata")).get("deletionTimestamp")
+
     def on_change(self, event: str, obj: dict[str, Any]) -> None:
         """React to a write a client made over HTTP, as the cluster's controllers would."""
         kind, name = obj.get("kind"), _name(obj)
@@ -463,6 +470,10 @@ class ClusterEmulation:
                     self.run(current, str(node), check_resources=True)
                 elif scheduler_name == "default-scheduler":
                     self.schedule(current)
+            elif event == "MODIFIED" and self._newly_bound(obj):     # bound through pods/binding
+                current = self.api.get("v1", "Pod", name, _d(obj.get("metadata")).get("namespace"))
+                if current is not None and self._newly_bound(current):
+                    self.run(current, str(current["spec"]["nodeName"]), check_resources=True)
             elif event == "DELETED":
                 self.retry_pending()
         elif kind == "Node" and event != "DELETED":
