@@ -18,6 +18,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import copy
+import copy as _copy
 import functools
 import ipaddress
 import os
@@ -262,14 +263,15 @@ class ApiTwin:
             return copy.deepcopy(obj)
 
     def get(self, api_version: str | None, kind_or_plural: str, name: str,
-            namespace: str | None = None) -> dict[str, Any] | None:
-        """The object (a copy), or None if absent or its resource is not served."""
+            namespace: str | None = None, *, copy: bool = True) -> dict[str, Any] | None:
+        """The object (a copy; with ``copy=False`` the stored one: never modify it), or None if absent or
+        its resource is not served."""
         try:
             rt = self._type(api_version, kind_or_plural)
         except KeyError:
             return None
         obj = self.store.get(rt, namespace if rt.namespaced else None, name)
-        return copy.deepcopy(obj)
+        return _copy.deepcopy(obj) if copy else obj
 
     def list(self, plural: str, namespace: str | None = None, *, api_version: str | None = None,
              label_selector: str | None = None, field_selector: str | None = None) -> list[dict[str, Any]]:

@@ -193,7 +193,7 @@ class ClusterEmulation:
         """Put ``obj`` unless the stored one already says the same (no needless MODIFIED event)."""
         metadata = obj["metadata"]
         kind = obj.get("kind") or ""
-        stored = self.api.get(obj.get("apiVersion"), kind, metadata["name"], metadata.get("namespace"))
+        stored = self.api.get(obj.get("apiVersion"), kind, metadata["name"], metadata.get("namespace"), copy=False)
         if stored is not None and _content(stored) == _content(obj):
             return stored
         return self.api.put(obj)
@@ -224,7 +224,9 @@ class ClusterEmulation:
         return f"10.244.{self.index.get(node, 255) % 256}.{count % 254 + 1}"
 
     def _host_ip(self, node: str) -> str:
-        obj = self.api.get("v1", "Node", node) or {}
+        if node in self.addresses:
+            return self.addresses[node]
+        obj = self.api.get("v1", "Node", node, copy=False) or {}
         found = [a.get("address") for a in _d(obj.get("status")).get("addresses") or []
                  if _d(a).get("type") == "InternalIP"]
         return str(found[0]) if found else self.addresses.get(node, "")
@@ -235,8 +237,8 @@ class ClusterEmulation:
             _d(_d(n.get("metadata")).get("labels")).get(k) == v for k, v in workload.node_selector.items())]
         if workload.kind == "DaemonSet":
             return fitting
-        schedulable = [n for n in fitting if not _d(self.api.get("v1", "Node", n)).get("spec", {}).get(
-            "unschedulable")] or fitting
+        cordoned = {_name(n) for n in nodes if _d(n.get("spec")).get("unschedulable")}
+        schedulable = [n for n in fitting if n not in cordoned] or fitting
         return [schedulable[i % len(schedulable)] for i in range(workload.replicas)] if schedulable else []
 
     def _deploy(self, workload: workloads.Workload, pullable: bool) -> None:
@@ -285,7 +287,7 @@ class ClusterEmulation:
             labels = _d(_d(obj.get("metadata")).get("labels"))
             state, sync = operator.node_state(node, policies, labels)
             self._apply(state)
-            resources = operator.advertised(node, policies, labels, sync, PREFIX)
+            resources = operator.advertised(node, policies, labels, sync, PREFIX, state["status"]["interfaces"])
             stale = set(self.advertised.get(name, {})) - set(resources)
             self.advertised[name] = resources
             quantities = {**{r: None for r in stale}, **{r: str(n) for r, n in resources.items()}}

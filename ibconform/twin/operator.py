@@ -253,7 +253,8 @@ def _mst_error(hca: Hca) -> str | None:
     return None
 
 
-def node_sync(node: Node, policies_: list[dict[str, Any]], labels: dict[str, str]) -> Sync:
+def node_sync(node: Node, policies_: list[dict[str, Any]], labels: dict[str, str],
+              interfaces_: list[dict[str, Any]] | None = None) -> Sync:
     """What the config daemon reports for ``node``, first cause first:
 
     1. its own failure (``operator-failed``) -> Failed;
@@ -265,7 +266,7 @@ def node_sync(node: Node, policies_: list[dict[str, Any]], labels: dict[str, str
     """
     if node.kube.sync_error:
         return Sync("Failed", node.kube.sync_error)
-    interfaces = {i["pciAddress"]: i for i in interfaces_status(node)}
+    interfaces = {i["pciAddress"]: i for i in interfaces_ or interfaces_status(node)}
     by_pci = {h.pci: h for h in node.devices.values()}
     configured = [(by_pci[s["pciAddress"]], s) for s in spec_interfaces(policies_, labels, list(interfaces.values()))]
     for hca, _ in configured:
@@ -287,7 +288,7 @@ def node_sync(node: Node, policies_: list[dict[str, Any]], labels: dict[str, str
 def node_state(node: Node, policies_: list[dict[str, Any]], labels: dict[str, str]) -> tuple[dict[str, Any], Sync]:
     """The node's SriovNetworkNodeState (name = node) and the verdict it carries."""
     interfaces = interfaces_status(node)
-    sync = node_sync(node, policies_, labels)
+    sync = node_sync(node, policies_, labels, interfaces)
     status: dict[str, Any] = {"interfaces": interfaces, "syncStatus": sync.sync_status}
     if sync.last_sync_error:
         status["lastSyncError"] = sync.last_sync_error
@@ -304,16 +305,16 @@ def node_state(node: Node, policies_: list[dict[str, Any]], labels: dict[str, st
 # ------------------------------------------------------------------------------ device plugin
 
 def advertised(node: Node, policies_: list[dict[str, Any]], labels: dict[str, str], sync: Sync,
-               prefix: str = RESOURCE_PREFIX) -> dict[str, int]:
+               prefix: str = RESOURCE_PREFIX, interfaces_: list[dict[str, Any]] | None = None) -> dict[str, int]:
     """The extended resources the SR-IOV device plugin registers on the node: per selecting policy's
     resourceName, the existing VFs of its PFs (within a ``#first-last`` range). Nothing until the node
     is synced: the plugin is restarted with the daemon's config only on Succeeded."""
     if sync.sync_status != "Succeeded" or labels.get(DEVICE_PLUGIN_LABEL) != "Enabled":
         return {}
     vfs: dict[str, set[tuple[str, int]]] = {}
+    by_pci = {i["pciAddress"]: i for i in interfaces_ or interfaces_status(node)}
     for hca in sorted(node.devices.values(), key=lambda h: h.pci):
-        interface = interface_status(hca)
-        for p in selecting(policies_, labels, interface):
+        for p in selecting(policies_, labels, by_pci[hca.pci]):
             name = _spec(p).get("resourceName")
             if not name or _num_vfs(p) <= 0:
                 continue
