@@ -31,8 +31,10 @@ Nothing in the objects says "twin": the suite sees a cluster.
 
 from __future__ import annotations
 
+import collections
 import datetime as dt
 import hashlib
+import time
 import uuid
 from typing import Any
 
@@ -54,6 +56,7 @@ KUBELET_VERSION = "v1.31.4"
 RELEASE = "network-operator-v25.10.0"
 MELLANOX = "nvcr.io/nvidia/mellanox"
 TRAINING_IMAGE = "nvcr.io/nvidia/pytorch:25.01-py3"
+EVENT_TTL = 3600.0          # kube-apiserver --event-ttl: a long-lived twin does not pile events up
 
 #: The SR-IOV Network Operator's own components (the Network Operator Helm chart deploys them).
 OPERATOR_WORKLOADS = (
@@ -186,6 +189,7 @@ class ClusterEmulation:
         self.drained: dict[str, bool] = {}
         self.advertised: dict[str, dict[str, int]] = {}
         self._pod_ips: dict[str, int] = {}
+        self._events: collections.deque[tuple[float, str, str]] = collections.deque()
 
     # -- set-up
 
@@ -218,6 +222,15 @@ class ClusterEmulation:
                 self.api.put(pod)
         self.api.on_change(self.on_change)
         return self
+
+    def _record(self, event: dict[str, Any]) -> None:
+        """Store an event; those older than EVENT_TTL go, as etcd's lease drops them."""
+        now = time.monotonic()
+        while self._events and now - self._events[0][0] > EVENT_TTL:
+            _, namespace, name = self._events.popleft()
+            self.api.delete("v1", "Event", name, namespace)
+        stored = self.api.put(event)
+        self._events.append((now, stored["metadata"]["namespace"], stored["metadata"]["name"]))
 
     def _pod_ip(self, node: str) -> str:
         count = self._pod_ips[node] = self._pod_ips.get(node, 0) + 1
@@ -268,7 +281,7 @@ class ClusterEmulation:
                 field = f"spec.containers{{{workload.container}}}"
                 for reason, kind, message in (("BackOff", "Normal", f'Back-off pulling image "{workload.image}"'),
                                               ("Failed", "Warning", "Error: ImagePullBackOff")):
-                    self.api.put(kubelet.event(stored_pod, reason=reason, message=message, kind=kind, host=node,
+                    self._record(kubelet.event(stored_pod, reason=reason, message=message, kind=kind, host=node,
                                                field_path=field))
         selector = ",".join(f"{k}={v}" for k, v in workload.selector.items())
         for old in self.api.list("pods", workload.namespace, label_selector=selector):
@@ -380,7 +393,7 @@ class ClusterEmulation:
                       "eventTime": dt.datetime.now(dt.UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ"),
                       "reportingInstance": "default-scheduler-twin-control-plane"})
         event.pop("count", None)
-        self.api.put(event)
+        self._record(event)
 
     def retry_pending(self) -> None:
         """Try every pod the scheduler left Unschedulable again (a pod went, a node changed)."""
@@ -405,14 +418,14 @@ class ClusterEmulation:
         if rejection is not None:
             reason, message = rejection
             self.api.patch("v1", "Pod", name, namespace, merge={"status": kubelet.rejected(pod, reason, message)})
-            self.api.put(kubelet.event(pod, reason=reason, message=message, host=node))
+            self._record(kubelet.event(pod, reason=reason, message=message, host=node))
             return
         host_ip = self._host_ip(node)
         networks = [n.strip() for n in str(_d(metadata.get("annotations")).get(NETWORKS_ANNOTATION, "")).split(",")
                     if n.strip()]
         if networks and not self._ipam_ready(node):
             self.api.patch("v1", "Pod", name, namespace, merge={"status": kubelet.sandbox_failed(pod, host_ip)})
-            self.api.put(kubelet.event(pod, reason="FailedCreatePodSandBox", host=node,
+            self._record(kubelet.event(pod, reason="FailedCreatePodSandBox", host=node,
                                        message=kubelet.sandbox_error(pod, networks[0].rsplit("/", 1)[-1])))
             return
         pod_ip = None if _d(pod.get("spec")).get("hostNetwork") else self._pod_ip(node)
