@@ -31,6 +31,7 @@ Nothing in the objects says "twin": the suite sees a cluster.
 
 from __future__ import annotations
 
+import asyncio
 import collections
 import datetime as dt
 import hashlib
@@ -375,7 +376,7 @@ class ClusterEmulation:
                                            "lastTransitionTime": when}]}})
             self._scheduler_event(bound, "Normal", "Scheduled", "Binding",
                                   f"Successfully assigned {namespace}/{name} to {target}")
-            self.run(bound, target)
+            self._kubelet(bound, target)
             return
         message = scheduler.failure_message(pod, verdicts)
         conditions = [c for c in _d(pod.get("status")).get("conditions") or [] if _d(c).get("type") == "PodScheduled"]
@@ -406,6 +407,30 @@ class ClusterEmulation:
                 self.schedule(pod)
 
     # -- kubelet
+
+    def _kubelet(self, pod: dict[str, Any], node: str, *, check_resources: bool = False) -> None:
+        """Hand ``pod`` to its node's kubelet: at once, or ``kubeletDelay`` later (then on the server's
+        loop, for the pod as it is by then) as a real kubelet answers after the binding is seen."""
+        delay = self.scenario.kubernetes.kubelet_delay
+        try:
+            loop = asyncio.get_running_loop()
+        except RuntimeError:
+            loop = None
+        if not delay or loop is None:
+            self.run(pod, node, check_resources=check_resources)
+            return
+        metadata = _d(pod.get("metadata"))
+
+        def later() -> None:
+            try:
+                current = self.api.get("v1", "Pod", str(metadata.get("name")), metadata.get("namespace"))
+                if current is not None and self._newly_bound(current) and \
+                        _d(current.get("metadata")).get("uid") == metadata.get("uid"):
+                    self.run(current, node, check_resources=check_resources)
+            except Exception as exc:             # kept where the listeners' failures are kept
+                self.api.emulator.listener_errors.append(exc)
+
+        loop.call_later(delay, later)
 
     def run(self, pod: dict[str, Any], node: str, *, check_resources: bool = False) -> None:
         """The kubelet of ``node`` takes ``pod``: admission, network, then running."""
@@ -482,13 +507,13 @@ class ClusterEmulation:
                 if current is None:
                     return
                 if node:
-                    self.run(current, str(node), check_resources=True)
+                    self._kubelet(current, str(node), check_resources=True)
                 elif scheduler_name == "default-scheduler":
                     self.schedule(current)
             elif event == "MODIFIED" and self._newly_bound(obj):     # bound through pods/binding
                 current = self.api.get("v1", "Pod", name, _d(obj.get("metadata")).get("namespace"))
                 if current is not None and self._newly_bound(current):
-                    self.run(current, str(current["spec"]["nodeName"]), check_resources=True)
+                    self._kubelet(current, str(current["spec"]["nodeName"]), check_resources=True)
             elif event == "DELETED":
                 self.retry_pending()
         elif kind == "Node" and event != "DELETED":

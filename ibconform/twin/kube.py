@@ -54,5 +54,6 @@ class ClusterKube:
     """Cluster-wide facts: what the admin applied (policies' numVfs, NicClusterPolicy) and cluster faults."""
 
     num_vfs: int = 8                    # numVfs of each HCA's SriovNetworkNodePolicy (the scenario's numOfVfs)
+    kubelet_delay: float = 0.0          # seconds between a pod's binding and its kubelet's verdict
     nv_ipam: NvIpam = field(default_factory=NvIpam)
     faults: list[str] = field(default_factory=list)   # the cluster fault kinds applied, in order

@@ -29,6 +29,7 @@ it. Schema::
         faults:                         # optional: see ibconform.twin.faults.FAULTS
           - {kind: firmware-pending, hcas: [ibp24s0], current: 16}
     kubernetes:                         # optional: the cluster side
+      kubeletDelay: 0                   #   seconds from a pod's binding to its kubelet's verdict (0: at once)
       faults:                           #   cluster-wide faults (scope "cluster" in FAULTS)
         - {kind: ipam-image, image: nv-ipam, repository: ghcr.io/mellanox, version: v0.2.0}
 
@@ -142,6 +143,7 @@ class _NodeGroup(_Model):
 
 
 class _Kubernetes(_Model):
+    kubelet_delay: float = Field(0.0, alias="kubeletDelay", ge=0, le=600)
     faults: list[_Fault] = []
 
 
@@ -370,7 +372,7 @@ def _apply_fault(node: Node, spec: _Fault, where: str) -> None:
 def _build(model: _Scenario, source: str, name: str) -> Scenario:
     profiles = _profiles(model, source)
     base = _merge(BASE, model.defaults)
-    kubernetes = ClusterKube(num_vfs=base["num_of_vfs"])
+    kubernetes = ClusterKube(num_vfs=base["num_of_vfs"], kubelet_delay=model.kubernetes.kubelet_delay)
     for j, spec in enumerate(model.kubernetes.faults):
         try:
             _apply_cluster_fault(kubernetes, spec, f"kubernetes.faults[{j}]")

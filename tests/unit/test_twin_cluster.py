@@ -397,6 +397,24 @@ def test_kubelet_rejects_a_pod_asking_for_vfs_on_the_admission_error_node(faults
         faults.core.delete_namespaced_pod(name, "default")
 
 
+@pytest.fixture
+def slow_kubelet(tmp_path: Path) -> Iterator[Cluster]:
+    """One node whose kubelet answers 0.3 s after the binding, and rejects pods asking for VFs."""
+    yield from start(parse_scenario(SCENARIO.replace("nodes: [{names: dgx001}]", "kubernetes: {kubeletDelay: 0.3}\n"
+                                                     "nodes: [{names: dgx001, faults: [{kind: admission-error}]}]"),
+                                    "slow"), tmp_path)
+
+
+def test_kubelet_delay_lets_the_binding_be_seen_before_the_rejection(slow_kubelet):
+    cluster = slow_kubelet
+    cluster.core.create_namespaced_pod("default", {"metadata": {"name": "late"}, "spec": {"containers": [
+        {"name": "c", "image": "busybox:1.36", "resources": {"limits": {"nvidia.com/resibp24s0": "1"}}}]}})
+    first = cluster.core.read_namespaced_pod("late", "default")
+    assert (first.spec.node_name, first.status.phase) == ("dgx001", "Pending")
+    assert wait_for(lambda: cluster.core.read_namespaced_pod("late", "default").status.phase == "Failed")
+    assert cluster.core.read_namespaced_pod("late", "default").status.reason == "UnexpectedAdmissionError"
+
+
 def test_a_pod_bound_by_hand_beyond_the_node_resources_is_refused_by_kubelet(small):
     small.core.create_namespaced_pod("default", {
         "metadata": {"name": "direct"},
