@@ -153,7 +153,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
     out = args.out or suite.default_out_dir("demo")
     with tempfile.TemporaryDirectory(prefix="ibconform-demo-") as tmp, Twin(args.scenario, Path(tmp)) as twin:
         print(f"twin up: {len(twin.addresses)} nodes from scenario {args.scenario!r}", file=sys.stderr)
-        bundle = suite.collect(twin.inventory_path, out / "bundle", read_only=True)
+        bundle = suite.collect(twin.inventory_path, out / "bundle", read_only=False)
         code = suite.evaluate(bundle, out, workers=args.workers)
     _finish(out, code)
     if code in (0, 1):
@@ -169,7 +169,7 @@ def cmd_twin(args: argparse.Namespace) -> int:
         workdir = commands.up(args.scenario, args.dir)
         print(f"twin up in {workdir}")
         print(f"inventory: {workdir / 'inventory.yaml'}\nssh_config: {workdir / 'ssh_config'}\n"
-              f"known_hosts: {workdir / 'known_hosts'}")
+              f"known_hosts: {workdir / 'known_hosts'}\nkubeconfig: {workdir / 'kubeconfig'}")
         print(f"run: ibconform run -i {workdir / 'inventory.yaml'}")
     else:
         commands.down(args.dir)

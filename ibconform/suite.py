@@ -139,4 +139,6 @@ def summary_lines(out_dir: Path) -> list[str]:
         scope = f" on {root['affected']}" if root.get("affected") else ""
         lines.append(f"{node['name']}: FAIL [{root['link']}] {root['check']}{scope}: {root['message']}"
                      + (f" (+{more} downstream)" if more else ""))
+    lines += [f"cluster: FAIL [{r['link']}] {r['check']}: {r['message']}" for r in document.get("results", [])
+              if r.get("node") is None and r.get("outcome") in ("failed", "error")]
     return lines

@@ -97,18 +97,30 @@ def probe_manifest(node: Node, node_obj: dict, lists: dict[str, dict], inventory
     }
 
 
-def verdict(pod: dict, level: str) -> tuple[str, str] | None:
-    """(outcome, message) once the pod has decided, None while it has not."""
+def admitted(pod: dict) -> bool:
+    """Kubelet accepted the pod: it reports containers or the Initialized condition (admission comes first)."""
     status = d(pod.get("status"))
+    return bool(lst(status.get("containerStatuses"))) or any(
+        d(c).get("type") in ("Initialized", "PodReadyToStartContainers") for c in lst(status.get("conditions")))
+
+
+def verdict(pod: dict, level: str) -> tuple[str, str] | None:
+    """(outcome, message) once the pod has decided, None while it has not.
+
+    At level ``schedule`` a bound pod counts once kubelet has admitted it: a device plugin that cannot
+    allocate makes kubelet reject the pod (UnexpectedAdmissionError) only after it was scheduled.
+    """
+    status = d(pod.get("status"))
+    node = d(pod.get("spec")).get("nodeName")
     if status.get("phase") == "Failed":
         return "rejected", str(status.get("message") or status.get("reason") or "pod failed")
     scheduled = next((c for c in lst(status.get("conditions")) if d(c).get("type") == "PodScheduled"), None)
     if scheduled and scheduled.get("status") == "False" and scheduled.get("reason") == "Unschedulable":
         return "unschedulable", str(scheduled.get("message") or "Unschedulable")
     if status.get("phase") == "Running" or (level == "start" and status.get("phase") == "Succeeded"):
-        return "running", f"running on {d(pod.get('spec')).get('nodeName')}"
-    if level == "schedule" and (d(pod.get("spec")).get("nodeName") or d(scheduled).get("status") == "True"):
-        return "scheduled", f"scheduled on {d(pod.get('spec')).get('nodeName')}"
+        return "running", f"running on {node}"
+    if level == "schedule" and node and admitted(pod):
+        return "scheduled", f"scheduled on {node}"
     return None
 
 
@@ -220,9 +232,15 @@ class ProbeRun:
                 stream.stop()
         for name in pending:
             record = records[pods[name]]
+            pod = d(record["object"])
+            node = d(pod.get("spec")).get("nodeName")
+            if node and self.settings.level == "schedule" and not self.stop.is_set():
+                record["outcome"] = "scheduled"
+                record["message"] = f"scheduled on {node} (kubelet admission not seen within probe.timeout)"
+                continue
             record["outcome"] = "interrupted" if self.stop.is_set() else "timeout"
             record["message"] = (f"no verdict within {self.settings.timeout:g} s (probe.timeout): "
-                                 f"pod phase {d(d(record['object']).get('status')).get('phase')}")
+                                 f"pod phase {d(pod.get('status')).get('phase')}")
 
     def _observe(self, pod: dict, pods: dict[str, str], records: dict[str, dict], pending: set[str]) -> None:
         name = name_of(pod)
@@ -245,8 +263,14 @@ class ProbeRun:
             if record is None:
                 continue
             record["events"].append({k: event.get(k) for k in ("type", "reason", "message", "count")})
-            if event.get("reason") in ("FailedScheduling", "UnexpectedAdmissionError") \
-                    and record["outcome"] in ("unschedulable", "rejected", "timeout"):
+        for record in names.values():
+            if record["outcome"] not in ("unschedulable", "rejected", "timeout"):
+                continue
+            warnings = [e for e in record["events"] if e.get("type") == "Warning"]
+            # the scheduler's or kubelet's verdict, else the latest warning (FailedCreatePodSandBox ...)
+            decisive = [e for e in warnings if e.get("reason") in ("FailedScheduling", "UnexpectedAdmissionError")]
+            if decisive or warnings:
+                event = (decisive or warnings)[-1]
                 record["message"] = f"{event['reason']}: {event.get('message')}"
 
     def _delete(self, name: str) -> bool:

@@ -199,7 +199,7 @@ def test_demo_report_shows_matrix_root_cause_and_signoff(demo: Path, demo_page: 
 
     # run metadata and the sign-off block
     run = dom.text("run-metadata")
-    for expected in ("twin-demo", results["run"]["inventory_sha256"], "Read-only run yes", "Run by",
+    for expected in ("twin-demo", results["run"]["inventory_sha256"], "Read-only run no", "Run by",
                      "Firmware versions seen 28.41.1000", "Evaluation started", "Evaluation finished"):
         assert expected in run, expected
     signoff = dom.text("sign-off")
