@@ -50,3 +50,9 @@ def faults_twin(tmp_path_factory: pytest.TempPathFactory):
 @pytest.fixture(scope="session")
 def faults_run(faults_twin: Twin, tmp_path_factory: pytest.TempPathFactory) -> Run:
     return run_suite(faults_twin.inventory_path, tmp_path_factory.mktemp("run") / "out", "--read-only")
+
+
+@pytest.fixture(scope="session")
+def faults_probed(faults_twin: Twin, tmp_path_factory: pytest.TempPathFactory) -> Run:
+    """The full run (probes included) against the faults twin."""
+    return run_suite(faults_twin.inventory_path, tmp_path_factory.mktemp("probed") / "out")

@@ -56,11 +56,6 @@ EXPECTED: dict[str, dict[str, tuple[str, str]]] = {
 
 
 @pytest.fixture(scope="module")
-def faults_probed(faults_twin: Twin, tmp_path_factory: pytest.TempPathFactory) -> Run:
-    return run_suite(faults_twin.inventory_path, tmp_path_factory.mktemp("probed") / "out")
-
-
-@pytest.fixture(scope="module")
 def ipam_image_run(tmp_path_factory: pytest.TempPathFactory) -> Run:
     with Twin("ipam-image", tmp_path_factory.mktemp("twin-ipam-image")) as twin:
         return run_suite(twin.inventory_path, tmp_path_factory.mktemp("ipam") / "out")

@@ -1,0 +1,68 @@
+"""Issue 4's acceptance on the faults twin: per node the right root cause (earliest broken link), the
+right remediation, and the downstream failures listed under it — in results.json and in the summary."""
+
+from __future__ import annotations
+
+import pytest
+
+# node -> (link, check, affected, remediation id, downstream failures) ; None: the node passes
+ROOT_CAUSES = {
+    "dgx001": None,
+    "dgx002": ("firmware", "firmware_vfs_committed", "8/8 HCAs", "firmware-change-pending", 26),
+    "dgx003": ("firmware", "firmware_vfs_committed", "8/8 HCAs", "mstconfig-nv-access", 41),
+    "dgx004": ("kernel", "sriov_numvfs", "1/8 HCAs", "vfs-not-created", 10),
+    "dgx005": ("kernel", "excluded_device_has_no_vfs", None, "excluded-device-has-vfs", 0),
+    "dgx006": ("ports", "ib_port_active", "1/8 HCAs", "ib-port-degraded", 0),
+    "dgx007": ("node", "node_identity", None, "node-unreachable", 71),
+    "dgx008": ("node", "node_identity", None, "node-unreachable", 71),
+    "dgx009": None,
+    "dgx010": ("firmware", "firmware_vfs_committed", "1/8 HCAs", "mstconfig-hung", 13),
+    "dgx011": ("firmware", "firmware_vfs_committed", "1/8 HCAs", "mstconfig-open-failed", 13),
+    "dgx012": ("ports", "ib_port_active", "1/8 HCAs", "ib-port-degraded", 0),
+    "dgx013": ("firmware", "firmware_version_consistent", None, "firmware-version-mixed", 0),
+    "dgx014": ("firmware", "firmware_sriov_enabled", "1/8 HCAs", "firmware-sriov-settings", 12),
+    "dgx015": ("firmware", "firmware_link_type", "1/8 HCAs", "firmware-sriov-settings", 0),
+    "dgx016": None,
+    "dgx017": ("workload", "probe_scheduled", None, "probe-unschedulable", 0),
+    "dgx018": ("device-plugin", "policy_matches_inventory", "1/8 HCAs", "policy-drift", 0),
+    "dgx019": ("operator", "node_state_synced", None, "operator-sync-failed", 9),
+    "dgx020": ("workload", "probe_scheduled", None, "probe-not-admitted", 0),
+}
+
+
+@pytest.fixture(scope="module")
+def verdicts(faults_probed):
+    import json
+    document = json.loads((faults_probed.out / "results.json").read_text())
+    return {n["name"]: n for n in document["nodes"]}
+
+
+def test_every_node_has_its_root_cause_and_remediation(verdicts):
+    assert set(verdicts) == set(ROOT_CAUSES)
+    for name, expected in ROOT_CAUSES.items():
+        node = verdicts[name]
+        if expected is None:
+            assert node["verdict"] == "pass" and node["root_cause"] is None, node
+            continue
+        link, check, affected, remedy, downstream = expected
+        root = node["root_cause"]
+        assert node["verdict"] == "fail"
+        assert (root["link"], root["check"], root["affected"], root["remediation"]) == (link, check, affected, remedy), name
+        assert len(node["consequences"]) == downstream, (name, node["consequences"])
+
+
+def test_the_seed_incident_reads_as_one_cause_with_its_consequences(verdicts, faults_probed):
+    node = verdicts["dgx002"]
+    downstream = {faults_probed.results[i]["check"] for i in node["consequences"]}
+    # firmware pending -> no VFs -> operator waits for a reboot -> nothing advertised -> probe cannot schedule
+    assert downstream == {"firmware_vfs_committed", "sriov_numvfs", "node_state_synced", "node_state_idle",
+                          "resource_allocatable", "probe_scheduled"}
+    assert "power-cycle" in node["root_cause"]["message"]
+
+
+def test_the_terminal_summary_names_each_root_cause(faults_probed):
+    lines = {line.split(":", 1)[0]: line for line in faults_probed.stdout.splitlines() if line.startswith("dgx")}
+    assert lines["dgx001"] == "dgx001: PASS"
+    assert lines["dgx002"].startswith("dgx002: FAIL [firmware] firmware_vfs_committed on 8/8 HCAs: NUM_OF_VFS on ibp24s0")
+    assert lines["dgx002"].endswith("(+26 downstream)")
+    assert lines["dgx007"].startswith("dgx007: FAIL [node] node_identity: dgx007 unreachable: ")
