@@ -11,6 +11,15 @@ exactly as it reaches a real cluster; the twin's own code reads and writes objec
         api.put({"apiVersion": "v1", "kind": "Node", "metadata": {"name": "dgx030"}})
         ...                                     # run the suite against tmp / "kubeconfig"
         assert not [r for r in api.requests if r.is_write]
+
+Requests with the admin token are allowed everything (``system:masters``). Tokens added with ``add_user``
+authenticate other users, whom the server authorizes as kube-apiserver's RBAC does, against the Roles,
+ClusterRoles and bindings stored in the twin (``api_rbac``)::
+
+        api.add_user("sa-token", service_account("network-operator", "ibconform"))
+        for doc in yaml.safe_load_all(Path("deploy/rbac/readonly.yaml").read_text()):
+            api.put(doc)
+        api.write_kubeconfig(tmp / "sa-kubeconfig", token="sa-token")     # 403 for what is not granted
 """
 
 from __future__ import annotations
@@ -34,6 +43,8 @@ import yaml
 from kmock import Server
 
 from ibconform.twin.api_patch import merge_patch
+from ibconform.twin.api_rbac import UserInfo, service_account
+from ibconform.twin.api_rbac import user as token_user
 from ibconform.twin.api_selectors import (
     field_selector_matches,
     label_selector_matches,
@@ -52,7 +63,7 @@ from ibconform.twin.api_store import (
     meta,
 )
 
-__all__ = ["ApiTwin", "Fault", "RequestRecord", "bundled_crds"]
+__all__ = ["ApiTwin", "Fault", "RequestRecord", "UserInfo", "bundled_crds", "service_account"]
 
 CRD_DIR = Path(__file__).with_name("crds")
 DEFAULT_NAMESPACES = ("default", "kube-system", "kube-public", "kube-node-lease")
@@ -113,8 +124,9 @@ class ApiTwin:
     """A Kubernetes API server on a loopback port, with the real CRDs, for the twin cluster.
 
     ``crds``: bundled CRDs to install (names or plurals; None = all, () = none: "operator not installed").
-    ``token``: when set, requests without ``Authorization: Bearer <token>`` get 401.
-    ``user``: the user named in injected 403s (and in the kubeconfig).
+    ``token``: the admin's bearer token (allowed everything); when set, requests without it or another
+    user's token (``add_user``) get 401; when None, requests without a user's token are the admin's.
+    ``user``: the admin's name, named in injected 403s (and in the kubeconfig).
     """
 
     def __init__(self, host: str = "127.0.0.1", port: int = 0, token: str | None = None, *,
@@ -130,7 +142,7 @@ class ApiTwin:
         load_objects(self.store, self._type("v1", "Namespace"),
                      [{"metadata": {"name": n}, "spec": {"finalizers": ["kubernetes"]}, "status": {"phase": "Active"}}
                       for n in namespaces])
-        self.emulator = TwinEmulator(store=self.store, token=token)
+        self.emulator = TwinEmulator(store=self.store, token=token, admin=user)
         self._thread: threading.Thread | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
         self._stopping: asyncio.Event | None = None
@@ -209,15 +221,35 @@ class ApiTwin:
 
     # -- client configuration
 
-    def write_kubeconfig(self, path: Path, context: str = "twin", namespace: str = "network-operator") -> Path:
-        """A kubeconfig for this server (bearer token if one is set); mode 0600 as it may hold the token."""
+    def add_user(self, token: str, user: str | UserInfo, groups: Iterable[str] = ()) -> UserInfo:
+        """Accept ``Authorization: Bearer <token>`` as ``user`` (a name, with ``groups``, or a UserInfo
+        such as ``service_account(ns, name)``); its requests are authorized by the stored RBAC objects.
+        Token-authenticated users are also in ``system:authenticated``. Returns the user."""
+        if not token or token == self.token:
+            raise ValueError("a user's token must be non-empty and not the admin token")
+        who = user if isinstance(user, UserInfo) else token_user(user, groups)
+        self.emulator.users[token] = who
+        return who
+
+    def remove_user(self, token: str) -> None:
+        """Stop accepting ``token`` (its requests get 401, or are the admin's when no admin token is set)."""
+        self.emulator.users.pop(token, None)
+
+    def write_kubeconfig(self, path: Path, context: str = "twin", namespace: str = "network-operator", *,
+                         token: str | None = None) -> Path:
+        """A kubeconfig for this server with the admin's bearer token (if one is set), or with ``token``
+        of a user added by ``add_user``; mode 0600 as it holds the token."""
         path = Path(path)
-        user: dict[str, Any] = {"token": self.token} if self.token is not None else {}
+        if token is not None and token not in self.emulator.users:
+            raise ValueError("no user has that token: add_user first")
+        name = self.emulator.users[token].name if token is not None else self.user
+        token = token if token is not None else self.token
+        credentials: dict[str, Any] = {"token": token} if token is not None else {}
         config = {
             "apiVersion": "v1", "kind": "Config", "preferences": {},
             "clusters": [{"name": context, "cluster": {"server": self.url}}],
-            "users": [{"name": self.user, "user": user}],
-            "contexts": [{"name": context, "context": {"cluster": context, "user": self.user, "namespace": namespace}}],
+            "users": [{"name": name, "user": credentials}],
+            "contexts": [{"name": context, "context": {"cluster": context, "user": name, "namespace": namespace}}],
             "current-context": context,
         }
         path.parent.mkdir(parents=True, exist_ok=True)

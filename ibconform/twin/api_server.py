@@ -33,6 +33,7 @@ import attrs
 import yaml
 from kmock import KubernetesEmulator, KubernetesError, RawHandler, Request, action, resource
 
+from ibconform.twin import api_rbac
 from ibconform.twin.api_patch import (
     APPLY_PATCH,
     JSON_PATCH,
@@ -106,6 +107,7 @@ class RequestRecord:
     resource: str | None = None      # plural[/subresource]; None for discovery and other paths
     namespace: str | None = None
     name: str | None = None
+    user: str | None = None          # who the request authenticated as
 
     @property
     def is_write(self) -> bool:
@@ -182,18 +184,13 @@ def unauthorized() -> ApiError:
 
 
 def forbidden(user: str, verb: str | None, path: ApiPath | None, raw_path: str, method: str) -> ApiError:
-    """The RBAC denial text of kube-apiserver, naming user, verb, resource, group and namespace."""
-    if path is None or path.plural is None:
-        return ApiError(403, "Forbidden", f'forbidden: User "{user}" cannot {method.lower()} path "{raw_path}"', {})
-    qualified = f"{path.plural}.{path.group}" if path.group else path.plural
-    subject = f'{qualified} "{path.name}"' if path.name else qualified
-    scope = f' in the namespace "{path.namespace}"' if path.namespace else " at the cluster scope"
-    details: dict[str, Any] = {"name": path.name} if path.name else {}
-    if path.group:
-        details["group"] = path.group
-    details["kind"] = path.plural
-    return ApiError(403, "Forbidden", f'{subject} is forbidden: User "{user}" cannot {verb} resource '
-                                      f'"{path.resource}" in API group "{path.group}"{scope}', details)
+    """The RBAC denial of kube-apiserver, naming user, verb, resource, group and namespace."""
+    request = api_rbac.request_attributes(api_rbac.UserInfo(user), method, raw_path, path, verb, {})
+    return rbac_denial(request)
+
+
+def rbac_denial(request: api_rbac.Attributes, reason: str = "") -> ApiError:
+    return ApiError(403, "Forbidden", api_rbac.forbidden_message(request, reason), api_rbac.forbidden_details(request))
 
 
 def fault_error(fault: Fault, path: ApiPath | None, raw_path: str, verb: str | None, method: str) -> ApiError:
@@ -293,6 +290,8 @@ class TwinEmulator(KubernetesEmulator):
 
     store: Store
     token: str | None = None
+    admin: str = "twin-admin"
+    users: dict[str, api_rbac.UserInfo] = attrs.field(factory=dict)   # bearer token -> user, RBAC-authorized
     records: list[RequestRecord] = attrs.field(factory=list, init=False)
     listeners: list[Callable[[str, dict[str, Any]], None]] = attrs.field(factory=list, init=False)
     fault: Fault | None = attrs.field(default=None, init=False)
@@ -339,11 +338,13 @@ class TwinEmulator(KubernetesEmulator):
         if len(self._requests) > KMOCK_REQUEST_LOG_LIMIT:  # they hold bodies; ``records`` keeps every request
             del self._requests[: KMOCK_REQUEST_LOG_LIMIT // 2]
         try:
-            self._authenticate(raw)
+            who = self._authenticate(raw)
+            record.user = who.name
+            self._authorize(who, raw, path, verb, query)
             await self._inject_fault(raw, path, verb)
             if path is None or path.plural is None:
                 return await RawHandler._handle(self, request)  # discovery through kmock's scaffold routes
-            return await self._serve_resource(raw, body, query, path, verb, record)
+            return await self._serve_resource(raw, body, query, path, verb, record, who)
         except ApiError as err:
             return status_response(err)
         except KubernetesError:  # kmock's "no route" for an unknown path
@@ -368,13 +369,39 @@ class TwinEmulator(KubernetesEmulator):
             namespace=None if path is None else path.namespace, name=None if path is None else path.name,
             subresource=None if path is None else path.subresource)
 
-    def _authenticate(self, raw: aiohttp.web.BaseRequest) -> None:
+    def _authenticate(self, raw: aiohttp.web.BaseRequest) -> api_rbac.UserInfo:
+        """The admin (``system:masters``) for the admin token, or for anyone when no token is set; a user
+        added with ``ApiTwin.add_user`` for its token; else 401."""
+        admin = api_rbac.user(self.admin, [api_rbac.MASTERS])
+        scheme, _, given = raw.headers.get("Authorization", "").partition(" ")
+        presented = given.strip().encode() if scheme.lower() == "bearer" else None
+        if presented is not None:
+            for token, who in list(self.users.items()):
+                if hmac.compare_digest(presented, token.encode()):
+                    return who
         if self.token is None:
-            return
-        header = raw.headers.get("Authorization", "")
-        scheme, _, given = header.partition(" ")
-        if scheme.lower() != "bearer" or not hmac.compare_digest(given.strip().encode(), self.token.encode()):
+            return admin
+        if presented is None or not hmac.compare_digest(presented, self.token.encode()):
             raise unauthorized()
+        return admin
+
+    def rbac_policy(self) -> api_rbac.Policy:
+        """The stored Roles, ClusterRoles and their bindings, over the bootstrap policy."""
+        with self.store.lock:
+            def stored(plural: str) -> list[dict[str, Any]]:
+                rt = self.store.registry.storage(api_rbac.GROUP, plural)
+                return [obj for _, obj in self.store.items(rt)] if rt is not None else []
+            return api_rbac.Policy.of(stored("clusterroles"), stored("roles"), stored("clusterrolebindings"),
+                                      stored("rolebindings"))
+
+    def _authorize(self, who: api_rbac.UserInfo, raw: aiohttp.web.BaseRequest, path: ApiPath | None,
+                   verb: str | None, query: Mapping[str, str]) -> None:
+        if who.privileged:
+            return
+        request = api_rbac.request_attributes(who, raw.method, raw.path, path, verb, query)
+        decision = api_rbac.authorize(request, self.rbac_policy())
+        if not decision.allowed:
+            raise rbac_denial(request, decision.reason)
 
     async def _inject_fault(self, raw: aiohttp.web.BaseRequest, path: ApiPath | None, verb: str | None) -> None:
         fault = self.fault
@@ -400,8 +427,8 @@ class TwinEmulator(KubernetesEmulator):
     # -- resources
 
     async def _serve_resource(self, raw: aiohttp.web.BaseRequest, body: bytes, query: dict[str, str],
-                              path: ApiPath, verb: str | None,
-                              record: RequestRecord) -> aiohttp.web.StreamResponse:
+                              path: ApiPath, verb: str | None, record: RequestRecord,
+                              who: api_rbac.UserInfo) -> aiohttp.web.StreamResponse:
         assert path.plural is not None
         with self.store.lock:
             rt = self.store.registry.lookup(path.group, path.version, path.plural)
@@ -413,7 +440,7 @@ class TwinEmulator(KubernetesEmulator):
                 rt.namespaced and path.namespace is None and (path.name or verb == "create")):
             raise server_not_found()
         if (rt.group, rt.plural) == ACCESS_REVIEW and verb == "create" and not path.name:
-            return self._access_review(body)
+            return self._access_review(body, who)
         if path.subresource is not None:
             if path.subresource not in rt.subresources:
                 raise server_not_found()
@@ -759,12 +786,14 @@ class TwinEmulator(KubernetesEmulator):
         self.notify(changes)
         return json_response(_success(code=201), 201)
 
-    def _access_review(self, body: bytes) -> aiohttp.web.Response:
-        """SelfSubjectAccessReview: allowed, unless an injected 403 would deny that very request."""
+    def _access_review(self, body: bytes, who: api_rbac.UserInfo) -> aiohttp.web.Response:
+        """SelfSubjectAccessReview: what RBAC says of that request for the asking user, and denied if an
+        injected 403 would deny it."""
         review = _json_object(body)
         spec = review.get("spec") or {}
         attributes, non_resource = spec.get("resourceAttributes"), spec.get("nonResourceAttributes")
-        fault, denied = self.fault, False
+        decision = api_rbac.authorize(self._review_attributes(who, attributes, non_resource), self.rbac_policy())
+        fault, denied = self.fault, not decision.allowed
         if fault is not None and fault.status == 403:
             if attributes:
                 group, plural = attributes.get("group", ""), attributes.get("resource", "")
@@ -775,12 +804,25 @@ class TwinEmulator(KubernetesEmulator):
                     f"/apis/{group}/{version}" if group else f"/api/{version}",
                     f"namespaces/{attributes['namespace']}" if attributes.get("namespace") else "",
                     plural, attributes.get("name", ""), attributes.get("subresource", "")) if p)
-                denied = fault.applies(path, attributes.get("verb"))
+                denied = denied or fault.applies(path, attributes.get("verb"))
             elif non_resource:
-                denied = fault.applies(non_resource.get("path", ""), None)
+                denied = denied or fault.applies(non_resource.get("path", ""), None)
+        status: dict[str, Any] = {"allowed": not denied}
+        if decision.reason:
+            status["reason"] = decision.reason
         return json_response({"kind": "SelfSubjectAccessReview", "apiVersion": "authorization.k8s.io/v1",
-                              "metadata": {"creationTimestamp": None}, "spec": spec,
-                              "status": {"allowed": not denied}}, 201)
+                              "metadata": {"creationTimestamp": None}, "spec": spec, "status": status}, 201)
+
+    @staticmethod
+    def _review_attributes(who: api_rbac.UserInfo, attributes: Mapping[str, Any] | None,
+                           non_resource: Mapping[str, Any] | None) -> api_rbac.Attributes:
+        if attributes:
+            return api_rbac.Attributes(
+                who, str(attributes.get("verb") or ""), namespace=str(attributes.get("namespace") or ""),
+                api_group=str(attributes.get("group") or ""), resource=str(attributes.get("resource") or ""),
+                subresource=str(attributes.get("subresource") or ""), name=str(attributes.get("name") or ""))
+        non_resource = non_resource or {}
+        return api_rbac.Attributes(who, str(non_resource.get("verb") or ""), path=str(non_resource.get("path") or ""))
 
     # -- watch
 
