@@ -89,10 +89,14 @@ def cluster_facts(bundle: Bundle) -> Facts:
         desired = d(d(snns.get("metadata")).get("annotations")).get(DESIRED_ANNOTATION)
         facts[(name, "SriovNetworkNodeState", "desired-state")] = str(desired)
     for pod in lst(d(bundle.cluster("pods")).get("items")):
-        owner = d(pod.get("spec")).get("nodeName") or "cluster"
-        component = d(d(pod.get("metadata")).get("labels")).get("component")
-        if component:
-            facts[(owner, component, "image")] = ", ".join(pod_images(pod))
+        metadata = d(pod.get("metadata"))
+        component = d(metadata.get("labels")).get("component")
+        if not component:
+            continue
+        # a DaemonSet's pod belongs to its node; a Deployment's may land anywhere, so it is the cluster's
+        per_node = any(d(o).get("kind") == "DaemonSet" for o in lst(metadata.get("ownerReferences")))
+        where = d(pod.get("spec")).get("nodeName") if per_node else "cluster"
+        facts[(where or "cluster", component, "image")] = ", ".join(pod_images(pod))
     return facts
 
 
