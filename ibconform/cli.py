@@ -131,7 +131,8 @@ def cmd_discover(args: argparse.Namespace) -> int:
     inventory_mod.parse(text, args.output)  # what we write must load
     args.output.write_text(text)
     written = inventory_mod.load(args.output)
-    print(f"inventory: {args.output} ({len(written.nodes)} nodes, {len(document['profiles'])} profiles)")
+    profiles = len(document["profiles"])
+    print(f"inventory: {args.output} ({len(written.nodes)} nodes, {profiles} profile{'s' * (profiles != 1)})")
     return 0
 
 
