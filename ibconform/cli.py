@@ -11,7 +11,7 @@ import tempfile
 import traceback
 from pathlib import Path
 
-from ibconform import __version__, suite
+from ibconform import __version__, gate, suite
 from ibconform import inventory as inventory_mod
 from ibconform.errors import IbconformError, UsageError
 
@@ -35,6 +35,9 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("--read-only", action="store_true", help="never write to the cluster (no probe pods)")
     run.add_argument("--kubeconfig", help="kubeconfig file (default: the inventory's, $KUBECONFIG, in-cluster)")
     run.add_argument("--context", help="kubeconfig context (default: the inventory's, else the current one)")
+    run.add_argument("--gate-label", metavar="KEY",
+                     help="print the kubectl commands that label/uncordon passing nodes and taint failing ones")
+    run.add_argument("--apply", action="store_true", help="with --gate-label: make those changes (writes Nodes)")
     _out_args(run)
 
     ev = sub.add_parser("evaluate", help="re-run the checks on an evidence bundle, offline")
@@ -81,6 +84,10 @@ def _finish(out: Path, code: int) -> int:
 
 def cmd_run(args: argparse.Namespace) -> int:
     inventory = inventory_mod.load(args.inventory)
+    if args.apply and (not args.gate_label or args.read_only):
+        raise UsageError("--apply needs --gate-label and cannot go with --read-only")
+    if args.gate_label:
+        gate.check_key(args.gate_label)
     out = args.out or suite.default_out_dir(inventory.cluster)
     try:
         bundle = suite.collect(args.inventory, out / "bundle", read_only=args.read_only,
@@ -91,7 +98,17 @@ def cmd_run(args: argparse.Namespace) -> int:
         suite.evaluate(out / "bundle", out, workers=args.workers)
         _finish(out, EXIT_INTERRUPTED)
         return EXIT_INTERRUPTED
-    return _finish(out, suite.evaluate(bundle, out, workers=args.workers))
+    code = _finish(out, suite.evaluate(bundle, out, workers=args.workers))
+    if args.gate_label and code in (0, 1):
+        verdicts = suite.node_verdicts(out)
+        print("\n".join(gate.commands(verdicts, args.gate_label)))
+        if args.apply:
+            from ibconform.collect import cluster
+
+            gate.apply(cluster.api_client(*cluster.kube_target(inventory, args.kubeconfig, args.context)),
+                       verdicts, args.gate_label)
+            print(f"gate applied to {len(verdicts)} nodes")
+    return code
 
 
 def cmd_evaluate(args: argparse.Namespace) -> int:

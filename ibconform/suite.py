@@ -123,12 +123,21 @@ def evaluate(bundle_dir: Path, out_dir: Path, workers: int = 0, extra: tuple[str
     return int(pytest.main(args))
 
 
+def _results(out_dir: Path) -> dict:
+    try:
+        return json.loads((out_dir / "results.json").read_text())
+    except (OSError, ValueError):
+        return {}
+
+
+def node_verdicts(out_dir: Path) -> list[dict]:
+    """The per-node verdicts of the run written to ``out_dir``."""
+    return _results(out_dir).get("nodes", [])
+
+
 def summary_lines(out_dir: Path) -> list[str]:
     """One line per node: its verdict and, when it fails, the root cause and how many failures follow."""
-    try:
-        document = json.loads((out_dir / "results.json").read_text())
-    except (OSError, ValueError):
-        return []
+    document = _results(out_dir)
     lines = []
     for node in document.get("nodes", []):
         root = node.get("root_cause")
