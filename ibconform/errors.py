@@ -10,7 +10,14 @@ class UsageError(IbconformError):
 
 
 class InventoryError(UsageError):
-    """The inventory file is malformed; the message names the file and the field."""
+    """The inventory file is malformed; the message names the file and the field, on one line.
+
+    >>> str(InventoryError("inv.yaml: not valid YAML (bad\n  character)"))
+    'inv.yaml: not valid YAML (bad character)'
+    """
+
+    def __init__(self, message: str) -> None:
+        super().__init__(" ".join(message.split()))
 
 
 class ParseError(IbconformError):
