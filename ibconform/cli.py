@@ -52,6 +52,13 @@ def _parser() -> argparse.ArgumentParser:
     disc.add_argument("--cluster", default="discovered", help="cluster name for the inventory")
     disc.add_argument("-o", "--output", type=Path, required=True, help="inventory file to write")
 
+    clean = sub.add_parser("cleanup", help="delete probe pods left by crashed runs (by label, with an age guard)")
+    clean.add_argument("-i", "--inventory", required=True, help="inventory file (its kubernetes and probe settings)")
+    clean.add_argument("--kubeconfig", help="kubeconfig file (default: the inventory's, $KUBECONFIG, in-cluster)")
+    clean.add_argument("--context", help="kubeconfig context")
+    clean.add_argument("--all", action="store_true",
+                       help="also delete probe pods younger than the age guard (a run still going loses its probes)")
+
     df = sub.add_parser("diff", help="what changed between two evidence bundles (before/after maintenance)")
     df.add_argument("old", type=Path, help="the earlier bundle")
     df.add_argument("new", type=Path, help="the later bundle")
@@ -153,6 +160,20 @@ def cmd_discover(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_cleanup(args: argparse.Namespace) -> int:
+    import datetime as dt
+
+    from ibconform.collect import cluster, probes
+
+    inventory = inventory_mod.load(args.inventory)
+    api = cluster.api_client(*cluster.kube_target(inventory, args.kubeconfig, args.context))
+    run = probes.ProbeRun(api, inventory, {})
+    gone = run.delete_leftovers(dt.timedelta(0) if args.all else None)
+    guard = "" if args.all else f" older than {run.age_guard.total_seconds():g} s"
+    print(f"deleted {len(gone)} probe pods{guard} in namespace {run.namespace}" + "".join(f"\n  {n}" for n in gone))
+    return 0
+
+
 def cmd_diff(args: argparse.Namespace) -> int:
     from ibconform import diff
 
@@ -195,8 +216,8 @@ def cmd_twin(args: argparse.Namespace) -> int:
     return 0
 
 
-COMMANDS = {"run": cmd_run, "evaluate": cmd_evaluate, "discover": cmd_discover, "diff": cmd_diff,
-            "demo": cmd_demo, "twin": cmd_twin}
+COMMANDS = {"run": cmd_run, "evaluate": cmd_evaluate, "discover": cmd_discover, "cleanup": cmd_cleanup,
+            "diff": cmd_diff, "demo": cmd_demo, "twin": cmd_twin}
 
 
 def _interrupt(signum: int, frame: object) -> None:

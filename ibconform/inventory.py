@@ -142,6 +142,9 @@ class Probe(_Model):
     level: Literal["schedule", "start"] = "schedule"
     timeout: float = Field(180.0, gt=0, description="seconds for all probes together")
     gpus: int | None = Field(None, ge=0, description="GPUs per probe (default: all of the node's nvidia.com/gpu)")
+    leftover_age: float | None = Field(
+        None, alias="leftoverAge", gt=0,
+        description="seconds after which a probe pod of another run counts as left by a crash (default 2×timeout+120)")
     tolerations: list[Toleration] = Field(
         [], description="maintenance taints to tolerate besides node.kubernetes.io/unschedulable (cordon)")
 

@@ -154,9 +154,15 @@ class ProbeRun:
                 "started": started, "finished": now(), "deleted": deleted,
                 "probes": sorted(records.values(), key=lambda r: r["node"])}
 
-    def delete_leftovers(self) -> list[str]:
-        """Delete probe pods of earlier runs older than the age guard (never a concurrent run's)."""
-        guard = dt.timedelta(seconds=2 * self.settings.timeout + 120)
+    @property
+    def age_guard(self) -> dt.timedelta:
+        """Probe pods younger than this may belong to a run still going: never touched."""
+        seconds = self.settings.leftover_age or 2 * self.settings.timeout + 120
+        return dt.timedelta(seconds=seconds)
+
+    def delete_leftovers(self, guard: dt.timedelta | None = None) -> list[str]:
+        """Delete probe pods of earlier runs older than ``guard`` (default: the age guard)."""
+        guard = self.age_guard if guard is None else guard
         pods = self.core.list_namespaced_pod(self.namespace, label_selector=PROBE_SELECTOR,
                                              _request_timeout=self.timeout_s).items
         gone = []
