@@ -190,7 +190,10 @@ class ClusterFacts:
         document = self.bundle.cluster("probes")
         if document is None:
             return None
-        return next((p for p in lst(document.get("probes")) if d(p).get("node") == node), {})
+        record = next((p for p in lst(document.get("probes")) if d(p).get("node") == node), {})
+        if not record and document.get("error"):
+            raise ClusterUnavailable(str(document["error"]))
+        return record
 
 
 def quantity(value: object) -> int | None:

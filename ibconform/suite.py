@@ -9,7 +9,7 @@ import os
 import sys
 import threading
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
@@ -84,7 +84,7 @@ def collect(inventory_path: str | Path, bundle_dir: Path, read_only: bool,
             probing = pool.submit(probes.ProbeRun(api, inventory, lists, stop=stop).run)
         collect_nodes(inventory, writer, terminal_progress(len(inventory.nodes)))
         if probing is not None:
-            writer.cluster("probes", probing.result())
+            writer.cluster("probes", _probe_result(probing))
     except BaseException:
         stop.set()  # the probe run deletes its pods and returns within a few seconds
         pool.shutdown(wait=True)
@@ -93,6 +93,14 @@ def collect(inventory_path: str | Path, bundle_dir: Path, read_only: bool,
     pool.shutdown()
     writer.finish()
     return bundle_dir
+
+
+def _probe_result(probing: Future) -> dict:
+    """The probe run's document; a failure of the run itself becomes its error, never a crash of the run."""
+    try:
+        return probing.result()
+    except Exception as exc:  # judged per node as an error naming the cause
+        return {"error": f"probe run failed: {type(exc).__name__}: {exc}", "probes": []}
 
 
 def run_metadata(bundle: Bundle) -> dict:

@@ -39,9 +39,11 @@ class Resource:
         return f"{self.plural}.{self.group}" if self.group else self.plural
 
 
+PODS = Resource("pods", "", "v1", True, "Kubernetes")
+EVENTS = Resource("events", "", "v1", True, "Kubernetes")
 RESOURCES = (
     Resource("nodes", "", "v1", False, "Kubernetes"),
-    Resource("pods", "", "v1", True, "Kubernetes"),
+    PODS,
     Resource("sriovnetworknodestates", "sriovnetwork.openshift.io", "v1", True, "the SR-IOV Network Operator"),
     Resource("sriovnetworknodepolicies", "sriovnetwork.openshift.io", "v1", True, "the SR-IOV Network Operator"),
     Resource("sriovibnetworks", "sriovnetwork.openshift.io", "v1", True, "the SR-IOV Network Operator"),
@@ -103,8 +105,10 @@ def api_client(kubeconfig: str | None = None, context: str | None = None, timeou
     return api
 
 
-def describe_error(exc: Exception, verb: str, res: Resource, namespace: str | None) -> str:
-    """One line saying why a call failed and what to do; never echoes credentials."""
+def describe_error(exc: Exception, verb: str, res: Resource, namespace: str | None,
+                   grant: str = "bind the ibconform role (deploy/rbac/readonly.yaml)") -> str:
+    """One line saying why a call failed and what to do (``grant``: how to get the permission);
+    never echoes credentials."""
     where = f" in namespace {namespace}" if namespace else " (cluster-wide)"
     what = f"{verb} {res.full_name}{where}"
     if isinstance(exc, ApiException):
@@ -114,8 +118,7 @@ def describe_error(exc: Exception, verb: str, res: Resource, namespace: str | No
         if exc.status == 401:
             return f"{what}: unauthorized (401): the kubeconfig credentials were rejected — renew the token"
         if exc.status == 403:
-            return (f"{what}: forbidden (403): the account may not {verb} {res.full_name}{where} — "
-                    "bind the ibconform role (deploy/rbac/)")
+            return f"{what}: forbidden (403): the account may not {verb} {res.full_name}{where} — {grant}"
         reason = _status_message(exc) or exc.reason
         return f"{what}: API error {exc.status}: {reason}"
     if isinstance(exc, urllib3.exceptions.HTTPError | OSError):

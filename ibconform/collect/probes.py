@@ -22,6 +22,7 @@ from kubernetes.client.rest import ApiException
 from ibconform import policies as policies_mod
 from ibconform.bundle import now
 from ibconform.cluster_facts import d, lst, name_of
+from ibconform.collect.cluster import LIST_ERRORS, PODS, Resource, describe_error
 from ibconform.inventory import Inventory, Node
 
 MANAGED_BY = ("app.kubernetes.io/managed-by", "ibconform")
@@ -31,6 +32,11 @@ NETWORKS_ANNOTATION = "k8s.v1.cni.cncf.io/networks"
 GPU_RESOURCE = "nvidia.com/gpu"
 PROBE_SELECTOR = f"{MANAGED_BY[0]}={MANAGED_BY[1]},{ROLE[0]}={ROLE[1]}"
 POLL = 2.0  # seconds a quiet watch waits before looking at the stop flag
+PROBE_GRANT = "apply deploy/rbac/probe.yaml for the probe namespace, or run with --read-only"
+
+
+class ProbeRefused(Exception):
+    """The API refused a call the probe run cannot do without (list, create or watch pods)."""
 
 
 def new_run_id() -> str:
@@ -142,17 +148,35 @@ class ProbeRun:
         """Probe every inventory node; the probes.json document. Pods are deleted before returning."""
         started = now()
         records: dict[str, dict] = {}
+        error = None
         try:
             self.delete_leftovers()
             pods = self.create(records)
             self.watch(pods, records)
             if not self.stop.is_set():
                 self.attach_events(records)
+        except ProbeRefused as exc:  # the API refused a call the probe needs: every undecided probe says so
+            error = str(exc)
+            for record in records.values() or self._records_for_all(records):
+                if record["outcome"] in ("pending", "not-created"):
+                    record["outcome"], record["message"] = "not-created" if not record["pod"] else "error", error
         finally:
             deleted = self.delete_created()
         return {"run_id": self.run_id, "level": self.settings.level, "namespace": self.namespace,
-                "started": started, "finished": now(), "deleted": deleted,
+                "started": started, "finished": now(), "deleted": deleted, "error": error,
                 "probes": sorted(records.values(), key=lambda r: r["node"])}
+
+    def _records_for_all(self, records: dict[str, dict]) -> list[dict]:
+        for node in self.inventory.nodes:
+            records[node.name] = self._record(node.name)
+        return list(records.values())
+
+    def _record(self, node: str) -> dict:
+        return {"node": node, "pod": None, "level": self.settings.level, "outcome": "not-created",
+                "message": None, "object": None, "events": []}
+
+    def _refused(self, exc: Exception, verb: str, resource: Resource = PODS) -> ProbeRefused:
+        return ProbeRefused(describe_error(exc, verb, resource, self.namespace, grant=PROBE_GRANT))
 
     @property
     def age_guard(self) -> dt.timedelta:
@@ -163,8 +187,11 @@ class ProbeRun:
     def delete_leftovers(self, guard: dt.timedelta | None = None) -> list[str]:
         """Delete probe pods of earlier runs older than ``guard`` (default: the age guard)."""
         guard = self.age_guard if guard is None else guard
-        pods = self.core.list_namespaced_pod(self.namespace, label_selector=PROBE_SELECTOR,
-                                             _request_timeout=self.timeout_s).items
+        try:
+            pods = self.core.list_namespaced_pod(self.namespace, label_selector=PROBE_SELECTOR,
+                                                 _request_timeout=self.timeout_s).items
+        except LIST_ERRORS as exc:
+            raise self._refused(exc, "list") from None
         gone = []
         for pod in pods:
             created = pod.metadata.creation_timestamp
@@ -181,9 +208,7 @@ class ProbeRun:
         for node in self.inventory.nodes:
             if self.stop.is_set():
                 break
-            record = records[node.name] = {"node": node.name, "pod": None, "level": self.settings.level,
-                                           "outcome": "not-created", "message": None, "object": None,
-                                           "events": []}
+            record = records[node.name] = self._record(node.name)
             if node.name not in nodes:
                 record["message"] = f"Node {node.name} is not in the cluster"
                 continue
@@ -192,8 +217,8 @@ class ProbeRun:
             record["requests"] = manifest["spec"]["containers"][0]["resources"]["requests"]
             try:
                 self.core.create_namespaced_pod(self.namespace, manifest, _request_timeout=self.timeout_s)
-            except ApiException as exc:
-                record["message"] = f"create pod failed ({exc.status} {exc.reason})"
+            except LIST_ERRORS as exc:
+                record["message"] = str(self._refused(exc, "create"))
                 continue
             self.created.append(manifest["metadata"]["name"])
             record["outcome"] = "pending"
@@ -232,7 +257,10 @@ class ProbeRun:
                     self._observe(raw, pods, records, pending)
                     if not pending or self.stop.is_set() or time.monotonic() >= deadline:
                         break
-            except (ApiException, urllib3.exceptions.HTTPError, OSError, ValueError):
+            except ApiException as exc:
+                if exc.status in (401, 403, 404):
+                    raise self._refused(exc, "watch") from None
+            except (urllib3.exceptions.HTTPError, OSError, ValueError):
                 pass  # quiet for POLL seconds, or dropped: resume from the last resourceVersion
             finally:
                 stream.stop()
@@ -262,8 +290,11 @@ class ProbeRun:
     def attach_events(self, records: dict[str, dict]) -> None:
         """One LIST of the namespace's pod events; the scheduler's or kubelet's words become the message."""
         names = {r["pod"]: r for r in records.values() if r["pod"]}
-        events = self.core.list_namespaced_event(self.namespace, field_selector="involvedObject.kind=Pod",
-                                                 _request_timeout=self.timeout_s)
+        try:
+            events = self.core.list_namespaced_event(self.namespace, field_selector="involvedObject.kind=Pod",
+                                                     _request_timeout=self.timeout_s)
+        except LIST_ERRORS:
+            return  # the verdicts stand; only the scheduler's and kubelet's own words are missing
         for event in self.core.api_client.sanitize_for_serialization(events).get("items", []):
             record = names.get(d(event.get("involvedObject")).get("name"))
             if record is None:

@@ -58,7 +58,7 @@ def test_forbidden_names_verb_resource_and_namespace(api, tmp_path):
     assert errors == {"sriovnetworknodestates": (
         "list sriovnetworknodestates.sriovnetwork.openshift.io in namespace network-operator: forbidden (403): "
         "the account may not list sriovnetworknodestates.sriovnetwork.openshift.io in namespace network-operator "
-        "— bind the ibconform role (deploy/rbac/)")}
+        "— bind the ibconform role (deploy/rbac/readonly.yaml)")}
     assert "nodes" in lists
 
 

@@ -117,7 +117,7 @@ def test_without_a_role_every_cluster_check_errors_naming_the_forbidden_list(run
         r["link"] for r in changed.values()} >= {"firmware", "kernel"}      # what SSH reads is unaffected
     errors = json.loads((none.out / "bundle" / "cluster" / "errors.json").read_text())
     assert errors["nodes"] == ("list nodes (cluster-wide): forbidden (403): the account may not list nodes "
-                               "(cluster-wide) — bind the ibconform role (deploy/rbac/)")
+                               "(cluster-wide) — bind the ibconform role (deploy/rbac/readonly.yaml)")
     assert errors["ippools"].startswith("list ippools.nv-ipam.nvidia.com in namespace network-operator: forbidden (403)")
     assert len(errors) == 7 and all(FORBIDDEN_LIST.match(m) for m in errors.values())
     assert {(r.verb, r.status) for r in none.requests if r.resource} == {("list", 403)}
@@ -131,10 +131,6 @@ def test_probing_under_the_read_only_role_is_refused_and_writes_nothing(runs):
     assert probing.left == []
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "ibconform/collect/probes.py: ProbeRun.delete_leftovers() lets the 403 of its LIST pods in the probe "
-    "namespace escape ProbeRun.run(), so collect() ends as an internal error (exit 3, no results.json) "
-    "instead of a probe failure naming the missing permission"))
 def test_probing_under_the_read_only_role_reports_the_missing_permission(runs):
     probing, read_only = runs["readonly-probing"], runs["readonly"]
     assert probing.code == 1, probing.stderr[-2000:]
@@ -158,9 +154,6 @@ def test_probing_without_create_fails_the_probe_checks_only_and_leaves_nothing(r
     assert probing.left == []
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "ibconform/collect/probes.py: ProbeRun.create() records only 'create pod failed (403 Forbidden)': "
-    "it names neither the namespace nor the grant to add (cluster.describe_error does both for LISTs)"))
 def test_probe_create_refusal_names_the_missing_permission(runs):
     for result in runs["watch-only-probing"].results.values():
         if result["check"] == "probe_scheduled":
