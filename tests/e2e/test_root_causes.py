@@ -66,3 +66,25 @@ def test_the_terminal_summary_names_each_root_cause(faults_probed):
     assert lines["dgx002"].startswith("dgx002: FAIL [firmware] firmware_vfs_committed on 8/8 HCAs: NUM_OF_VFS on ibp24s0")
     assert lines["dgx002"].endswith("(+26 downstream)")
     assert lines["dgx007"].startswith("dgx007: FAIL [node] node_identity: dgx007 unreachable: ")
+
+
+def test_the_html_report_names_each_root_cause_under_its_remediation(faults_probed, verdicts):
+    import html
+
+    from ibconform.report.remediation import catalogue
+
+    page = (faults_probed.out / "report.html").read_text()
+    actions = {r.id: html.escape(r.action) for r in catalogue()}
+    for name, expected in ROOT_CAUSES.items():
+        anchor = page.find(f'<span id="rc-{name}"></span>')
+        if expected is None:
+            assert anchor == -1, f"{name} passes but has a root-cause entry"
+            continue
+        assert anchor != -1, f"no root-cause entry for {name}"
+        article = page[anchor:page.find("</article>", anchor)]
+        assert html.escape(verdicts[name]["root_cause"]["message"], quote=False) in article \
+            or html.escape(verdicts[name]["root_cause"]["message"]) in article, name
+        # the remediation shown for the group this node sits in is the catalogue entry of its root cause
+        group_start = max(page.rfind(action, 0, anchor) for action in actions.values())
+        shown = next(rid for rid, action in actions.items() if page.rfind(action, 0, anchor) == group_start)
+        assert shown == expected[3], (name, shown)
