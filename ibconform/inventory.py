@@ -11,7 +11,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated, Literal
 
-import yaml
 from ClusterShell.NodeSet import NodeSet, NodeSetException
 from pydantic import (
     AfterValidator,
@@ -19,10 +18,10 @@ from pydantic import (
     BeforeValidator,
     ConfigDict,
     Field,
-    ValidationError,
     model_validator,
 )
 
+from ibconform import validation
 from ibconform.errors import InventoryError
 
 FORMAT = "ibconform/v1"
@@ -217,57 +216,12 @@ class Inventory:
         raise KeyError(name)
 
 
-def _where(loc: tuple) -> str:
-    out = ""
-    for part in loc:
-        if isinstance(part, int):
-            out += f"[{part}]"
-        elif part in ("function-after", "function-before") or "[" in str(part):
-            continue
-        else:
-            out += f".{part}" if out else str(part)
-    return out or "(top level)"
-
-
-_EXPECTED = {
-    "int_parsing": "an integer", "int_type": "an integer", "int_from_float": "an integer",
-    "float_parsing": "a number", "float_type": "a number", "string_type": "a string",
-    "bool_parsing": "true or false", "bool_type": "true or false", "list_type": "a list",
-    "dict_type": "a mapping", "model_type": "a mapping", "model_attributes_type": "a mapping",
-}
-
-
-def _first_error(exc: ValidationError) -> str:
-    err = exc.errors(include_url=False)[0]
-    msg = err["msg"].removeprefix("Value error, ")
-    if err["type"] in _EXPECTED:
-        msg = f"expected {_EXPECTED[err['type']]}, got {err.get('input')!r}"
-    elif err["type"] == "missing":
-        msg = "missing (required)"
-    elif err["type"] == "extra_forbidden":
-        msg = "unknown key (check the spelling against docs/inventory.md)"
-    elif err["type"] == "literal_error":
-        msg = f"expected {msg.removeprefix('Input should be ')}, got {err.get('input')!r}"
-    more = f" (and {exc.error_count() - 1} more)" if exc.error_count() > 1 else ""
-    return f"{_where(err['loc'])}: {msg}{more}"
-
-
 def parse(text: str, path: Path) -> Inventory:
     """Validate inventory ``text`` read from ``path``; raise InventoryError with one line on failure."""
     try:
-        raw = yaml.safe_load(text)
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        where = f" line {mark.line + 1}" if mark else ""
-        raise InventoryError(f"{path}:{where} not valid YAML ({getattr(exc, 'problem', exc)})") from None
-    if not isinstance(raw, dict):
-        raise InventoryError(f"{path}: expected a YAML mapping with 'format: {FORMAT}', got {type(raw).__name__}")
-    if raw.get("format") != FORMAT:
-        raise InventoryError(f"{path}: format: expected {FORMAT!r}, got {raw.get('format')!r}")
-    try:
-        model = InventoryModel.model_validate(raw)
-    except ValidationError as exc:
-        raise InventoryError(f"{path}: {_first_error(exc)}") from None
+        model = validation.load(text, str(path), FORMAT, InventoryModel, "docs/inventory.md")
+    except validation.DocumentError as exc:
+        raise InventoryError(str(exc)) from None
     return Inventory(path=path, text=text, model=model, nodes=tuple(_resolve(model, path)))
 
 

@@ -45,10 +45,10 @@ from importlib import resources
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-import yaml
 from ClusterShell.NodeSet import NodeSet, NodeSetException
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 
+from ibconform import validation
 from ibconform.twin.errors import ScenarioError
 from ibconform.twin.faults import FAULTS
 from ibconform.twin.hardware import DEVICE_TYPES, PROFILES, DeviceSlot, FirmwareParam, Hca, Node
@@ -183,30 +183,6 @@ class Scenario:
         return self.nodes[name]
 
 
-def _where(loc: tuple) -> str:
-    out = ""
-    for part in loc:
-        if isinstance(part, int):
-            out += f"[{part}]"
-        elif part in ("function-after", "function-before") or "[" in str(part):
-            continue
-        else:
-            out += f".{part}" if out else str(part)
-    return out or "(top level)"
-
-
-def _first_error(exc: ValidationError) -> str:
-    err = exc.errors(include_url=False)[0]
-    msg = err["msg"].removeprefix("Value error, ")
-    if err["type"] == "missing":
-        msg = "missing (required)"
-    elif err["type"] == "extra_forbidden":
-        msg = "unknown key (check the spelling against ibconform/twin/scenario.py)"
-    elif "input" in err and err["type"] not in ("value_error",):
-        msg = f"{msg}, got {err['input']!r}"
-    return f"{_where(err['loc'])}: {msg}"
-
-
 def builtin_names() -> list[str]:
     folder = resources.files("ibconform.twin") / "scenarios"
     return sorted(p.name.removesuffix(".yaml") for p in folder.iterdir() if p.name.endswith(".yaml"))
@@ -232,19 +208,9 @@ def load(scenario: str | Path) -> Scenario:
 def parse(text: str, source: str, name: str = "scenario") -> Scenario:
     """Validate scenario ``text``; ``source`` names it in error messages."""
     try:
-        raw = yaml.safe_load(text)
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        where = f" line {mark.line + 1}" if mark else ""
-        raise ScenarioError(f"{source}:{where} not valid YAML ({getattr(exc, 'problem', exc)})") from None
-    if not isinstance(raw, dict):
-        raise ScenarioError(f"{source}: expected a YAML mapping with 'format: {FORMAT}', got {type(raw).__name__}")
-    if raw.get("format") != FORMAT:
-        raise ScenarioError(f"{source}: format: expected {FORMAT!r}, got {raw.get('format')!r}")
-    try:
-        model = _Scenario.model_validate(raw)
-    except ValidationError as exc:
-        raise ScenarioError(f"{source}: {_first_error(exc)}") from None
+        model = validation.load(text, source, FORMAT, _Scenario, "ibconform/twin/scenario.py")
+    except validation.DocumentError as exc:
+        raise ScenarioError(str(exc)) from None
     return _build(model, source, name)
 
 
