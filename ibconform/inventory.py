@@ -9,13 +9,11 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Annotated, Literal
+from typing import Literal
 
-from ClusterShell.NodeSet import NodeSet, NodeSetException
+from ClusterShell.NodeSet import NodeSet
 from pydantic import (
-    AfterValidator,
     BaseModel,
-    BeforeValidator,
     ConfigDict,
     Field,
     model_validator,
@@ -25,39 +23,8 @@ from ibconform import validation
 from ibconform.errors import InventoryError
 
 FORMAT = "ibconform/v1"
-_PCI = re.compile(r"^[0-9a-f]{4}:[0-9a-f]{2}:[0-9a-f]{2}\.[0-7]$")
 _NODE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,252}$")
-_IFACE = re.compile(r"^[A-Za-z0-9_.-]{1,15}$")
-
-
-def _pci(value: object) -> str:
-    if not isinstance(value, str):
-        raise ValueError(f'expected a quoted PCI address like "0000:18:00.0", got {value!r} '
-                         "(unquoted, YAML reads it as a number)")
-    value = value.lower()
-    if not _PCI.match(value):
-        raise ValueError(f"expected a PCI address like 0000:18:00.0, got {value!r}")
-    return value
-
-
-def _iface(value: str) -> str:
-    if not _IFACE.match(value):
-        raise ValueError(f"expected a Linux interface name like ibp24s0, got {value!r}")
-    return value
-
-
-def _nodeset(value: str) -> str:
-    try:
-        names = NodeSet(value)
-    except NodeSetException as exc:
-        raise ValueError(f"expected a NodeSet like dgx[030-031], got {value!r} ({exc})") from None
-    if len(names) == 0:
-        raise ValueError(f"expected a NodeSet like dgx[030-031], got {value!r}")
-    return value
-
-
-PciAddress = Annotated[str, BeforeValidator(_pci)]
-Iface = Annotated[str, AfterValidator(_iface)]
+PciAddress, Iface = validation.PciAddress, validation.Iface
 
 
 class _Model(BaseModel):
@@ -166,7 +133,7 @@ class Profile(_Model):
 
 
 class NodeGroup(_Model):
-    names: Annotated[str, AfterValidator(_nodeset)]
+    names: validation.NodeSetText
     profile: str
     transport: str | None = Field(
         None, description="'ssh' (default) or a pytest-testinfra hostspec with {node}, e.g. 'local://'")

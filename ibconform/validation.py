@@ -3,10 +3,12 @@ as one line: ``SOURCE: FIELD: what was expected, what was found``."""
 
 from __future__ import annotations
 
-from typing import TypeVar
+import re
+from typing import Annotated, TypeVar
 
 import yaml
-from pydantic import BaseModel, ValidationError
+from ClusterShell.NodeSet import NodeSet, NodeSetException
+from pydantic import AfterValidator, BaseModel, BeforeValidator, ValidationError
 
 Model = TypeVar("Model", bound=BaseModel)
 
@@ -16,6 +18,43 @@ _EXPECTED = {
     "bool_parsing": "true or false", "bool_type": "true or false", "list_type": "a list",
     "dict_type": "a mapping", "model_type": "a mapping", "model_attributes_type": "a mapping",
 }
+
+
+_PCI = re.compile(r"^[0-9a-f]{4}:[0-9a-f]{2}:[0-9a-f]{2}\.[0-7]$")
+_IFACE = re.compile(r"^[A-Za-z0-9_.-]{1,15}$")
+
+
+def pci_address(value: object) -> str:
+    """A full PCI address (domain:bus:slot.function), lower-cased."""
+    if not isinstance(value, str):
+        raise ValueError(f'expected a quoted PCI address like "0000:18:00.0", got {value!r} '
+                         "(unquoted, YAML reads it as a number)")
+    value = value.lower()
+    if not _PCI.match(value):
+        raise ValueError(f"expected a PCI address like 0000:18:00.0, got {value!r}")
+    return value
+
+
+def iface(value: str) -> str:
+    if not _IFACE.match(value):
+        raise ValueError(f"expected a Linux interface name like ibp24s0, got {value!r}")
+    return value
+
+
+def nodeset(value: str) -> str:
+    """A non-empty ClusterShell NodeSet such as ``dgx[030-031]``."""
+    try:
+        names = NodeSet(value)
+    except NodeSetException as exc:
+        raise ValueError(f"expected a NodeSet like dgx[030-031], got {value!r} ({exc})") from None
+    if len(names) == 0:
+        raise ValueError(f"expected a NodeSet like dgx[030-031], got {value!r}")
+    return value
+
+
+PciAddress = Annotated[str, BeforeValidator(pci_address)]
+Iface = Annotated[str, AfterValidator(iface)]
+NodeSetText = Annotated[str, AfterValidator(nodeset)]
 
 
 class DocumentError(Exception):

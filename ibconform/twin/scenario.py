@@ -45,7 +45,7 @@ from importlib import resources
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-from ClusterShell.NodeSet import NodeSet, NodeSetException
+from ClusterShell.NodeSet import NodeSet
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 
 from ibconform import validation
@@ -55,22 +55,8 @@ from ibconform.twin.hardware import DEVICE_TYPES, PROFILES, DeviceSlot, Firmware
 from ibconform.twin.kube import ClusterKube
 
 FORMAT = "ibconform-twin/v1"
-_PCI = re.compile(r"^[0-9a-f]{4}:[0-9a-f]{2}:[0-9a-f]{2}\.[0-7]$")
-_IFACE = re.compile(r"^[A-Za-z0-9_.-]{1,15}$")
 _RDMA = re.compile(r"^[A-Za-z0-9_]{1,63}$")
 _HOST = re.compile(r"^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$")
-
-
-def _pci(value: str) -> str:
-    if not _PCI.match(value):
-        raise ValueError(f'expected a quoted PCI address like "0000:18:00.0", got {value!r}')
-    return value
-
-
-def _iface(value: str) -> str:
-    if not _IFACE.match(value):
-        raise ValueError(f"expected a Linux interface name like ibp24s0, got {value!r}")
-    return value
 
 
 def _rdma(value: str) -> str:
@@ -85,13 +71,8 @@ def _device_type(value: str) -> str:
     return value
 
 
-def _nodeset(value: str) -> str:
-    try:
-        names = NodeSet(value)
-    except NodeSetException as exc:
-        raise ValueError(f"expected a NodeSet like dgx[030-031], got {value!r} ({exc})") from None
-    bad = [n for n in names if not _HOST.match(n)]
-    if len(names) == 0 or bad:
+def _host_names(value: str) -> str:
+    if any(not _HOST.match(name) for name in NodeSet(value)):
         raise ValueError(f"expected a NodeSet of host names like dgx[030-031], got {value!r}")
     return value
 
@@ -118,8 +99,8 @@ class _Hardware(_Model):
 
 
 class _Device(_Model):
-    iface: Annotated[str, AfterValidator(_iface)]
-    pci: Annotated[str, AfterValidator(_pci)]
+    iface: validation.Iface
+    pci: validation.PciAddress
     rdma: Annotated[str, AfterValidator(_rdma)]
     type: Annotated[str, AfterValidator(_device_type)] = "ConnectX7"
     excluded: str | None = Field(None, min_length=1)
@@ -136,7 +117,7 @@ class _Fault(BaseModel):
 
 
 class _NodeGroup(_Model):
-    names: Annotated[str, AfterValidator(_nodeset)]
+    names: Annotated[validation.NodeSetText, AfterValidator(_host_names)]
     profile: str | None = None
     hardware: _Hardware | None = None
     faults: list[_Fault] = []
