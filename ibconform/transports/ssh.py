@@ -7,9 +7,11 @@ Host keys are checked against the inventory's known_hosts; an unknown key is ref
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import select
+import socket
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -163,9 +165,22 @@ class SshTransport:
             status = chan.recv_exit_status()
         except (paramiko.SSHException, OSError) as exc:
             raise TransportError(f"ssh session to {self.target.hostname} failed: {exc}") from None
-        return CommandResult(status, out.decode(errors="replace"), err.decode(errors="replace"))
+        if status == -1 and not chan.eof_received:  # closed with neither exit status nor EOF: the connection went
+            raise TransportError(f"ssh connection to {self.target.hostname} lost before the node script finished: "
+                                 "the node rebooted or sshd died — check its uptime and journal, then run again")
+        stderr = err.decode(errors="replace")
+        if self.settings.sudo and status == 1 and not out and stderr.startswith("sudo:"):
+            raise TransportError(f"sudo -n on {self.target.hostname} refused to run the node script "
+                                 f"({stderr.strip().splitlines()[0]}): give {self.target.user} passwordless sudo "
+                                 "(NOPASSWD), or set ssh.sudo false and log in as root")
+        return CommandResult(status, out.decode(errors="replace"), stderr)
 
     def close(self) -> None:
+        """Close the connection now: shutdown() first, as paramiko's reader thread would otherwise keep the
+        socket open (and the node's session alive) until its next read times out."""
         if self.client is not None:
+            transport = self.client.get_transport()
+            with contextlib.suppress(OSError, AttributeError):
+                transport.sock.shutdown(socket.SHUT_RDWR)
             self.client.close()
             self.client = None
