@@ -126,7 +126,8 @@ class Twin:
 
     def hardware_dir(self, name: str) -> Path:
         """What the node's hardware serves: ``sys/`` (bound over /sys/class and /sys/bus/pci/devices),
-        ``bin/`` (bound over /usr/local/bin: mstconfig, ibstat), ``mst/`` and ``ibstat/`` (their answers).
+        ``bin/`` (bound over /usr/local/bin: mstconfig, ibstat, sudo), ``mst/``, ``ibstat/`` and ``sudo/``
+        (their answers).
 
         On tmpfs (/dev/shm) when there is one: ten times faster to write than a disk. Gone after down().
         """
@@ -228,9 +229,12 @@ class Twin:
             folder.mkdir(parents=True)
             public = write_keypair(folder / "ssh_host_ed25519_key", f"root@{name}")
             host_keys[name] = (self.addresses[name], public)
+            authorized = self.workdir / "authorized_keys"
+            if not node.host.authorized:        # fault key-refused: the suite's key is not there
+                authorized = folder / "authorized_keys"
+                authorized.write_text("# the suite's key is not authorized on this node\n")
             (folder / "sshd_config").write_text(render.sshd_config(
-                self.addresses[name], str(folder / "ssh_host_ed25519_key"),
-                str(self.workdir / "authorized_keys")))
+                self.addresses[name], str(folder / "ssh_host_ed25519_key"), str(authorized)))
         self.known_hosts_path.write_text(render.known_hosts(host_keys))
         self.ssh_config_path.write_text(render.ssh_config(
             self.addresses, str(self.identity_path), str(self.known_hosts_path)))

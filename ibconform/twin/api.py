@@ -392,14 +392,15 @@ class ApiTwin:
 
     def set_fault(self, status: int | None = None, latency: float = 0.0, paths: str | re.Pattern[str] | None = None,
                   *, verbs: Iterable[str] | None = None, times: int | None = None, user: str | None = None,
-                  message: str | None = None) -> None:
-        """Make matching requests slow (``latency`` s) and/or fail with ``status`` as a real server fails.
+                  message: str | None = None, drop_after: int | None = None) -> None:
+        """Make matching requests slow (``latency`` s) and/or fail with ``status`` as a real server fails,
+        and/or cut a matching watch off after ``drop_after`` events (the connection closes mid-stream).
 
         ``paths``: regex searched in the URL path; ``verbs``: list/watch/get/create/update/patch/delete/
         deletecollection (None: any request); ``times``: how many requests it hits (None: until cleared);
         ``user``: who a 403 names (default: the kubeconfig user). ``set_fault()`` clears it.
         """
-        if status is None and not latency:
+        if status is None and not latency and drop_after is None:
             self.emulator.fault = None
             return
         if status is not None and not 400 <= status <= 599:
@@ -407,7 +408,7 @@ class ApiTwin:
         self.emulator.fault = Fault(
             status=status, latency=float(latency), paths=re.compile(paths) if isinstance(paths, str) else paths,
             verbs=frozenset(verbs) if verbs is not None else None, times=times, user=user or self.user,
-            message=message)
+            message=message, drop_after=drop_after)
 
     def clear_fault(self) -> None:
         self.emulator.fault = None

@@ -117,10 +117,12 @@ class RequestRecord:
 @dataclass
 class Fault:
     """An injected failure: requests whose path matches ``paths`` (and verb ``verbs``) wait ``latency``
-    seconds, then fail with ``status`` (None: only the delay). ``times`` None means until cleared."""
+    seconds, then fail with ``status`` (None: only the delay); a watch it hits is cut off (the connection
+    closed mid-stream) after ``drop_after`` events. ``times`` None means until cleared."""
 
     status: int | None = None
     latency: float = 0.0
+    drop_after: int | None = None
     paths: re.Pattern[str] | None = None
     verbs: frozenset[str] | None = None
     times: int | None = None
@@ -341,10 +343,11 @@ class TwinEmulator(KubernetesEmulator):
             who = self._authenticate(raw)
             record.user = who.name
             self._authorize(who, raw, path, verb, query)
-            await self._inject_fault(raw, path, verb)
+            fault = await self._inject_fault(raw, path, verb)
             if path is None or path.plural is None:
                 return await RawHandler._handle(self, request)  # discovery through kmock's scaffold routes
-            return await self._serve_resource(raw, body, query, path, verb, record, who)
+            drop_after = fault.drop_after if fault is not None else None
+            return await self._serve_resource(raw, body, query, path, verb, record, who, drop_after)
         except ApiError as err:
             return status_response(err)
         except KubernetesError:  # kmock's "no route" for an unknown path
@@ -403,16 +406,19 @@ class TwinEmulator(KubernetesEmulator):
         if not decision.allowed:
             raise rbac_denial(request, decision.reason)
 
-    async def _inject_fault(self, raw: aiohttp.web.BaseRequest, path: ApiPath | None, verb: str | None) -> None:
+    async def _inject_fault(self, raw: aiohttp.web.BaseRequest, path: ApiPath | None,
+                            verb: str | None) -> Fault | None:
+        """The fault that hits this request, after its delay; raises its error status if it has one."""
         fault = self.fault
         if fault is None or not fault.applies(raw.path, verb):
-            return
+            return None
         if fault.times is not None:
             fault.times -= 1
         if fault.latency:
             await asyncio.sleep(fault.latency)
         if fault.status is not None:
             raise fault_error(fault, path, raw.path, verb, raw.method)
+        return fault
 
     def notify(self, changes: list[Change]) -> None:
         """Tell the on_change listeners about writes made through HTTP (on the server's loop)."""
@@ -428,7 +434,7 @@ class TwinEmulator(KubernetesEmulator):
 
     async def _serve_resource(self, raw: aiohttp.web.BaseRequest, body: bytes, query: dict[str, str],
                               path: ApiPath, verb: str | None, record: RequestRecord,
-                              who: api_rbac.UserInfo) -> aiohttp.web.StreamResponse:
+                              who: api_rbac.UserInfo, drop_after: int | None = None) -> aiohttp.web.StreamResponse:
         assert path.plural is not None
         with self.store.lock:
             rt = self.store.registry.lookup(path.group, path.version, path.plural)
@@ -452,7 +458,7 @@ class TwinEmulator(KubernetesEmulator):
         if verb == "list":
             return self._list(rt, path, query)
         if verb == "watch":
-            return await self._watch(raw, rt, path, query, record)
+            return await self._watch(raw, rt, path, query, record, drop_after)
         if verb == "get":
             return self._log(rt, path, query) if path.subresource == "log" else self._get(rt, path)
         if verb == "create":
@@ -827,7 +833,8 @@ class TwinEmulator(KubernetesEmulator):
     # -- watch
 
     async def _watch(self, raw: aiohttp.web.BaseRequest, rt: ResourceType, path: ApiPath,
-                     query: Mapping[str, str], record: RequestRecord) -> aiohttp.web.StreamResponse:
+                     query: Mapping[str, str], record: RequestRecord,
+                     drop_after: int | None = None) -> aiohttp.web.StreamResponse:
         labels, fields = self._selectors(rt, query)
         matches = self._matcher(path, labels, fields)
         since_text = query.get("resourceVersion") or ""
@@ -848,9 +855,17 @@ class TwinEmulator(KubernetesEmulator):
         response = aiohttp.web.StreamResponse(status=200, headers={"Content-Type": "application/json"})
         response.enable_chunked_encoding()
 
+        sent = 0
+
         async def send(event_type: str, obj: dict[str, Any]) -> None:
+            nonlocal sent
             line = json.dumps({"type": event_type, "object": obj}, separators=(",", ":")) + "\n"
             await response.write(line.encode())
+            sent += 1
+            if drop_after is not None and sent >= drop_after:  # a dropped watch: no last chunk, no EOF
+                if raw.transport is not None:
+                    raw.transport.close()
+                raise ConnectionResetError("watch dropped by an injected fault")
 
         try:
             await response.prepare(raw)

@@ -26,9 +26,12 @@ from typing import Any, Literal
 
 from ibconform.twin.hardware import Hca, Node
 from ibconform.twin.kube import ClusterKube, PolicyDrift
+from ibconform.twin.render import PF_ATTRIBUTES
 
 NV_ACCESS_ERROR = "-E- Error when trying to check if NV access registers are supported"
 OPEN_ERROR = "-E- Failed to open the device"
+#: What a broken terminal stream or a crashed tool leaves: escape sequences, a NUL, no table.
+GARBAGE = "\x1b[2J\x1b[H\x00\x7f@@ mst: ioctl 0xc0185a02 returned \x1b[31m-14\x1b[0m ?? \ufffd\ufffd\n"
 
 
 @dataclass(frozen=True)
@@ -145,6 +148,26 @@ def mst_hang(hca: Hca) -> None:
     hca.mst_delay = math.inf
 
 
+@fault("mstconfig-garbage")
+def mstconfig_garbage(hca: Hca, *, text: str = GARBAGE) -> None:
+    """mstconfig prints ``text`` (by default control characters and no table) and exits 0."""
+    hca.mst_output = text
+
+
+@fault("mstconfig-truncated")
+def mstconfig_truncated(hca: Hca, *, keep: int = 470) -> None:
+    """mstconfig exits 0 but its output stops after ``keep`` characters (by default inside the NUM_OF_VFS row)."""
+    hca.mst_cut = keep
+
+
+@fault("sysfs-missing")
+def sysfs_missing(hca: Hca, *, file: str = "sriov_totalvfs") -> None:
+    """The PF's sysfs attribute ``file`` does not exist (an older kernel, a driver that did not bind fully)."""
+    if file not in PF_ATTRIBUTES:
+        raise ValueError(f"file: expected one of {', '.join(PF_ATTRIBUTES)}, got {file!r}")
+    hca.sysfs_missing += (file,)
+
+
 @fault("unreachable", scope="node")
 def unreachable(node: Node) -> None:
     """No sshd: the node's address refuses connections."""
@@ -155,6 +178,31 @@ def unreachable(node: Node) -> None:
 def hung(node: Node) -> None:
     """The address accepts TCP but never answers (no SSH banner)."""
     node.ssh = "hung"
+
+
+@fault("key-refused", scope="node")
+def key_refused(node: Node) -> None:
+    """sshd refuses the suite's key: the node's authorized_keys does not hold it."""
+    node.host.authorized = False
+
+
+@fault("sudo-password", scope="node")
+def sudo_password(node: Node) -> None:
+    """sudo asks for a password, so ``sudo -n`` refuses (matters with the inventory's ``ssh.sudo: true``)."""
+    node.host.sudo_password = True
+
+
+@fault("reboot", scope="node")
+def reboot(node: Node, *, after: float = 1.0) -> None:
+    """The node goes down ``after`` s into its mstconfig queries: sshd dies and the connection closes."""
+    node.host.dies, node.host.dies_after = "reboot", after
+
+
+@fault("freeze", scope="node")
+def freeze(node: Node, *, after: float = 1.0) -> None:
+    """The node stops answering ``after`` s into its mstconfig queries: the connection stays open, silent
+    (a power loss or a kernel hang: no FIN ever comes)."""
+    node.host.dies, node.host.dies_after = "freeze", after
 
 
 # ------------------------------------------------------------------------------ Kubernetes-side faults

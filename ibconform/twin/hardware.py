@@ -19,6 +19,7 @@ from ibconform.twin.kube import NodeKube, PolicyDrift
 LinkType = Literal["IB", "ETH"]
 PortState = Literal["DOWN", "INIT", "ARMED", "ACTIVE"]
 SshState = Literal["up", "unreachable", "hung"]
+Death = Literal["reboot", "freeze"]
 
 
 @dataclass(frozen=True)
@@ -121,6 +122,9 @@ class Hca:
     rate: str = "400 Gb/sec (4X NDR)"
     mst_delay: float = 0.0              # seconds mstconfig takes; math.inf: it never returns
     mst_error: str | None = None        # the "-E- ..." line mstconfig prints instead of the table (exit 3)
+    mst_output: str | None = None       # what mstconfig prints instead of the table, exiting 0 (garbage)
+    mst_cut: int | None = None          # mstconfig's table cut after this many characters, exiting 0
+    sysfs_missing: tuple[str, ...] = ()  # PF attributes (sriov_totalvfs ...) absent from its sysfs
     #: Not hardware: a node-specific policy for this PF (the ``policy-drift`` fault); kept out of repr, so
     #: it leaves the rendered hardware tree alone.
     policy_drift: PolicyDrift | None = field(default=None, repr=False, compare=False)
@@ -156,6 +160,16 @@ class Hca:
 
 
 @dataclass
+class Host:
+    """What a node's operating system does besides serving its hardware: the faults of the environment."""
+
+    authorized: bool = True             # its authorized_keys holds the suite's key
+    sudo_password: bool = False         # sudo asks for a password, so ``sudo -n`` refuses
+    dies: Death | None = None           # during its mstconfig queries: sshd killed, or every session frozen
+    dies_after: float = 1.0             # seconds into the query
+
+
+@dataclass
 class Node:
     """One node: its sshd's fate and its devices, keyed by interface name."""
 
@@ -165,6 +179,7 @@ class Node:
     ssh: SshState = "up"
     faults: list[str] = field(default_factory=list)   # the fault kinds applied, in order
     kube: NodeKube = field(default_factory=NodeKube)   # its Kubernetes-side facts (kube.py)
+    host: Host = field(default_factory=Host)           # its operating system's faults
 
     @property
     def hcas(self) -> dict[str, Hca]:

@@ -9,7 +9,7 @@ shared by the nodes whose hardware state is the same (``sys/``, ``bin/``, ``mst/
         hostname dgx030
         mount --bind <hardware>/sys/class /sys/class                   # class/net, class/infiniband
         mount --bind <hardware>/sys/bus/pci/devices /sys/bus/pci/devices
-        mount --bind <hardware>/bin /usr/local/bin                     # mstconfig, ibstat
+        mount --bind <hardware>/bin /usr/local/bin                     # mstconfig, ibstat, sudo
         mount --bind <workdir>/empty /root/.bashrc                 # no pyenv start-up per command
         exec /usr/sbin/sshd -D -e -f <node>/sshd_config'
 
@@ -91,6 +91,11 @@ def write_mst(out: _Writer, node: Node) -> None:
         out.file(f"{d}/delay", "infinity\n" if hca.mst_hangs else f"{hca.mst_delay:g}\n")
         if hca.mst_error is not None:
             out.file(f"{d}/error", hca.mst_error + "\n")
+        if hca.mst_output is not None:
+            out.file(f"{d}/output", hca.mst_output)
+        elif hca.mst_cut is not None:
+            text, _ = render.mstconfig_query(hca, device_arg=hca.pci, params=render.QUERY_PARAMS)
+            out.file(f"{d}/output", text[:hca.mst_cut])
         out.file(f"{d}/head", render.mstconfig_head(hca))
         for name, values in render.mstconfig_values(hca).items():
             out.file(f"{d}/e/{name}", render.mstconfig_row(name, values, verbose=True))
@@ -102,6 +107,8 @@ def write_mst(out: _Writer, node: Node) -> None:
     for alias, pci in aliases.items():
         if alias not in pcis:
             out.link(f"mst/devices/{alias}", pci)
+    if node.host.dies is not None:
+        out.file("mst/dies", f"{node.host.dies} {node.host.dies_after:g}\n")
 
 
 def write_ibstat(out: _Writer, node: Node) -> None:
@@ -124,7 +131,7 @@ def write_sysfs(out: _Writer, node: Node) -> None:
 
 def hardware_key(node: Node) -> str:
     """Nodes with the same hardware state share one rendered tree (a 64-node healthy cluster: one)."""
-    return hashlib.sha256(repr(list(node.devices.values())).encode()).hexdigest()[:16]
+    return hashlib.sha256(repr((list(node.devices.values()), node.host)).encode()).hexdigest()[:16]
 
 
 def hardware_root_path(block: int, workdir: Path) -> Path:
@@ -157,12 +164,15 @@ def remove_hardware_root(root: Path | None, workdir: Path) -> None:
 
 
 def write_hardware(folder: Path, node: Node) -> None:
-    """Everything a node with ``node``'s hardware serves (sysfs, mstconfig), under ``folder``."""
+    """Everything a node with ``node``'s hardware serves (sysfs, mstconfig, ibstat, sudo), under ``folder``."""
     out = _Writer(folder)
     write_sysfs(out, node)
     write_mst(out, node)
     write_ibstat(out, node)
-    for tool, data in (("mstconfig", "mst"), ("ibstat", "ibstat")):
+    out.folder("sudo")
+    if node.host.sudo_password:
+        out.file("sudo/password", "")
+    for tool, data in (("mstconfig", "mst"), ("ibstat", "ibstat"), ("sudo", "sudo")):
         out.file(f"bin/{tool}", tool_script(tool, folder / data))
         os.chmod(folder / "bin" / tool, 0o755)
 

@@ -114,6 +114,9 @@ def mstconfig_query(hca: Hca | None, *, device_arg: str, params: Iterable[str] |
 
 # ---------------------------------------------------------------------------------------------- sysfs
 
+#: The attributes of a PF's PCI function folder (``/sys/bus/pci/devices/<pci>/``) the twin serves.
+PF_ATTRIBUTES = ("vendor", "device", "class", "numa_node", "sriov_numvfs", "sriov_totalvfs", "sriov_offset",
+                 "sriov_stride", "sriov_vf_device", "sriov_drivers_autoprobe")
 _PORT_STATES = {"DOWN": "1: DOWN", "INIT": "2: INIT", "ARMED": "3: ARMED", "ACTIVE": "4: ACTIVE"}
 
 
@@ -153,18 +156,19 @@ def sysfs_tree(node: Node) -> tuple[dict[str, str], dict[str, str]]:
         pf = f"bus/pci/devices/{hca.pci}"
         ib = hca.link_type.current == "IB"
         bus = int(hca.pci.split(":")[1], 16)
-        files.update({
-            f"{pf}/vendor": "0x15b3\n",
-            f"{pf}/device": f"{hca.type.pci_device}\n",
-            f"{pf}/class": "0x020700\n" if ib else "0x020000\n",
-            f"{pf}/numa_node": f"{0 if bus < 0x80 else 1}\n",
-            f"{pf}/sriov_numvfs": f"{hca.sriov_numvfs}\n",
-            f"{pf}/sriov_totalvfs": f"{hca.sriov_totalvfs}\n",
-            f"{pf}/sriov_offset": "1\n",
-            f"{pf}/sriov_stride": "1\n",
-            f"{pf}/sriov_vf_device": "101e\n",
-            f"{pf}/sriov_drivers_autoprobe": "1\n",
-        })
+        attributes = {
+            "vendor": "0x15b3\n",
+            "device": f"{hca.type.pci_device}\n",
+            "class": "0x020700\n" if ib else "0x020000\n",
+            "numa_node": f"{0 if bus < 0x80 else 1}\n",
+            "sriov_numvfs": f"{hca.sriov_numvfs}\n",
+            "sriov_totalvfs": f"{hca.sriov_totalvfs}\n",
+            "sriov_offset": "1\n",
+            "sriov_stride": "1\n",
+            "sriov_vf_device": "101e\n",
+            "sriov_drivers_autoprobe": "1\n",
+        }
+        files.update({f"{pf}/{name}": text for name, text in attributes.items() if name not in hca.sysfs_missing})
         port_guid = guid(hca.pci)
         up = hca.port_state == "ACTIVE"
         net = f"{pf}/net/{hca.iface}"
