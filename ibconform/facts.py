@@ -130,6 +130,10 @@ class NodeFacts:
                         "run the same query by hand on the node and check mstflint's support for the device")
             raise Unproven(f"mstconfig -d {pci} failed (exit {code}): {error}: {hint}")
         device = devices[0]
+        incomplete = _incomplete(device)
+        if incomplete:  # mstconfig names a parameter it does not support (-E-, exit 3): this output was cut
+            raise Unproven(f"mstconfig -d {pci} output incomplete (exit {code}): {incomplete}: the output was cut "
+                           f"short — run {command} again on the node")
         header = f"{command} (exit {code}): Configurations: {'  '.join(device.columns)}"
         triples = {}
         for name, row in device.params.items():
@@ -176,6 +180,20 @@ class NodeFacts:
 
 _QUERY = ("-e", "q", "NUM_OF_VFS", "SRIOV_EN", "LINK_TYPE_P1")
 EVIDENCE_CAP = 2000  # characters of raw tool output cited under a failed check
+_ROW_FIELDS = {"Default": "default", "Current": "current", "Next Boot": "next_boot", "New": "new"}
+
+
+def _incomplete(device: mstconfig.MstconfigDevice) -> str | None:
+    """What is missing from a table mstconfig printed for the suite's query: a queried row, or values of a row."""
+    names = [name for name in _QUERY[2:] if name in device.params]
+    for name in names:
+        row = device.params[name]
+        seen = [column for column in device.columns if getattr(row, _ROW_FIELDS[column]) is not None]
+        if len(seen) < len(device.columns):
+            return (f"row {name} has {len(seen)} of {len(device.columns)} values "
+                    f"({' / '.join(device.columns)}): {row.raw.strip()!r}")
+    missing = [name for name in _QUERY[2:] if name not in device.params]
+    return f"no {', '.join(missing)} row" if missing else None
 
 
 def _try(parse, text: str | None):

@@ -7,7 +7,9 @@ coreutils ``timeout``), reads the sysfs files meanwhile, waits, and prints every
     <raw content>
     <boundary> end <exit code>
 
-The boundary is a random token chosen per run, so no file content can end a record early.
+The boundary is a random token chosen per run, so no file content can end a record early. The last
+record is ``done``: output without it was cut short (the node rebooted, the session was killed), and
+none of it is judged.
 """
 
 from __future__ import annotations
@@ -65,6 +67,7 @@ def build(node: Node, boundary: str, mstconfig_timeout: float) -> str:
     lines.append("wait")
     for i, pci in enumerate(devices):
         lines.append(f'rec mstconfig {q(pci)}; cat "$T/{i}.out"; end "$(cat "$T/{i}.rc")"')
+    lines.append("rec done -; end 0")
     return "\n".join(lines) + "\n"
 
 
@@ -88,6 +91,7 @@ def split(stdout: str, boundary: str) -> NodeOutput:
     out = NodeOutput()
     kind = key = None
     body: list[str] = []
+    done = False
     for line in stdout.split("\n"):
         if not line.startswith(boundary + " "):
             if kind is not None:
@@ -105,11 +109,14 @@ def split(stdout: str, boundary: str) -> NodeOutput:
         except ValueError:
             code = 255
         _store(out, kind, key, text, code)
+        done = kind == "done"
         kind = None
     if kind is not None:
         raise ParseError(f"node script output cut short inside the {kind} record of {key}", raw=stdout)
     if out.hostname is None:
         raise ParseError("node script output has no host record", raw=stdout)
+    if not done:
+        raise ParseError("node script output cut short: its last record (done) is missing", raw=stdout)
     return out
 
 
