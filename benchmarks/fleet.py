@@ -566,6 +566,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.nodes < 1 or args.repeat < 1 or (args.naive_max_nodes is not None and args.naive_max_nodes < 1):
         _parser().error("--nodes, --repeat and --naive-max-nodes must be positive")
     signal.signal(signal.SIGTERM, _terminate)
+    signal.signal(signal.SIGINT, signal.default_int_handler)   # also when started with SIGINT ignored (&)
     with contextlib.ExitStack() as stack:
         if args.keep:
             work = args.keep.absolute()
