@@ -86,6 +86,7 @@ class Kubernetes(_Model):
     kubeconfig: str | None = None
     namespace: str = "network-operator"
     resource_prefix: str = Field("nvidia.com", alias="resourcePrefix")
+    timeout: float = Field(30.0, gt=0, description="seconds per API request")
 
 
 class Collect(_Model):

@@ -68,7 +68,8 @@ def collect(inventory_path: str | Path, bundle_dir: Path, read_only: bool,
         raise UsageError(f"{bundle_dir}: exists and is not empty (a bundle is never overwritten)")
     writer = BundleWriter(bundle_dir, inventory, read_only=read_only)
     try:
-        api = cluster.api_client(*cluster.kube_target(inventory, kubeconfig, context), read_only=read_only)
+        api = cluster.api_client(*cluster.kube_target(inventory, kubeconfig, context),
+                                 timeout=inventory.model.kubernetes.timeout, read_only=read_only)
     except UsageError as exc:
         api, lists, errors = None, {}, {"_config": f"no Kubernetes API access: {exc}"}
     else:

@@ -97,7 +97,7 @@ def api_client(kubeconfig: str | None = None, context: str | None = None, timeou
     except (ConfigException, OSError, TypeError, ValueError) as exc:
         where = kubeconfig or os.environ.get("KUBECONFIG") or "~/.kube/config"
         raise UsageError(f"kubeconfig {where}: {exc}") from None
-    configuration.retries = 1
+    configuration.retries = urllib3.Retry(total=1, read=0)  # a refused connection is tried again, a slow answer not
     api = client.ApiClient(configuration)
     api.ibconform_timeout = timeout
     if read_only:
@@ -105,12 +105,23 @@ def api_client(kubeconfig: str | None = None, context: str | None = None, timeou
     return api
 
 
+def timed_out(exc: Exception) -> bool:
+    """The API server did not answer (connect or read) within the request timeout."""
+    reason = exc.reason if isinstance(exc, urllib3.exceptions.MaxRetryError) else exc
+    return isinstance(reason, urllib3.exceptions.TimeoutError | TimeoutError) and not isinstance(
+        reason, urllib3.exceptions.NewConnectionError)  # a refused connection, though a ConnectTimeoutError by class
+
+
 def describe_error(exc: Exception, verb: str, res: Resource, namespace: str | None,
-                   grant: str = "bind the ibconform role (deploy/rbac/readonly.yaml)") -> str:
-    """One line saying why a call failed and what to do (``grant``: how to get the permission);
-    never echoes credentials."""
+                   grant: str = "bind the ibconform role (deploy/rbac/readonly.yaml)",
+                   timeout: float | None = None) -> str:
+    """One line saying why a call failed and what to do (``grant``: how to get the permission; ``timeout``:
+    the request timeout, named when it passed); never echoes credentials."""
     where = f" in namespace {namespace}" if namespace else " (cluster-wide)"
     what = f"{verb} {res.full_name}{where}"
+    if timeout is not None and timed_out(exc):
+        return (f"{what}: no answer within {timeout:g} s (kubernetes.timeout): the API server is overloaded or "
+                "unreachable — check its health, or raise kubernetes.timeout")
     if isinstance(exc, ApiException):
         if exc.status == 404:
             return (f"{what}: not found (404): the {res.full_name} API is not served — "
@@ -173,13 +184,26 @@ LIST_ERRORS = (ApiException, urllib3.exceptions.HTTPError, OSError, ValueError)
 
 
 def collect_cluster(api: client.ApiClient, inventory: Inventory) -> tuple[dict[str, dict], dict[str, str]]:
-    """LIST every resource of RESOURCES; return (lists by plural, errors by plural)."""
+    """LIST every resource of RESOURCES; return (lists by plural, errors by plural).
+
+    Once a LIST gets no answer within the request timeout the others are not sent (each error says so):
+    a slow API server costs one timeout, not one per List.
+    """
     namespace = inventory.model.kubernetes.namespace
     lists, errors = {}, {}
+    silent = None  # the first LIST the API server did not answer in time
     for res in RESOURCES:
         ns = namespace if res.namespaced else None
+        what = f"list {res.full_name}" + (f" in namespace {ns}" if ns else " (cluster-wide)")
+        if silent is not None:
+            errors[res.plural] = (f"{what}: not sent: the API server did not answer {silent} within "
+                                  f"{api.ibconform_timeout:g} s (kubernetes.timeout) — check its health, or raise "
+                                  "kubernetes.timeout")
+            continue
         try:
             lists[res.plural] = list_all(api, res, ns)
         except LIST_ERRORS as exc:
-            errors[res.plural] = describe_error(exc, "list", res, ns)
+            errors[res.plural] = describe_error(exc, "list", res, ns, timeout=api.ibconform_timeout)
+            if timed_out(exc):
+                silent = what
     return lists, errors
