@@ -29,9 +29,11 @@ def test_resource_allocatable(hca_resource):
     expected = hca_resource.expected_vfs()
     for resource in hca_resource.resource_names():
         for field in ("allocatable", "capacity"):
-            seen = quantity(hca_resource.node.resources(field).get(resource))
-            hca_resource.node.cite(f"Node {hca_resource.node} {field} {resource}: {seen}")
-            shown = seen if seen is not None else "absent"
+            raw = hca_resource.node.resources(field).get(resource)
+            seen = quantity(raw)
+            hca_resource.node.cite(f"Node {hca_resource.node} {field} {resource}: "
+                                   f"{seen if seen is not None or raw is None else repr(raw)}")
+            shown = seen if seen is not None else "absent" if raw is None else f"{raw!r} (not a count)"
             assert seen == expected, (
                 f"{field} {resource} on {hca_resource.node} expected {expected} vs {shown}: the device plugin does "
                 "not advertise the VFs — check the node's sync state and the sriov-device-plugin pod on the node")

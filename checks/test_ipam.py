@@ -12,6 +12,8 @@ pytestmark = [pytest.mark.link("ipam"), pytest.mark.cluster_lists("nodes", "pods
 
 def _image_problem(expect, images: list[str]) -> str | None:
     """Why the images differ from the expected nv-ipam image, or None."""
+    if not images:
+        return f"image name expected {expect.ipam_image} vs none: the pod spec lists no container"
     for ref in images:
         image = Image.parse(ref)
         if image.name != expect.ipam_image:
