@@ -301,6 +301,7 @@ class TwinEmulator(KubernetesEmulator):
     listener_errors: list[BaseException] = attrs.field(factory=list, init=False)
     pod_logs: dict[tuple[str, str, str | None], str] = attrs.field(factory=dict, init=False)
     watch_tasks: set[asyncio.Task[Any]] = attrs.field(factory=set, init=False)
+    dropped_watches: int = attrs.field(default=0, init=False)   # cut off by a fault's drop_after
 
     def __attrs_post_init__(self) -> None:
         super().__attrs_post_init__()
@@ -863,6 +864,7 @@ class TwinEmulator(KubernetesEmulator):
             await response.write(line.encode())
             sent += 1
             if drop_after is not None and sent >= drop_after:  # a dropped watch: no last chunk, no EOF
+                self.dropped_watches += 1
                 if raw.transport is not None:
                     raw.transport.close()
                 raise ConnectionResetError("watch dropped by an injected fault")
