@@ -13,7 +13,7 @@ pytestmark = [pytest.mark.link("ipam"), pytest.mark.cluster_lists("nodes", "pods
 def _image_problem(expect, images: list[str]) -> str | None:
     """Why the images differ from the expected nv-ipam image, or None."""
     if not images:
-        return f"image name expected {expect.ipam_image} vs none: the pod spec lists no container"
+        return "container expected vs none in the pod spec: see what rewrote the pod (kubectl get pod -o yaml)"
     for ref in images:
         image = Image.parse(ref)
         if image.name != expect.ipam_image:

@@ -76,8 +76,8 @@ CLUSTER_SIDE: dict[str, dict[str, tuple[str, str]]] = {
             "failed", r"^SriovNetworkNodeState env010 syncStatus expected Succeeded vs \(empty: not stable yet\)")},
     "env011": {   # nv-ipam node pod without containers
         "test_ipam_node_pod[env011]": (
-            "failed", r"^nv-ipam node pod \S+ on env011 image name expected nvidia-k8s-ipam vs none: the pod spec "
-                      r"lists no container$")},
+            "failed", r"^nv-ipam node pod \S+ on env011 container expected vs none in the pod spec: see what "
+                      r"rewrote the pod \(kubectl get pod -o yaml\)$")},
     "env012": {   # a string where a count is expected
         "test_resource_allocatable[env012-ibp24s0]": (
             "failed", r"^allocatable nvidia\.com/resibp24s0 on env012 expected 8 vs 'eight' \(not a count\)"),
@@ -188,6 +188,10 @@ def test_bad_tool_output_is_shown_raw_under_the_failure(environment):
     cut = results["test_firmware_sriov_enabled[env005-ibp24s0]"]["evidence"]
     assert len(cut) == 1 and cut[0].endswith("Next Boot\n*       NUM_OF_VFS                                  0")
     assert "Configurations:" in cut[0] and "SRIOV_EN" not in cut[0].split("(exit 0):", 1)[1]
+    remedies = {i: r["remediation"]["id"] for i, r in results.items() if r["node"] in ("env004", "env005", "env006")
+                and r["outcome"] != "passed"}
+    assert set(remedies.values()) == {"mstconfig-open-failed", "mstconfig-output-cut", "sysfs-unreadable"}, remedies
+    assert remedies["test_sriov_totalvfs_allows_expected[env006-ibp64s0]"] == "sysfs-unreadable"
     report = (environment["main"].out / "report.html").read_bytes()
     assert b"\x00" not in report and b"\x1b" not in report
 
