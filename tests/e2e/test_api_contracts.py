@@ -104,7 +104,8 @@ def test_evaluate_on_the_bundle_gives_the_live_results(runs, tmp_path):
     assert again == live.results
 
 
-def test_sigint_while_probes_wait_deletes_them_and_exits_2(tmp_path):
+@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM], ids=["SIGINT", "SIGTERM"])
+def test_sigint_while_probes_wait_deletes_them_and_exits_2(tmp_path, sig):
     # kubelets that take a minute to admit: the probes are bound and waiting when SIGINT comes
     with Twin(_scenario(tmp_path, 4, kubelet_delay=60), tmp_path / "twin") as twin:
         out = tmp_path / "out"
@@ -115,7 +116,7 @@ def test_sigint_while_probes_wait_deletes_them_and_exits_2(tmp_path):
             time.sleep(0.2)
         assert len(_probe_pods(twin)) == 4, "probes were never created"
         sent = time.monotonic()
-        proc.send_signal(signal.SIGINT)
+        proc.send_signal(sig)
         _, stderr = proc.communicate(timeout=30)
         assert time.monotonic() - sent < 10, "took 10 s or more to stop"
         assert proc.returncode == 2, stderr
