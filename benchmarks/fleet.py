@@ -22,7 +22,9 @@ Brings up one twin (each node an sshd on its own loopback address, a fake mstcon
 SSH sessions are counted from the nodes' sshd logs (the benchmark runs sshd at LogLevel VERBOSE, which
 logs each TCP connection, login and exec session); API LISTs from the twin's request log; peak memory
 is the ``ibconform run`` process's maximum resident set (``wait4`` rusage); MB means 10**6 bytes.
-Times are medians over ``--repeat`` runs. Needs root (the twin), sshd, unshare and ssh (for clush).
+Times are medians over ``--repeat`` runs. The CPU other processes used during each measurement is
+recorded (``others_cores``); ``--quiet S`` waits for a quiet machine before each one and redoes those
+others disturbed. Needs root (the twin), sshd, unshare and ssh (for clush).
 Ctrl-C or SIGTERM stops the running measurement (``ibconform run`` deletes its probe pods) and takes
 the twin down.
 """
@@ -146,6 +148,52 @@ class SshdLogs:
                 for kind in SshdLogs.KINDS}
 
 
+# ---------------------------------------------------------------------------------------------- interference
+
+class Others:
+    """CPU time used by processes outside this benchmark's process tree: someone else's work on the machine.
+
+    Sums utime+stime+cutime+cstime of every process not descending from this one (a process that ends
+    between two snapshots is in its parent's cutime by the second), so ``cores(a, b, seconds)`` is the
+    average number of cores others kept busy between snapshots ``a`` and ``b``.
+    """
+
+    TICK = os.sysconf("SC_CLK_TCK")
+
+    def snapshot(self) -> float:
+        stats: dict[int, tuple[int, int]] = {}
+        for entry in os.scandir("/proc"):
+            if not entry.name.isdigit():
+                continue
+            try:
+                with open(f"/proc/{entry.name}/stat") as f:
+                    text = f.read()
+            except OSError:
+                continue
+            fields = text[text.rindex(")") + 2:].split()          # fields[0] is field 3 (state)
+            stats[int(entry.name)] = (int(fields[1]), sum(int(v) for v in fields[11:15]))
+        children: dict[int, list[int]] = {}
+        for pid, (ppid, _) in stats.items():
+            children.setdefault(ppid, []).append(pid)
+        mine, todo = set(), [os.getpid()]
+        while todo:
+            pid = todo.pop()
+            mine.add(pid)
+            todo.extend(children.get(pid, []))
+        return sum(ticks for pid, (_, ticks) in stats.items() if pid not in mine) / self.TICK
+
+    def wait_quiet(self, limit: float, threshold: float) -> float:
+        """Wait (at most ``limit`` s) till others use less than ``threshold`` cores over one second;
+        return how long it waited."""
+        started = time.monotonic()
+        while time.monotonic() - started < limit:
+            before = self.snapshot()
+            time.sleep(1.0)
+            if self.snapshot() - before < threshold:
+                break
+        return round(time.monotonic() - started, 1)
+
+
 # ---------------------------------------------------------------------------------------------- children
 
 @dataclass
@@ -197,7 +245,11 @@ def _tail(path: Path, lines: int = 5) -> str:
 # ---------------------------------------------------------------------------------------------- suite
 
 def measure_suite(twin: Twin, logs: SshdLogs, work: Path, tag: str, read_only: bool) -> dict:
-    out = work / tag
+    out, attempt = work / tag, 1
+    while out.exists():                     # a measurement done again (--quiet) gets its own folder
+        attempt += 1
+        out = work / f"{tag}-{attempt}"
+    tag = out.name
     mark, first = logs.mark(), len(twin.api.requests)
     cmd = [sys.executable, "-m", "ibconform.cli", "run", "-i", twin.inventory_path, "--out", out]
     finished = run_child([*cmd, "--read-only"] if read_only else cmd, stdout=work / f"{tag}.log", cwd=REPO)
@@ -418,29 +470,43 @@ def bench(twin: BenchTwin, args: argparse.Namespace, work: Path) -> dict:
     naive_names = names[:args.naive_max_nodes] if args.naive_max_nodes else names
     naive_extrapolated = len(naive_names) < len(names)
     runs: list[dict] = []
+    loadavg_start = os.getloadavg()
+    others = Others()
+
+    def measure(label: str, fn, *fn_args, **fn_kwargs) -> dict:
+        """One measurement; with --quiet, after waiting for a quiet machine, and again (twice at most)
+        when others used more than --quiet-threshold cores meanwhile."""
+        for attempt in range(3 if args.quiet else 1):
+            waited = others.wait_quiet(args.quiet, args.quiet_threshold) if args.quiet else 0.0
+            before, t0 = others.snapshot(), time.monotonic()
+            result = fn(*fn_args, **fn_kwargs)
+            result["others_cores"] = round((others.snapshot() - before) / (time.monotonic() - t0), 2)
+            result["quiet_wait_s"], result["attempt"] = waited, attempt + 1
+            say(f"  {label:<18}{result['seconds']:.2f} s  (others used {result['others_cores']:.2f} cores)")
+            if result["others_cores"] <= args.quiet_threshold:
+                break
+        return result
+
     for r in range(args.repeat):
         say(f"repeat {r + 1}/{args.repeat}")
         run: dict = {}
-        run["suite_read_only"] = measure_suite(twin, logs, work, f"suite-ro-{r}", read_only=True)
-        say(f"  suite --read-only {run['suite_read_only']['seconds']:.2f} s")
-        run["suite"] = measure_suite(twin, logs, work, f"suite-{r}", read_only=False)
-        say(f"  suite (probes)    {run['suite']['seconds']:.2f} s")
-        run["clush"] = measure_clush(twin, logs, work, names, fanout, script, boundary)
-        say(f"  clush             {run['clush']['seconds']:.2f} s")
-        run["paramiko"] = measure_paramiko(twin, logs, inventory, fanout, script, boundary)
-        say(f"  paramiko pool     {run['paramiko']['seconds']:.2f} s")
+        run["suite_read_only"] = measure("suite --read-only", measure_suite, twin, logs, work, f"suite-ro-{r}",
+                                         read_only=True)
+        run["suite"] = measure("suite (probes)", measure_suite, twin, logs, work, f"suite-{r}", read_only=False)
+        run["clush"] = measure("clush", measure_clush, twin, logs, work, names, fanout, script, boundary)
+        run["paramiko"] = measure("paramiko pool", measure_paramiko, twin, logs, inventory, fanout, script,
+                                  boundary)
         if not args.skip_naive:
-            run["naive"] = measure_naive(twin, logs, work, inventory, naive_names, args.naive_workers,
-                                         args.naive_backend, f"naive-{r}")
+            run["naive"] = measure("naive", measure_naive, twin, logs, work, inventory, naive_names,
+                                   args.naive_workers, args.naive_backend, f"naive-{r}")
             measured = run["naive"]["seconds"]
             if naive_extrapolated:
-                fixed = measure_naive(twin, logs, work, inventory, naive_names, args.naive_workers,
-                                      args.naive_backend, f"naive-fixed-{r}", deselect_all=True)["seconds"]
-                per_node = max(0.0, measured - fixed) / len(naive_names)
-                run["naive"].update(fixed_seconds=fixed, per_node_seconds=per_node,
-                                    measured_seconds=measured, seconds=fixed + per_node * len(names))
-            say(f"  naive             {run['naive']['seconds']:.2f} s"
-                + (f" (extrapolated from {measured:.2f} s on {len(naive_names)} nodes)" if naive_extrapolated else ""))
+                fixed = measure("naive start-up", measure_naive, twin, logs, work, inventory, naive_names,
+                                args.naive_workers, args.naive_backend, f"naive-fixed-{r}", deselect_all=True)
+                per_node = max(0.0, measured - fixed["seconds"]) / len(naive_names)
+                run["naive"].update(fixed_seconds=fixed["seconds"], per_node_seconds=per_node,
+                                    measured_seconds=measured, seconds=fixed["seconds"] + per_node * len(names))
+                say(f"  naive extrapolated to {len(names)} nodes: {run['naive']['seconds']:.2f} s")
         runs.append(run)
         for part in ("suite", "suite_read_only"):
             if run[part]["exit_code"] != 0:
@@ -499,6 +565,10 @@ def bench(twin: BenchTwin, args: argparse.Namespace, work: Path) -> dict:
             "naive_backend": args.naive_backend, "naive_workers": args.naive_workers,
             "naive_nodes_measured": 0 if args.skip_naive else len(naive_names),
             "naive_extrapolated": naive_extrapolated and not args.skip_naive,
+            "quiet": args.quiet, "quiet_threshold": args.quiet_threshold,
+            "max_others_cores": max(run[part]["others_cores"] for run in runs for part in run),
+            "loadavg_start": [round(v, 2) for v in loadavg_start],
+            "loadavg_end": [round(v, 2) for v in os.getloadavg()],
             "twin_startup_s": round(twin.startup_seconds or 0, 3),
             "ibconform_startup_s": round(startup_seconds(work), 3),
         },
@@ -515,7 +585,8 @@ def bench(twin: BenchTwin, args: argparse.Namespace, work: Path) -> dict:
             "items": last["suite"]["items"], "outcomes": last["suite"]["outcomes"],
             "report": report_breakdown(report) if report.exists() else None,
             "naive": ({k: v for k, v in last["naive"].items() if k != "ssh"} if "naive" in last else None),
-            "runs": [{part: round(run[part]["seconds"], 3) for part in run} for run in runs],
+            "runs": [{part: {"seconds": round(run[part]["seconds"], 3), "others_cores": run[part]["others_cores"],
+                             "attempt": run[part]["attempt"]} for part in run} for run in runs],
         },
     }
 
@@ -552,6 +623,11 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--parallel", type=int, help="set the inventory's collect.parallel (default: the suite's)")
     p.add_argument("--profile", default=BENCH_PROFILE, choices=(BENCH_PROFILE, *PROFILES),
                    help=f"node device map (default {BENCH_PROFILE}: 8 HCAs, 3 excluded; dgx-b200: 8 HCAs, 6 excluded)")
+    p.add_argument("--quiet", type=float, default=0.0, metavar="S",
+                   help="before each measurement wait up to S s for other processes to go quiet, and redo "
+                        "(twice at most) a measurement they disturbed (default 0: off)")
+    p.add_argument("--quiet-threshold", type=float, default=0.2, metavar="CORES",
+                   help="'quiet' means other processes use fewer cores than this (default 0.2)")
     p.add_argument("--keep", type=Path, help="keep the twin's files and every run's output in this folder")
     p.add_argument("--cprofile", type=Path, help="also profile 'ibconform evaluate' of the last bundle into this file")
     return p
