@@ -141,11 +141,13 @@ class SshTransport:
     def run(self, script: str, timeout: float) -> CommandResult:
         """Run ``script`` with ``sh -s`` on the node; TransportError if the node does not finish in time."""
         deadline = time.monotonic() + timeout
-        if self.client is None:
-            self.client = self._connect()
+        client = self.client = self.client or self._connect()
         command = "sudo -n sh -s" if self.settings.sudo else "sh -s"
+        transport = client.get_transport()
+        if transport is None:   # closed meanwhile by an interrupt
+            raise TransportError(f"ssh session to {self.target.hostname} closed before the node script ran")
         try:
-            chan = self.client.get_transport().open_session(timeout=self.settings.connect_timeout)
+            chan = transport.open_session(timeout=self.settings.connect_timeout)
             chan.exec_command(command)
             chan.sendall(script.encode())
             chan.shutdown_write()
@@ -178,9 +180,9 @@ class SshTransport:
     def close(self) -> None:
         """Close the connection now: shutdown() first, as paramiko's reader thread would otherwise keep the
         socket open (and the node's session alive) until its next read times out."""
-        if self.client is not None:
-            transport = self.client.get_transport()
+        client, self.client = self.client, None   # an interrupt may close it from another thread
+        if client is not None:
+            transport = client.get_transport()
             with contextlib.suppress(OSError, AttributeError):
                 transport.sock.shutdown(socket.SHUT_RDWR)
-            self.client.close()
-            self.client = None
+            client.close()
