@@ -12,6 +12,8 @@ from __future__ import annotations
 
 import json
 import re
+import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -237,3 +239,30 @@ def test_the_reliability_table_cites_only_tests_that_exist():
     for path, test in sorted(cited):
         assert re.search(rf"^def {test}\(", (root / path).read_text(), re.M), f"{path}::{test} does not exist"
 
+
+
+def test_a_node_with_no_route_errs_at_once(tmp_path):
+    """Node down, no route to it: emulated in a network namespace of the test's own, where 127.0.9.9 has an
+    `unreachable` route (no packet leaves the namespace; there is no device but lo)."""
+    (tmp_path / "ssh_config").write_text("Host down01\n  HostName 127.0.9.9\n")
+    (tmp_path / "known_hosts").write_text("")
+    (tmp_path / "inventory.yaml").write_text(
+        "format: ibconform/v1\ncluster: no-route\n"
+        "ssh: {config: ssh_config, knownHosts: known_hosts, connectTimeout: 5}\n"
+        'profiles: {p: {hcas: [{iface: ibp24s0, pci: "0000:18:00.0"}]}}\n'
+        "nodes: [{names: down01, profile: p}]\n")
+    script = ("ip link set lo up && ip route del local 127.0.0.0/8 dev lo table local && "
+              "ip route add unreachable 127.0.9.9/32 && "
+              f'exec "$0" -m ibconform.cli run -i {tmp_path}/inventory.yaml --read-only --out {tmp_path}/out')
+    started = time.monotonic()
+    proc = subprocess.run(["unshare", "--net", "sh", "-c", script, sys.executable], capture_output=True, text=True,
+                          timeout=120)
+    assert time.monotonic() - started < 60, "no route must not wait for the connect timeout of every retry"
+    assert proc.returncode == 1, proc.stderr
+    status = json.loads((tmp_path / "out" / "bundle" / "nodes" / "down01" / "status.json").read_text())
+    assert status["error"] == "ssh 127.0.9.9:22: no route to host"
+    results = json.loads((tmp_path / "out" / "results.json").read_text())["results"]
+    assert not [r for r in results if "NOTSET" in r["id"]], "a check with nothing to judge must be no item"
+    node_side = [r for r in results if r["check"] == "sriov_numvfs"]
+    assert node_side[0]["outcome"] == "error"
+    assert node_side[0]["message"] == "down01 unreachable: ssh 127.0.9.9:22: no route to host"
