@@ -13,7 +13,7 @@ from pathlib import PurePosixPath
 
 from ibconform.bundle import Bundle, NodeStatus
 from ibconform.cluster_facts import ClusterFacts, expected_vfs
-from ibconform.collect.nodescript import hca_dir, pci_dir
+from ibconform.collect.nodescript import MSTCONFIG_QUERY, hca_dir, pci_dir
 from ibconform.errors import NodeUnreachable, ParseError, Unproven
 from ibconform.inventory import ExcludedDevice, Hca, Node
 from ibconform.parsers import mstconfig, sysfs
@@ -104,7 +104,7 @@ class NodeFacts:
         if seen is None:
             raise Unproven(f"no mstconfig output for {pci} on {self.node.name}: the query did not run")
         text, code = seen
-        command = f"mstconfig -d {pci} {' '.join(_QUERY)}"
+        command = f"mstconfig -d {pci} {' '.join(MSTCONFIG_QUERY)}"
         try:
             return self._firmware(pci, text, code, command)
         except Unproven:  # the output itself is the evidence of a failure (capped: the bundle keeps it all)
@@ -178,21 +178,21 @@ class NodeFacts:
         return {PurePosixPath(p).parent.name: text.strip() for p, text in found.items()}
 
 
-_QUERY = ("-e", "q", "NUM_OF_VFS", "SRIOV_EN", "LINK_TYPE_P1")
+_PARAMS = MSTCONFIG_PARAMS  # the parameters the node script asks mstconfig for
 EVIDENCE_CAP = 2000  # characters of raw tool output cited under a failed check
 _ROW_FIELDS = {"Default": "default", "Current": "current", "Next Boot": "next_boot", "New": "new"}
 
 
 def _incomplete(device: mstconfig.MstconfigDevice) -> str | None:
     """What is missing from a table mstconfig printed for the suite's query: a queried row, or values of a row."""
-    names = [name for name in _QUERY[2:] if name in device.params]
+    names = [name for name in _PARAMS if name in device.params]
     for name in names:
         row = device.params[name]
         seen = [column for column in device.columns if getattr(row, _ROW_FIELDS[column]) is not None]
         if len(seen) < len(device.columns):
             return (f"row {name} has {len(seen)} of {len(device.columns)} values "
                     f"({' / '.join(device.columns)}): {row.raw.strip()!r}")
-    missing = [name for name in _QUERY[2:] if name not in device.params]
+    missing = [name for name in _PARAMS if name not in device.params]
     return f"no {', '.join(missing)} row" if missing else None
 
 
