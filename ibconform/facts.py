@@ -178,7 +178,7 @@ class NodeFacts:
         return {PurePosixPath(p).parent.name: text.strip() for p, text in found.items()}
 
 
-_PARAMS = MSTCONFIG_PARAMS  # the parameters the node script asks mstconfig for
+_PARAMS = MSTCONFIG_QUERY[2:]  # the parameters the node script asks mstconfig for
 EVIDENCE_CAP = 2000  # characters of raw tool output cited under a failed check
 _ROW_FIELDS = {"Default": "default", "Current": "current", "Next Boot": "next_boot", "New": "new"}
 
