@@ -265,6 +265,7 @@ def measure_suite(twin: Twin, logs: SshdLogs, work: Path, tag: str, read_only: b
     return {
         "seconds": finished.seconds, "exit_code": finished.code, "peak_rss_mb": finished.peak_rss_mb,
         "api_lists": sum(r.verb == "list" for r in requests), "api_requests": len(requests),
+        "api_list_calls": sum(r.verb == "list" and not r.query.get("continue") for r in requests),
         "api_writes": sum(r.is_write for r in requests),
         "api_by_verb": dict(Counter(f"{r.verb} {r.resource}" for r in requests if r.verb)),
         "ssh": SshdLogs.summary(logs.since(mark), list(twin.addresses)),
@@ -553,7 +554,8 @@ def bench(twin: BenchTwin, args: argparse.Namespace, work: Path) -> dict:
             "ssh_sessions_per_node": "max over nodes and repeats of 'Starting session' lines in the node's sshd log "
                                      "(LogLevel VERBOSE) during the probing suite run; details.ssh has "
                                      "connections and logins too, per measurement",
-            "api_lists": "requests with verb 'list' in the twin API's request log during the probing suite run",
+            "api_lists": "requests with verb 'list' in the twin API's request log during the probing suite run "
+                         "(every page of a paginated LIST counts; details.api_list_calls counts first pages only)",
             "peak_rss_mb": "maximum resident set of the ibconform run process (wait4 ru_maxrss; it starts no "
                            "child processes with --workers 0), probing run",
             "report_mb": "size of report.html of the probing run",
@@ -575,6 +577,7 @@ def bench(twin: BenchTwin, args: argparse.Namespace, work: Path) -> dict:
         "details": {
             "ssh": {part: runs[-1][part]["ssh"] for part in ("suite_read_only", "suite", "clush", "paramiko", "naive")
                     if part in runs[-1]},
+            "api_list_calls": int(med("suite", "api_list_calls")),
             "api_lists_read_only": int(med("suite_read_only", "api_lists")),
             "api_requests": int(med("suite", "api_requests")),
             "api_by_verb": last["suite"]["api_by_verb"],
