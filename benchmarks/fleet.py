@@ -4,7 +4,8 @@ all on one twin of N DGX nodes.
 
     python benchmarks/fleet.py --nodes 64 [--mst-latency 0.3] [--json out.json] [--repeat 3]
                                [--skip-naive | --naive-max-nodes M] [--naive-workers 2]
-                               [--parallel P] [--profile dgx-b200] [--keep DIR] [--cprofile FILE]
+                               [--naive-backend paramiko|ssh] [--parallel P] [--profile dgx-b200]
+                               [--quiet S] [--keep DIR] [--cprofile FILE]
 
 Brings up one twin (each node an sshd on its own loopback address, a fake mstconfig that takes
 ``--mst-latency`` seconds per query, the Kubernetes API) and measures on it, in this order per repeat:
