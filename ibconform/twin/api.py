@@ -33,6 +33,7 @@ import ipaddress
 import os
 import re
 import threading
+import weakref
 from collections.abc import Callable, Iterable
 from pathlib import Path
 from types import TracebackType
@@ -66,6 +67,7 @@ from ibconform.twin.api_store import (
 __all__ = ["ApiTwin", "Fault", "RequestRecord", "UserInfo", "bundled_crds", "service_account"]
 
 CRD_DIR = Path(__file__).with_name("crds")
+_SERVING: weakref.WeakSet = weakref.WeakSet()
 DEFAULT_NAMESPACES = ("default", "kube-system", "kube-public", "kube-node-lease")
 _YAML_LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 
@@ -165,6 +167,11 @@ class ApiTwin:
         host = f"[{self.host}]" if ":" in self.host else self.host
         return f"http://{host}:{self.port}"
 
+    @classmethod
+    def serving(cls, url: str) -> ApiTwin | None:
+        """The twin API of this process serving ``url``, if any (for tests reading its request log)."""
+        return next((api for api in list(_SERVING) if api.url == url), None)
+
     def start(self) -> ApiTwin:
         if self._thread is not None:
             raise RuntimeError("the twin API server was already started; make a new ApiTwin")
@@ -176,11 +183,13 @@ class ApiTwin:
         if self._failure is not None:
             raise RuntimeError(f"the twin API server failed to start on {self.host}:{self.port}: "
                                f"{self._failure}") from self._failure
+        _SERVING.add(self)
         return self
 
     def stop(self) -> None:
         """Stop serving (open watches end at once); idempotent."""
         loop, stopping, thread = self._loop, self._stopping, self._thread
+        _SERVING.discard(self)
         if thread is None:
             return
         if loop is not None and stopping is not None and not loop.is_closed():

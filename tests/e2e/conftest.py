@@ -9,8 +9,10 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+import yaml
 
 from ibconform.twin import Twin
+from ibconform.twin.api import ApiTwin
 
 
 @dataclass
@@ -33,8 +35,23 @@ def ibconform(*args: str, timeout: float = 300) -> subprocess.CompletedProcess:
                           timeout=timeout, check=False)
 
 
+def _twin_api(inventory: Path) -> ApiTwin | None:
+    """The twin API the inventory's kubeconfig points at, when it runs in this process."""
+    kubeconfig = (yaml.safe_load(inventory.read_text()).get("kubernetes") or {}).get("kubeconfig")
+    if not kubeconfig or not Path(kubeconfig).is_file():
+        return None
+    clusters = yaml.safe_load(Path(kubeconfig).read_text()).get("clusters") or []
+    return next((api for c in clusters if (api := ApiTwin.serving(c["cluster"]["server"]))), None)
+
+
 def run_suite(inventory: Path, out: Path, *extra: str) -> Run:
+    """`ibconform run`; every --read-only run of the e2e suite is also checked to send no write at all."""
+    api = _twin_api(inventory) if "--read-only" in extra else None
+    before = len(api.requests) if api else 0
     proc = ibconform("run", "-i", str(inventory), "--out", str(out), *extra)
+    if api is not None:
+        writes = [f"{r.method} {r.path}" for r in api.requests[before:] if r.method in ("POST", "PUT", "PATCH", "DELETE")]
+        assert writes == [], f"--read-only run sent writes: {writes}"
     results_path = out / "results.json"
     assert results_path.exists(), f"no results.json; exit {proc.returncode}; stderr: {proc.stderr[-2000:]}"
     results = {r["id"]: r for r in json.loads(results_path.read_text())["results"]}
