@@ -146,6 +146,7 @@ class Bundle:
         except (OSError, ValueError, TypeError):
             return None
 
+    @functools.cache  # noqa: B019  (four firmware checks read each device's output)
     def mstconfig(self, node: str, pci: str) -> tuple[str, int] | None:
         base = self._node(node) / "mstconfig"
         try:

@@ -8,6 +8,7 @@ raises ``NodeUnreachable`` from the fixture, so its checks end in error naming t
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 from pathlib import PurePosixPath
 
@@ -119,7 +120,7 @@ class NodeFacts:
             raise Unproven(f"mstconfig -d {pci} did not answer within the mstconfig timeout: "
                            "check for a hung mst driver or firmware; the node may need a power cycle")
         try:
-            query = mstconfig.parse_query(text)
+            query = _parse_query(text)
         except ParseError as exc:
             raise Unproven(f"mstconfig -d {pci} printed no readable table (exit {code}, {exc}): "
                            f"raw {text.strip()[:120]!r}") from None
@@ -179,6 +180,8 @@ class NodeFacts:
 
 
 _PARAMS = MSTCONFIG_QUERY[2:]  # the parameters the node script asks mstconfig for
+# parse each device's output once, not once per firmware check (parsing is pure; errors are not cached)
+_parse_query = functools.lru_cache(maxsize=4096)(mstconfig.parse_query)
 EVIDENCE_CAP = 2000  # characters of raw tool output cited under a failed check
 _ROW_FIELDS = {"Default": "default", "Current": "current", "Next Boot": "next_boot", "New": "new"}
 
