@@ -205,7 +205,8 @@ def quantity(value: object) -> int | None:
 DEFAULT_VFS = 8
 
 
-def _cite(ledger: list, text: str) -> None:
+def cite(ledger: list, text: str) -> None:
+    """Record ``text`` as evidence of the running check (its pytest item's user_properties)."""
     ledger.append(("evidence", text))
 
 
@@ -220,14 +221,14 @@ class ClusterNode:
         return self.name
 
     def cite(self, text: str) -> None:
-        _cite(self.ledger, text)
+        cite(self.ledger, text)
 
     def obj(self) -> dict:
         return self.cluster.node(self.name)
 
     def annotation(self, key: str) -> str | None:
         value = d(d(self.obj().get("metadata")).get("annotations")).get(key)
-        _cite(self.ledger, f"Node {self.name} annotation {key}: {value!r}")
+        cite(self.ledger, f"Node {self.name} annotation {key}: {value!r}")
         return value
 
     def state(self) -> dict:
@@ -238,12 +239,12 @@ class ClusterNode:
         value: object = self.state()
         for part in path.split("."):
             value = d(value).get(part)
-        _cite(self.ledger, f"SriovNetworkNodeState {self.name} {path}: {value!r}")
+        cite(self.ledger, f"SriovNetworkNodeState {self.name} {path}: {value!r}")
         return value
 
     def state_annotation(self, key: str) -> str | None:
         value = d(d(self.state().get("metadata")).get("annotations")).get(key)
-        _cite(self.ledger, f"SriovNetworkNodeState {self.name} annotation {key}: {value!r}")
+        cite(self.ledger, f"SriovNetworkNodeState {self.name} annotation {key}: {value!r}")
         return value
 
     def resources(self, field: str) -> dict:
@@ -253,20 +254,20 @@ class ClusterNode:
     def ipam_node_pods(self) -> list[dict]:
         pods = self.cluster.pods_on(self.name, "nv-ipam-node")
         for pod in pods:
-            _cite(self.ledger, f"Pod {name_of(pod)}: phase {d(pod.get('status')).get('phase')}, "
+            cite(self.ledger, f"Pod {name_of(pod)}: phase {d(pod.get('status')).get('phase')}, "
                                f"ready {pod_ready(pod)}, images {pod_images(pod)}, waiting {pod_waiting_reason(pod)}")
         return pods
 
     def ippools(self) -> list[tuple[dict, bool]]:
         pools = self.cluster.ippools_for(self.name)
         for pool, allocated in pools:
-            _cite(self.ledger, f"IPPool {name_of(pool)}: allocation for {self.name}: {allocated}")
+            cite(self.ledger, f"IPPool {name_of(pool)}: allocation for {self.name}: {allocated}")
         return pools
 
     def probe(self) -> dict | None:
         record = self.cluster.probe(self.name)
         if record:
-            _cite(self.ledger, f"probe pod {record.get('pod')}: {record.get('outcome')}: {record.get('message')}")
+            cite(self.ledger, f"probe pod {record.get('pod')}: {record.get('outcome')}: {record.get('message')}")
         return record
 
 
@@ -282,7 +283,7 @@ class ClusterHca:
     def policies(self) -> list[policies_mod.PolicyMatch]:
         found = policies_mod.matches(self.cluster.policies, self.node.cluster.node_labels(self.node.name),
                                      self.hca.iface, self.hca.pci)
-        _cite(self.node.ledger, f"SriovNetworkNodePolicies selecting {self}: "
+        cite(self.node.ledger, f"SriovNetworkNodePolicies selecting {self}: "
                                 + (", ".join(f"{m.name} (numVfs {m.num_vfs}, resourceName {m.resource_name})"
                                              for m in found) or "none"))
         return found

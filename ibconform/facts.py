@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from pathlib import PurePosixPath
 
 from ibconform.bundle import Bundle, NodeStatus
-from ibconform.cluster_facts import ClusterFacts, expected_vfs
+from ibconform.cluster_facts import ClusterFacts, cite, expected_vfs
 from ibconform.collect.nodescript import MSTCONFIG_QUERY, hca_dir, pci_dir
 from ibconform.errors import NodeUnreachable, ParseError, Unproven
 from ibconform.inventory import ExcludedDevice, Hca, Node
@@ -56,10 +56,6 @@ class Port:
     rate: sysfs.PortRate | None
 
 
-def _cite(ledger: Ledger, text: str) -> None:
-    ledger.append(("evidence", text))
-
-
 class NodeFacts:
     """What was seen of one node."""
 
@@ -80,7 +76,7 @@ class NodeFacts:
 
     @property
     def hostname(self) -> str | None:
-        _cite(self.ledger, f"uname -n: {self.status.hostname if self.status else None}")
+        cite(self.ledger, f"uname -n: {self.status.hostname if self.status else None}")
         return self.status.hostname if self.status else None
 
     def sysfs_uint(self, path: str, absent_ok: bool = False) -> int | None:
@@ -88,12 +84,12 @@ class NodeFacts:
         text = self.bundle.sysfs(self.node.name, path)
         if text is None:
             error = self.status.unreadable.get(path) if self.status else None
-            _cite(self.ledger, f"{path}: absent ({error or 'not read'})")
+            cite(self.ledger, f"{path}: absent ({error or 'not read'})")
             if absent_ok:
                 return None
             raise Unproven(f"{path} could not be read on {self.node.name} ({error or 'not collected'}): "
                            "check that the driver is loaded and the interface name is right")
-        _cite(self.ledger, f"{path}: {text.strip()!r}")
+        cite(self.ledger, f"{path}: {text.strip()!r}")
         try:
             return sysfs.parse_uint(text)
         except ParseError as exc:
@@ -109,7 +105,7 @@ class NodeFacts:
         try:
             return self._firmware(pci, text, code, command)
         except Unproven:  # the output itself is the evidence of a failure (capped: the bundle keeps it all)
-            _cite(self.ledger, f"{command} (exit {code}):\n{text.strip()[:EVIDENCE_CAP]}")
+            cite(self.ledger, f"{command} (exit {code}):\n{text.strip()[:EVIDENCE_CAP]}")
             raise
 
     def _firmware(self, pci: str, text: str, code: int, command: str) -> dict[str, Triple]:
@@ -152,12 +148,12 @@ class NodeFacts:
         triples = self.firmware(pci)
         if name not in triples:
             raise Unproven(f"mstconfig -d {pci} printed no numeric {name} row: the firmware does not report it")
-        _cite(self.ledger, triples[name].raw)
+        cite(self.ledger, triples[name].raw)
         return triples[name]
 
     def link_target(self, path: str) -> str | None:
         target = self.bundle.link(self.node.name, path)
-        _cite(self.ledger, f"readlink {path}: {target}")
+        cite(self.ledger, f"readlink {path}: {target}")
         return target
 
     def ports(self, device_dir: str) -> list[Port]:
@@ -167,7 +163,7 @@ class NodeFacts:
         for state_path, text in states.items():
             port_dir = PurePosixPath(state_path).parent
             rate_text = self.bundle.sysfs(self.node.name, f"{port_dir}/rate")
-            _cite(self.ledger, f"{port_dir}/state: {text.strip()!r}, rate: {(rate_text or '').strip()!r}")
+            cite(self.ledger, f"{port_dir}/state: {text.strip()!r}, rate: {(rate_text or '').strip()!r}")
             ports.append(Port(rdma_device=port_dir.parent.parent.name, number=port_dir.name,
                               state=_try(sysfs.parse_port_state, text), rate=_try(sysfs.parse_rate, rate_text)))
         return ports
@@ -175,7 +171,7 @@ class NodeFacts:
     def fw_versions(self, device_dir: str) -> dict[str, str]:
         found = self.bundle.sysfs_glob(self.node.name, f"{device_dir}/infiniband/*/fw_ver")
         for path, text in found.items():
-            _cite(self.ledger, f"{path}: {text.strip()!r}")
+            cite(self.ledger, f"{path}: {text.strip()!r}")
         return {PurePosixPath(p).parent.name: text.strip() for p, text in found.items()}
 
 
@@ -220,7 +216,7 @@ class HcaFacts:
     def expected_vfs(self) -> int:
         """The inventory's vfsPerHca, else the SriovNetworkNodePolicies' numVfs, else 8."""
         value, source = expected_vfs(self.node.cluster, self.node.node, self.hca)
-        _cite(self.node.ledger, f"expected VFs on {self}: {value} ({source})")
+        cite(self.node.ledger, f"expected VFs on {self}: {value} ({source})")
         return value
 
     def __str__(self) -> str:
