@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import time
 
+import pytest
 import yaml
 
 from ibconform.collect.probes import MANAGED_BY, PROBE_SELECTOR, ROLE, RUN_LABEL
@@ -32,25 +33,28 @@ def _guarded_inventory(twin: Twin, tmp_path):
     return path
 
 
-def test_next_run_deletes_only_leftovers_older_than_the_guard(tmp_path):
-    with Twin("demo", tmp_path / "twin") as twin:
-        inventory = _guarded_inventory(twin, tmp_path)
-        _leftover(twin, "crashed-run-pod", "crashed")
-        time.sleep(GUARD + 1.5)
-        _leftover(twin, "concurrent-run-pod", "concurrent")
-        run_suite(inventory, tmp_path / "out")
-        assert _probe_pods(twin) == {"concurrent-run-pod"}
-
-
-def test_cleanup_command_respects_the_age_guard_unless_all(tmp_path):
+@pytest.fixture
+def staged(tmp_path):
+    """A twin with two leftover probe pods: "old" (past the age guard) and "young" (within it)."""
     with Twin("demo", tmp_path / "twin") as twin:
         inventory = _guarded_inventory(twin, tmp_path)
         _leftover(twin, "old", "crashed")
         time.sleep(GUARD + 1.5)
-        _leftover(twin, "young", "running")
-        proc = ibconform("cleanup", "-i", str(inventory))
-        assert proc.returncode == 0 and proc.stdout.startswith(f"deleted 1 probe pods older than {GUARD:g} s"), proc
-        assert _probe_pods(twin) == {"young"}
-        proc = ibconform("cleanup", "-i", str(inventory), "--all")
-        assert proc.returncode == 0 and "young" in proc.stdout
-        assert _probe_pods(twin) == set()
+        _leftover(twin, "young", "concurrent")
+        yield twin, inventory
+
+
+def test_next_run_deletes_only_leftovers_older_than_the_guard(staged, tmp_path):
+    twin, inventory = staged
+    run_suite(inventory, tmp_path / "out")
+    assert _probe_pods(twin) == {"young"}
+
+
+def test_cleanup_command_respects_the_age_guard_unless_all(staged):
+    twin, inventory = staged
+    proc = ibconform("cleanup", "-i", str(inventory))
+    assert proc.returncode == 0 and proc.stdout.startswith(f"deleted 1 probe pods older than {GUARD:g} s"), proc
+    assert _probe_pods(twin) == {"young"}
+    proc = ibconform("cleanup", "-i", str(inventory), "--all")
+    assert proc.returncode == 0 and "young" in proc.stdout
+    assert _probe_pods(twin) == set()
