@@ -14,6 +14,7 @@ from ibconform import policies as policies_mod
 from ibconform.bundle import Bundle
 from ibconform.errors import Unproven
 from ibconform.inventory import ExcludedDevice, Hca, Node
+from ibconform.untrusted import d, lst
 
 STATE_ANNOTATION = "sriovnetwork.openshift.io/state"
 DESIRED_ANNOTATION = "sriovnetwork.openshift.io/desired-state"
@@ -23,14 +24,6 @@ NCP_NAME = "nic-cluster-policy"
 
 class ClusterUnavailable(Exception):
     """The cluster evidence a check needs could not be collected (401, 403, API down, no kubeconfig)."""
-
-
-def d(value: object) -> dict:
-    return value if isinstance(value, dict) else {}
-
-
-def lst(value: object) -> list:
-    return value if isinstance(value, list) else []
 
 
 def name_of(obj: dict) -> str:

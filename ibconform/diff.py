@@ -13,10 +13,11 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ibconform.bundle import Bundle
-from ibconform.cluster_facts import DESIRED_ANNOTATION, STATE_ANNOTATION, d, lst, name_of, pod_images
+from ibconform.cluster_facts import DESIRED_ANNOTATION, STATE_ANNOTATION, name_of, pod_images
 from ibconform.collect.nodescript import PF_FILES, hca_dir, pci_dir
 from ibconform.errors import ParseError
 from ibconform.parsers import mstconfig
+from ibconform.untrusted import d, lst
 
 FIRMWARE_PARAMS = ("NUM_OF_VFS", "SRIOV_EN", "LINK_TYPE_P1")
 Facts = dict[tuple[str, ...], str]

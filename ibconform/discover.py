@@ -10,7 +10,8 @@ from __future__ import annotations
 from ClusterShell.NodeSet import NodeSet
 
 from ibconform import policies as policies_mod
-from ibconform.cluster_facts import d, lst, name_of
+from ibconform.cluster_facts import name_of
+from ibconform.untrusted import d, lst
 
 NOT_SELECTED = "reported by the operator, selected by no SriovNetworkNodePolicy"
 

@@ -8,6 +8,8 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
+from ibconform.untrusted import d, lst
+
 _PF_NAME = re.compile(r"^(?P<iface>[^#]+)(?:#(?P<first>\d+)-(?P<last>\d+))?$")
 
 
@@ -23,14 +25,6 @@ class PolicyMatch:
     vf_range: tuple[int, int] | None   # from `pfNames: [ibp24s0#0-3]`, else None (all VFs)
 
 
-def _dict(value: object) -> dict:
-    return value if isinstance(value, dict) else {}
-
-
-def _list(value: object) -> list:
-    return value if isinstance(value, list) else []
-
-
 def parse_pf_name(entry: str) -> tuple[str, tuple[int, int] | None] | None:
     """``ibp24s0#0-3`` -> ("ibp24s0", (0, 3)); ``ibp24s0`` -> ("ibp24s0", None); garbage -> None."""
     m = _PF_NAME.match(entry.strip()) if isinstance(entry, str) else None
@@ -42,21 +36,21 @@ def parse_pf_name(entry: str) -> tuple[str, tuple[int, int] | None] | None:
 
 def selects_node(policy: dict, labels: dict) -> bool:
     """True when every label of the policy's nodeSelector is on the node."""
-    selector = _dict(_dict(policy.get("spec")).get("nodeSelector"))
+    selector = d(d(policy.get("spec")).get("nodeSelector"))
     return all(labels.get(k) == v for k, v in selector.items())
 
 
 def matches(policies: list[dict], node_labels: dict, iface: str, pci: str) -> list[PolicyMatch]:
     """Policies selecting ``iface``/``pci`` on a node with ``node_labels``, highest priority first."""
     found = []
-    for policy in _list(policies):
+    for policy in lst(policies):
         if not isinstance(policy, dict) or not selects_node(policy, node_labels):
             continue
-        spec = _dict(policy.get("spec"))
-        nic = _dict(spec.get("nicSelector"))
+        spec = d(policy.get("spec"))
+        nic = d(spec.get("nicSelector"))
         vf_range = None
-        hit = pci in _list(nic.get("rootDevices"))
-        for entry in _list(nic.get("pfNames")):
+        hit = pci in lst(nic.get("rootDevices"))
+        for entry in lst(nic.get("pfNames")):
             parsed = parse_pf_name(entry)
             if parsed and parsed[0] == iface:
                 hit, vf_range = True, parsed[1]
@@ -65,7 +59,7 @@ def matches(policies: list[dict], node_labels: dict, iface: str, pci: str) -> li
         num_vfs = spec.get("numVfs")
         priority = spec.get("priority")
         found.append(PolicyMatch(
-            name=str(_dict(policy.get("metadata")).get("name", "?")),
+            name=str(d(policy.get("metadata")).get("name", "?")),
             num_vfs=num_vfs if isinstance(num_vfs, int) and not isinstance(num_vfs, bool) else None,
             resource_name=spec.get("resourceName") if isinstance(spec.get("resourceName"), str) else None,
             priority=priority if isinstance(priority, int) else 99,

@@ -21,9 +21,10 @@ from kubernetes.client.rest import ApiException
 
 from ibconform import policies as policies_mod
 from ibconform.bundle import now
-from ibconform.cluster_facts import d, lst, name_of
+from ibconform.cluster_facts import name_of
 from ibconform.collect.cluster import LIST_ERRORS, PODS, Resource, describe_error
 from ibconform.inventory import Inventory, Node
+from ibconform.untrusted import d, lst
 
 MANAGED_BY = ("app.kubernetes.io/managed-by", "ibconform")
 ROLE = ("ibconform.io/role", "probe")

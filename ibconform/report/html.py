@@ -24,9 +24,10 @@ from pathlib import Path
 
 import pytest
 
-from ibconform.cluster_facts import Image, d, lst, pod_images
+from ibconform.cluster_facts import Image, pod_images
 from ibconform.report import remediation
 from ibconform.report.rootcause import BAD, LINKS, link_rank
+from ibconform.untrusted import d, lst
 
 LINK_LABELS = {
     "node": "node reached", "firmware": "firmware", "kernel": "kernel VFs", "ports": "IB ports",
