@@ -67,6 +67,23 @@ def collect(inventory_path: str | Path, bundle_dir: Path, read_only: bool,
     if bundle_dir.exists() and any(bundle_dir.iterdir()):
         raise UsageError(f"{bundle_dir}: exists and is not empty (a bundle is never overwritten)")
     writer = BundleWriter(bundle_dir, inventory, read_only=read_only)
+    stop = threading.Event()
+    pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="probes")
+    try:  # an interrupt in any phase marks the bundle, after the probes deleted their pods
+        _collect_into(writer, inventory, read_only, kubeconfig, context, pool, stop)
+    except BaseException:
+        stop.set()  # the probe run deletes its pods and returns within a few seconds
+        pool.shutdown(wait=True)
+        writer.finish(interrupted=True, complete=False)
+        raise
+    pool.shutdown()
+    writer.finish()
+    return bundle_dir
+
+
+def _collect_into(writer: BundleWriter, inventory: inventory_mod.Inventory, read_only: bool,
+                  kubeconfig: str | None, context: str | None, pool: ThreadPoolExecutor,
+                  stop: threading.Event) -> None:
     try:
         api = cluster.api_client(*cluster.kube_target(inventory, kubeconfig, context),
                                  timeout=inventory.model.kubernetes.timeout, read_only=read_only)
@@ -77,23 +94,12 @@ def collect(inventory_path: str | Path, bundle_dir: Path, read_only: bool,
     for plural, document in lists.items():
         writer.cluster(plural, document)
     writer.cluster("errors", errors)
-    stop = threading.Event()
-    pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="probes")
-    try:
-        probing = None
-        if api is not None and not read_only and "nodes" in lists:
-            probing = pool.submit(probes.ProbeRun(api, inventory, lists, stop=stop).run)
-        collect_nodes(inventory, writer, terminal_progress(len(inventory.nodes)))
-        if probing is not None:
-            writer.cluster("probes", _probe_result(probing))
-    except BaseException:
-        stop.set()  # the probe run deletes its pods and returns within a few seconds
-        pool.shutdown(wait=True)
-        writer.finish(interrupted=True, complete=False)
-        raise
-    pool.shutdown()
-    writer.finish()
-    return bundle_dir
+    probing = None
+    if api is not None and not read_only and "nodes" in lists:
+        probing = pool.submit(probes.ProbeRun(api, inventory, lists, stop=stop).run)
+    collect_nodes(inventory, writer, terminal_progress(len(inventory.nodes)))
+    if probing is not None:
+        writer.cluster("probes", _probe_result(probing))
 
 
 def _probe_result(probing: Future) -> dict:
