@@ -4,6 +4,7 @@ partial bundle and a report marked interrupted (the probing phase: test_api_cont
 from __future__ import annotations
 
 import json
+import os
 import signal
 import subprocess
 import sys
@@ -22,10 +23,14 @@ def _scenario(tmp_path: Path) -> Path:
     return path
 
 
-def _interrupt(args: list[str], sig: int, after: float) -> tuple[subprocess.CompletedProcess, float]:
+def _interrupt(args: list[str], sig: int, ready) -> tuple[subprocess.CompletedProcess, float]:
+    """Start the CLI, wait until ``ready(proc)`` says it is in the phase under test, then signal it."""
     proc = subprocess.Popen([sys.executable, "-m", "ibconform.cli", *args], stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True)
-    time.sleep(after)
+                            stderr=subprocess.PIPE, text=True, env=dict(os.environ, PYTHONUNBUFFERED="1"))
+    deadline = time.monotonic() + 60
+    while not ready(proc):
+        assert proc.poll() is None and time.monotonic() < deadline, "the run never reached the phase under test"
+        time.sleep(0.05)
     sent = time.monotonic()
     proc.send_signal(sig)
     stdout, stderr = proc.communicate(timeout=60)
@@ -36,8 +41,10 @@ def _interrupt(args: list[str], sig: int, after: float) -> tuple[subprocess.Comp
 def test_interrupt_while_collecting(tmp_path, sig):
     with Twin(_scenario(tmp_path), tmp_path / "twin") as twin:
         out = tmp_path / "out"
-        # every node's mstconfig takes 20 s: 3 s in, the run is collecting
-        proc, took = _interrupt(["run", "-i", str(twin.inventory_path), "--read-only", "--out", str(out)], sig, 3.0)
+        # every node's mstconfig takes 20 s: once the bundle is begun, plus a second, the run is collecting
+        begun = out / "bundle" / "manifest.json"
+        proc, took = _interrupt(["run", "-i", str(twin.inventory_path), "--read-only", "--out", str(out)], sig,
+                                lambda _: begun.exists() and time.sleep(1.0) is None)
     assert took < 10 and proc.returncode == 2, proc.stderr
     assert "Traceback" not in proc.stderr
     manifest = json.loads((out / "bundle" / "manifest.json").read_text())
@@ -49,7 +56,9 @@ def test_interrupt_while_collecting(tmp_path, sig):
 
 def test_interrupt_while_evaluating(faults_probed, tmp_path):
     out = tmp_path / "re"
-    proc, took = _interrupt(["evaluate", str(faults_probed.out / "bundle"), "--out", str(out)], signal.SIGINT, 2.0)
+    # the first progress character on stdout: pytest is running the checks
+    proc, took = _interrupt(["evaluate", str(faults_probed.out / "bundle"), "--out", str(out)], signal.SIGINT,
+                            lambda p: p.stdout.read(1) in (".", "F", "E", "s"))
     assert took < 10 and proc.returncode == 2, proc.stderr
     assert "Traceback" not in proc.stderr
     results = json.loads((out / "results.json").read_text())
