@@ -90,6 +90,7 @@ def _collect_into(writer: BundleWriter, inventory: inventory_mod.Inventory, read
     except UsageError as exc:
         api, lists, errors = None, {}, {"_config": f"no Kubernetes API access: {exc}"}
     else:
+        writer.manifest["kubernetes_api"] = api.ibconform_access
         lists, errors = cluster.collect_cluster(api, inventory)
     for plural, document in lists.items():
         writer.cluster(plural, document)
@@ -119,6 +120,7 @@ def run_metadata(bundle: Bundle) -> dict:
         "read_only": bundle.manifest.get("read_only"), "user": bundle.manifest.get("user"),
         "complete": bundle.manifest.get("complete", False), "interrupted": bundle.manifest.get("interrupted", False),
         "nodes": len(bundle.inventory.nodes),
+        "kubernetes_api": api if isinstance(api := bundle.manifest.get("kubernetes_api"), str) else None,
     }
 
 

@@ -16,6 +16,7 @@ from kubernetes import client, config
 from kubernetes.client.rest import ApiException
 from kubernetes.config.config_exception import ConfigException
 
+from ibconform.collect import incluster
 from ibconform.errors import IbconformError, UsageError
 from ibconform.inventory import Inventory
 
@@ -85,24 +86,35 @@ def kube_target(inventory: Inventory, kubeconfig: str | None, context: str | Non
 
 def api_client(kubeconfig: str | None = None, context: str | None = None, timeout: float = 30.0,
                read_only: bool = False) -> client.ApiClient:
-    """An ApiClient from ``kubeconfig``/``context``, else $KUBECONFIG or ~/.kube/config, else the in-cluster
-    account; with ``read_only`` it cannot send anything but GET."""
+    """An ApiClient from ``kubeconfig``/``context``, else $KUBECONFIG, else the pod's ServiceAccount when in a pod,
+    else ~/.kube/config; with ``read_only`` it cannot send anything but GET. ``ibconform_access`` says which
+    (the server and the credentials' source, never a secret)."""
     configuration = client.Configuration()
-    try:
-        if kubeconfig is None and "KUBERNETES_SERVICE_HOST" in os.environ and "KUBECONFIG" not in os.environ:
-            config.load_incluster_config(client_configuration=configuration)
-        else:
-            config.load_kube_config(config_file=os.path.expanduser(kubeconfig) if kubeconfig else None,
-                                    context=context, client_configuration=configuration)
-    except (ConfigException, OSError, TypeError, ValueError) as exc:
-        where = kubeconfig or os.environ.get("KUBECONFIG") or "~/.kube/config"
-        raise UsageError(f"kubeconfig {where}: {exc}") from None
+    if kubeconfig is None and "KUBECONFIG" not in os.environ and incluster.in_pod():
+        access = incluster.load(configuration)
+    else:
+        access = _load_kubeconfig(configuration, kubeconfig, context)
     configuration.retries = urllib3.Retry(total=1, read=0)  # a refused connection is tried again, a slow answer not
     api = client.ApiClient(configuration)
     api.ibconform_timeout = timeout
+    api.ibconform_access = access
     if read_only:
         api.rest_client = ReadOnlyRestClient(api.rest_client)
     return api
+
+
+def _load_kubeconfig(configuration: client.Configuration, kubeconfig: str | None, context: str | None) -> str:
+    where = kubeconfig or os.environ.get("KUBECONFIG") or "~/.kube/config"
+    try:
+        config.load_kube_config(config_file=os.path.expanduser(kubeconfig) if kubeconfig else None,
+                                context=context, client_configuration=configuration)
+    except (ConfigException, OSError, TypeError, ValueError) as exc:
+        pod = kubeconfig is None and "KUBECONFIG" not in os.environ and os.environ.get(incluster.HOST_ENV)
+        hint = (f" (in a pod, but no ServiceAccount token at {incluster.SERVICE_ACCOUNT_DIR / 'token'}: set "
+                "automountServiceAccountToken: true)") if pod else ""
+        raise UsageError(f"kubeconfig {where}: {exc}{hint}") from None
+    return (f"kubeconfig {where}" + (f", context {context}" if context else "")
+            + f", {incluster.without_userinfo(configuration.host)}")
 
 
 def timed_out(exc: Exception) -> bool:
