@@ -76,12 +76,15 @@ class Twin:
 
     Nodes die with the thread that ran ``up()`` (PR_SET_PDEATHSIG follows the thread that forked), so
     call it from a thread that lives as long as the twin: the main thread, a pytest fixture.
+    ``api_tls``: the API serves HTTPS (its CA in the kubeconfig and ``api.ca_pem``) instead of plain HTTP.
     """
 
-    def __init__(self, scenario: str | Path | Scenario, workdir: str | Path, *, start_timeout: float = 30.0):
+    def __init__(self, scenario: str | Path | Scenario, workdir: str | Path, *, start_timeout: float = 30.0,
+                 api_tls: bool = False):
         self.scenario: Scenario = scenario if isinstance(scenario, Scenario) else load_scenario(scenario)
         self.workdir = Path(workdir).absolute()
         self.start_timeout = start_timeout
+        self.api_tls = api_tls
         self.addresses: dict[str, str] = {}
         self.block: int | None = None
         self.startup_seconds: float | None = None
@@ -201,7 +204,7 @@ class Twin:
     def _start_api(self) -> None:
         """The cluster's API on the service address (any free port, a fresh token), then its kubeconfig."""
         self.workdir.mkdir(parents=True, exist_ok=True)
-        self.api = ApiTwin(host=self.service_address, token=secrets.token_urlsafe(32))
+        self.api = ApiTwin(host=self.service_address, token=secrets.token_urlsafe(32), tls=self.api_tls)
         self.cluster = ClusterEmulation(self.api, self.scenario, self.addresses).install()
         self.api.start()
         self.api.write_kubeconfig(self.kubeconfig_path, context=self.scenario.cluster)

@@ -20,11 +20,15 @@ ClusterRoles and bindings stored in the twin (``api_rbac``)::
         for doc in yaml.safe_load_all(Path("deploy/rbac/readonly.yaml").read_text()):
             api.put(doc)
         api.write_kubeconfig(tmp / "sa-kubeconfig", token="sa-token")     # 403 for what is not granted
+
+With ``tls=True`` it serves HTTPS, as a cluster's API does, with a certificate for its address signed by a CA
+made for it (``ca_pem``; the kubeconfig carries it); plain HTTP otherwise.
 """
 
 from __future__ import annotations
 
 import asyncio
+import base64
 import contextlib
 import copy
 import copy as _copy
@@ -32,6 +36,7 @@ import functools
 import ipaddress
 import os
 import re
+import ssl
 import threading
 import weakref
 from collections.abc import Callable, Iterable
@@ -43,6 +48,7 @@ import attrs
 import yaml
 from kmock import Server
 
+from ibconform.twin import tls as tls_certs
 from ibconform.twin.api_patch import merge_patch
 from ibconform.twin.api_rbac import UserInfo, service_account
 from ibconform.twin.api_rbac import user as token_user
@@ -104,13 +110,16 @@ def _require_loopback(host: str) -> None:
 @attrs.mutable
 class _LoopbackServer(Server):
     """kmock's Server without its DNS interceptor: that one patches aiohttp process-wide and must be
-    exited in LIFO order, which breaks twins started and stopped independently in one process."""
+    exited in LIFO order, which breaks twins started and stopped independently in one process. Serves HTTPS
+    with ``ssl_context``."""
+
+    ssl_context: ssl.SSLContext | None = attrs.field(default=None, kw_only=True)
 
     async def __aenter__(self) -> _LoopbackServer:
         if self._managed_server is not None:
             raise RuntimeError("The server can be started/entered only once.")
         self._managed_server = self._server_cls(self.handler, host=self._host, port=self._port)
-        await self._managed_server.__aenter__()
+        await self._managed_server.start_server(ssl=self.ssl_context)
         self.handler.servers.append(self)
         return self
 
@@ -129,13 +138,15 @@ class ApiTwin:
     ``token``: the admin's bearer token (allowed everything); when set, requests without it or another
     user's token (``add_user``) get 401; when None, requests without a user's token are the admin's.
     ``user``: the admin's name, named in injected 403s (and in the kubeconfig).
+    ``tls``: serve HTTPS with a certificate for ``host`` from a fresh CA (``ca_pem``), not plain HTTP.
     """
 
     def __init__(self, host: str = "127.0.0.1", port: int = 0, token: str | None = None, *,
                  crds: Iterable[str] | None = None, user: str = "twin-admin",
-                 namespaces: Iterable[str] = DEFAULT_NAMESPACES) -> None:
+                 namespaces: Iterable[str] = DEFAULT_NAMESPACES, tls: bool = False) -> None:
         _require_loopback(host)
         self.host, self.port, self.token, self.user = host, port, token, user
+        self.ssl_context, self.ca_pem = tls_certs.server_context(host) if tls else (None, None)
         self.store = Store()
         for rt in built_in_types():
             self.store.registry.add(rt)
@@ -165,7 +176,7 @@ class ApiTwin:
         if not self.port:
             raise RuntimeError("the twin API server has no port until started")
         host = f"[{self.host}]" if ":" in self.host else self.host
-        return f"http://{host}:{self.port}"
+        return f"{'https' if self.ssl_context else 'http'}://{host}:{self.port}"
 
     @classmethod
     def serving(cls, url: str) -> ApiTwin | None:
@@ -217,7 +228,8 @@ class ApiTwin:
 
     async def _serve(self, ready: threading.Event) -> None:
         self._stopping = asyncio.Event()
-        async with self.emulator, _LoopbackServer(self.emulator, host=self.host, port=self.port or None) as server:
+        async with self.emulator, _LoopbackServer(self.emulator, host=self.host, port=self.port or None,
+                                                   ssl_context=self.ssl_context) as server:
             self.port = server.port
             ready.set()
             await self._stopping.wait()
@@ -254,9 +266,12 @@ class ApiTwin:
         name = self.emulator.users[token].name if token is not None else self.user
         token = token if token is not None else self.token
         credentials: dict[str, Any] = {"token": token} if token is not None else {}
+        cluster: dict[str, Any] = {"server": self.url}
+        if self.ca_pem is not None:
+            cluster["certificate-authority-data"] = base64.b64encode(self.ca_pem).decode("ascii")
         config = {
             "apiVersion": "v1", "kind": "Config", "preferences": {},
-            "clusters": [{"name": context, "cluster": {"server": self.url}}],
+            "clusters": [{"name": context, "cluster": cluster}],
             "users": [{"name": name, "user": credentials}],
             "contexts": [{"name": context, "context": {"cluster": context, "user": name, "namespace": namespace}}],
             "current-context": context,
