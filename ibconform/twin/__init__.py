@@ -35,6 +35,7 @@ from ibconform.twin import block as blocks
 from ibconform.twin import nodes as node_procs
 from ibconform.twin import render
 from ibconform.twin.api import ApiTwin
+from ibconform.twin.api_exec import Kubelet
 from ibconform.twin.cluster import ClusterEmulation
 from ibconform.twin.errors import ScenarioError, TwinError
 from ibconform.twin.keys import write_keypair
@@ -205,9 +206,22 @@ class Twin:
         """The cluster's API on the service address (any free port, a fresh token), then its kubeconfig."""
         self.workdir.mkdir(parents=True, exist_ok=True)
         self.api = ApiTwin(host=self.service_address, token=secrets.token_urlsafe(32), tls=self.api_tls)
+        self.api.set_kubelets(self.kubelet)
         self.cluster = ClusterEmulation(self.api, self.scenario, self.addresses).install()
         self.api.start()
         self.api.write_kubeconfig(self.kubeconfig_path, context=self.scenario.cluster)
+
+    def kubelet(self, name: str) -> Kubelet | None:
+        """How the API's ``pods/exec`` reaches node ``name``: into its namespaces while it runs, else failing as
+        its address fails (refused, or hung); None for a node the twin does not have."""
+        address = self.addresses.get(name)
+        if address is None:
+            return None
+        proc = self._procs.get(name)
+        pid = node_procs.first_process(proc) if proc is not None else None
+        if pid is None:
+            return Kubelet(address, fault="hung" if self.scenario.nodes[name].ssh == "hung" else "refused")
+        return Kubelet(address, enter=node_procs.enter_command(pid))
 
     def _write_files(self) -> None:
         self.workdir.mkdir(parents=True, exist_ok=True)

@@ -49,6 +49,7 @@ import yaml
 from kmock import Server
 
 from ibconform.twin import tls as tls_certs
+from ibconform.twin.api_exec import Kubelet
 from ibconform.twin.api_patch import merge_patch
 from ibconform.twin.api_rbac import UserInfo, service_account
 from ibconform.twin.api_rbac import user as token_user
@@ -76,6 +77,9 @@ CRD_DIR = Path(__file__).with_name("crds")
 _SERVING: weakref.WeakSet = weakref.WeakSet()
 DEFAULT_NAMESPACES = ("default", "kube-system", "kube-public", "kube-node-lease")
 _YAML_LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+#: kube-apiserver reads up to 1 MiB of request line and headers (Go's DefaultMaxHeaderBytes): an exec carries its
+#: command in the URL (aiohttp's default stops at 8190 bytes).
+MAX_REQUEST_LINE = 1 << 20
 
 
 @functools.lru_cache(maxsize=1)
@@ -119,7 +123,7 @@ class _LoopbackServer(Server):
         if self._managed_server is not None:
             raise RuntimeError("The server can be started/entered only once.")
         self._managed_server = self._server_cls(self.handler, host=self._host, port=self._port)
-        await self._managed_server.start_server(ssl=self.ssl_context)
+        await self._managed_server.start_server(ssl=self.ssl_context, max_line_size=MAX_REQUEST_LINE)
         self.handler.servers.append(self)
         return self
 
@@ -251,6 +255,11 @@ class ApiTwin:
         who = user if isinstance(user, UserInfo) else token_user(user, groups)
         self.emulator.users[token] = who
         return who
+
+    def set_kubelets(self, lookup: Callable[[str], Kubelet | None]) -> None:
+        """How ``pods/exec`` reaches a node, by name (the twin's nodes: into their namespaces); a node it gives
+        None for, and every node without it, refuses like a kubelet that is not there."""
+        self.emulator.kubelets = lookup
 
     def remove_user(self, token: str) -> None:
         """Stop accepting ``token`` (its requests get 401, or are the admin's when no admin token is set)."""

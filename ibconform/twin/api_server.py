@@ -33,7 +33,7 @@ import attrs
 import yaml
 from kmock import KubernetesEmulator, KubernetesError, RawHandler, Request, action, resource
 
-from ibconform.twin import api_rbac
+from ibconform.twin import api_exec, api_rbac
 from ibconform.twin.api_patch import (
     APPLY_PATCH,
     JSON_PATCH,
@@ -79,7 +79,8 @@ SERVER_VERSION = {
 }
 WATCH_DEFAULT_TIMEOUT = 1800.0          # kube-apiserver --min-request-timeout
 KMOCK_REQUEST_LOG_LIMIT = 10_000
-SUBRESOURCE_VERBS = {"status": ("get", "patch", "update"), "binding": ("create",), "log": ("get",)}
+SUBRESOURCE_VERBS = {"status": ("get", "patch", "update"), "binding": ("create",), "log": ("get",),
+                     "exec": ("create", "get")}
 DNS_SUBDOMAIN = re.compile(r"[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*")
 FAULT_REASONS = {
     404: ("NotFound", "the server could not find the requested resource"),
@@ -173,6 +174,8 @@ def parse_api_path(path: str) -> ApiPath | None:
 def k8s_verb(method: str, path: ApiPath | None, query: Mapping[str, str]) -> str | None:
     if path is None or path.plural is None:
         return None
+    if path.subresource == "exec" and method in ("GET", "POST"):
+        return "create"             # kube-apiserver 1.35 authorizes a websocket exec (GET) as create, like a POST
     if method == "GET":
         if query.get("watch") in ("true", "1"):
             return "watch"
@@ -302,6 +305,7 @@ class TwinEmulator(KubernetesEmulator):
     pod_logs: dict[tuple[str, str, str | None], str] = attrs.field(factory=dict, init=False)
     watch_tasks: set[asyncio.Task[Any]] = attrs.field(factory=set, init=False)
     dropped_watches: int = attrs.field(default=0, init=False)   # cut off by a fault's drop_after
+    kubelets: Callable[[str], api_exec.Kubelet | None] | None = attrs.field(default=None, init=False)
 
     def __attrs_post_init__(self) -> None:
         super().__attrs_post_init__()
@@ -453,6 +457,8 @@ class TwinEmulator(KubernetesEmulator):
                 raise server_not_found()
             if verb not in SUBRESOURCE_VERBS[path.subresource]:
                 raise method_not_allowed()
+            if path.subresource == "exec":
+                return await self._exec(raw, rt, path)
         elif verb is None or verb not in rt.verbs or (raw.method == "POST" and path.name):
             raise method_not_allowed()
 
@@ -542,6 +548,25 @@ class TwinEmulator(KubernetesEmulator):
         if tail is not None:
             text = "".join(text.splitlines(keepends=True)[-tail:] if tail else [])
         return aiohttp.web.Response(text=text, content_type="text/plain")
+
+    async def _exec(self, raw: aiohttp.web.BaseRequest, rt: ResourceType, path: ApiPath) -> aiohttp.web.StreamResponse:
+        """``pods/<name>/exec``, run on the node the pod is bound to (``kubelets`` says how to reach it; a node it
+        does not know refuses, like a kubelet that is not there). Ends when the server stops, like a watch."""
+        assert path.name is not None
+        pod = self.store.get(rt, path.namespace, path.name)
+        if pod is None:
+            raise not_found(rt, path.name)
+        request = api_exec.exec_request(pod, raw.query)
+        kubelet = (self.kubelets(request.node) if self.kubelets is not None else None) or api_exec.Kubelet(
+            request.node, fault="refused")
+        task = asyncio.current_task()
+        if task is not None:
+            self.watch_tasks.add(task)
+        try:
+            return await api_exec.serve(raw, request, kubelet)
+        finally:
+            if task is not None:
+                self.watch_tasks.discard(task)
 
     # -- writes
 

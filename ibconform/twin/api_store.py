@@ -29,7 +29,7 @@ import attrs
 from kmock import KubernetesError, ObjectsArray, ResourcesArray, resource
 
 ALL_VERBS = ("create", "delete", "deletecollection", "get", "list", "patch", "update", "watch")
-SERVED_SUBRESOURCES = frozenset({"status", "binding", "log"})
+SERVED_SUBRESOURCES = frozenset({"status", "binding", "log", "exec"})
 # Groups in kmock's bundled K3s discovery data that a plain cluster serves from CRDs or add-ons, not built in.
 NOT_BUILT_IN = frozenset({"metrics.k8s.io", "gateway.networking.k8s.io"})
 CRD_GROUP, CRD_PLURAL = "apiextensions.k8s.io", "customresourcedefinitions"

@@ -206,6 +206,22 @@ def start(name: str, folder: Path, hardware: Path, empty: Path) -> subprocess.Po
             env={"PATH": "/usr/sbin:/usr/bin:/sbin:/bin", "LANG": "C.UTF-8"})
 
 
+def first_process(proc: subprocess.Popen) -> int | None:
+    """The first process of a started node's PID namespace (its sshd), as this machine numbers it; None once
+    the node is gone."""
+    if proc.poll() is not None:
+        return None
+    children = _children(proc.pid)
+    return children[0] if children else None
+
+
+def enter_command(pid: int) -> tuple[str, ...]:
+    """The argv prefix that runs a command inside the node whose first process is ``pid``: in its mount, UTS
+    and PID namespaces, so it sees the node's hostname, sysfs and mstconfig."""
+    nsenter = shutil.which("nsenter") or "/usr/bin/nsenter"
+    return (nsenter, "--target", str(pid), "--mount", "--uts", "--pid", "--")
+
+
 def hold_silent(address: str) -> socket.socket:
     """A listening socket nobody accepts from: TCP connects, no SSH banner ever comes."""
     s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
