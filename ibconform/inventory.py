@@ -137,7 +137,8 @@ class NodeGroup(_Model):
     names: validation.NodeSetText
     profile: str
     transport: str | None = Field(
-        None, description="'ssh' (default) or a pytest-testinfra hostspec with {node}, e.g. 'local://'")
+        None, description="'ssh' (default), 'config-daemon' (exec in the node's sriov-network-config-daemon pod) or "
+        "a pytest-testinfra hostspec with {node}, e.g. 'local://'")
     expect: ExpectOverride | None = None
 
 

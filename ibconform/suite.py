@@ -98,7 +98,7 @@ def _collect_into(writer: BundleWriter, inventory: inventory_mod.Inventory, read
     probing = None
     if api is not None and not read_only and "nodes" in lists:
         probing = pool.submit(probes.ProbeRun(api, inventory, lists, stop=stop).run)
-    collect_nodes(inventory, writer, terminal_progress(len(inventory.nodes)))
+    collect_nodes(inventory, writer, terminal_progress(len(inventory.nodes)), kubeconfig, context)
     if probing is not None:
         writer.cluster("probes", _probe_result(probing))
 

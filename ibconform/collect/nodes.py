@@ -41,9 +41,10 @@ class LiveTransports:
                 transport.close()
 
 
-def collect_node(node: Node, inventory: Inventory,
-                 live: LiveTransports | None = None) -> tuple[NodeStatus, nodescript.NodeOutput | None]:
-    """Run the node script on ``node``; never raises for a node-side problem."""
+def collect_node(node: Node, inventory: Inventory, live: LiveTransports | None = None,
+                 session: transports.Session | None = None) -> tuple[NodeStatus, nodescript.NodeOutput | None]:
+    """Run the node script on ``node`` (through ``session``'s transports: the run's; by default its own);
+    never raises for a node-side problem."""
     settings = inventory.model
     boundary = nodescript.new_boundary()
     script = nodescript.build(node, boundary, settings.collect.mstconfig_timeout)
@@ -52,7 +53,7 @@ def collect_node(node: Node, inventory: Inventory,
     output = None
     notes: list[str] = []
     try:
-        transport = transports.for_node(node, inventory)
+        transport = (session or transports.Session(inventory)).for_node(node)
         if live is not None:
             live.add(transport)
         try:
@@ -77,9 +78,11 @@ def collect_node(node: Node, inventory: Inventory,
 
 
 def collect_nodes(
-    inventory: Inventory, writer: BundleWriter, progress: Progress | None = None
+    inventory: Inventory, writer: BundleWriter, progress: Progress | None = None,
+    kubeconfig: str | None = None, context: str | None = None,
 ) -> dict[str, NodeStatus]:
     """Collect all inventory nodes with at most ``collect.parallel`` at once; write each to the bundle.
+    ``kubeconfig``/``context``: the API target of the run, for the config-daemon transport.
 
     On an interrupt (KeyboardInterrupt, also from SIGTERM) every open SSH channel is closed, queued
     nodes are dropped, and the interrupt propagates: the bundle keeps the nodes finished so far.
@@ -87,9 +90,10 @@ def collect_nodes(
     statuses: dict[str, NodeStatus] = {}
     width = max(1, min(inventory.model.collect.parallel, len(inventory.nodes)))
     live = LiveTransports()
+    session = transports.Session(inventory, kubeconfig, context)
     pool = ThreadPoolExecutor(max_workers=width, thread_name_prefix="collect")
     try:
-        futures = {pool.submit(collect_node, node, inventory, live): node for node in inventory.nodes}
+        futures = {pool.submit(collect_node, node, inventory, live, session): node for node in inventory.nodes}
         for future in as_completed(futures):
             node = futures[future]
             status, output = future.result()
