@@ -18,7 +18,7 @@ import json
 from collections import Counter, defaultdict
 from collections.abc import Iterable
 from dataclasses import dataclass, field
-from functools import cache
+from functools import cache, lru_cache
 from importlib.resources import files
 from pathlib import Path
 
@@ -471,24 +471,82 @@ def render_acceptance(document: dict, versions: VersionsSeen | None = None, resu
     ])
 
 
+# ---------------------------------------------------------------------------------------------
+# pytest-html's table of every check
+#
+# pytest-html keeps each row as HTML strings in one JSON document, which its page carries escaped in an
+# HTML attribute: a byte of row markup costs up to six in the file (``"`` -> ``\&#34;``, ``<`` -> ``&lt;``).
+# With ~24,000 rows at 256 nodes, a row carries what an auditor needs to find a check and read its
+# verdict, and no more: a passing check is two cells (outcome, id) and no log; a check that did not pass
+# adds its finding, the remediation and its evidence. Row markup has no quoted attributes and text keeps
+# its quotes (an escaped quote costs ten bytes in the blob). The evidence of every check stays in
+# results.json and in the bundle.
+
 PREVIEW = 110  # characters of the first evidence line shown on the folded <details>
+PASSED_CELL = "<td class=col-result>Passed</td>"
+HEADER = ['<th class="sortable" data-column-type="result">Result</th>',
+          '<th class="sortable" data-column-type="testId">Test</th>', "<th>Finding</th>"]
+CHECKS_HINT = (
+    '<h2 class="ibc-checks-title" id="checks">Every check</h2>'
+    '<p class="ibc-hint">One row per check of every node: find a node or a check with the browser\'s search '
+    "(Ctrl+F), filter by outcome with the boxes, sort by a column's title. A check that did not pass shows its "
+    "finding, what to do and its evidence (click the row to fold it); a passing check shows its verdict only. "
+    "The evidence of every check, passing or not, is in this run's results.json and in the evidence bundle "
+    "(Run, above).</p>")
+
+
+def text(value: object) -> str:
+    """``value`` as inert HTML text content, for element content only (never an attribute value: quotes are
+    kept as they are, an escaped one costs ten bytes in pytest-html's data blob).
+
+    pytest-html's script wraps each log line starting with ``E`` in a span (a per-line regex, where CR,
+    U+2028 and U+2029 also end a line): a line break before ``E`` and those three are written as
+    character references, so that regex never splits our markup.
+    """
+    s = "" if value is None else str(value)
+    s = s.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+    if "\n" in s:
+        s = s.replace("\nE", "&#10;E")
+    if "\r" in s:
+        s = s.replace("\r", "&#13;")
+    if "\u2028" in s or "\u2029" in s:
+        s = s.replace("\u2028", "&#8232;").replace("\u2029", "&#8233;")
+    return s
+
+
+@cache
+def _fix(action: str, reference: str) -> str:
+    """A row's remediation (the same few texts on thousands of rows: made once each)."""
+    return (f"<p class=fix><b>What to do:</b> {text(action)}"
+            f"<span class=ref><b>Reference:</b> {text(reference)}</span></p>")
+
+
+@lru_cache(maxsize=4096)
+def _row_fix(check: str, message: str) -> str:
+    """The catalogue's remediation for a failed check as row markup ('' when none matches)."""
+    found = remediation.lookup(check, message)
+    return "" if found is None else _fix(found.action, found.reference)
+
+
+def _extra(evidence: list[str], fix: str) -> str:
+    if not evidence and not fix:
+        return ""
+    parts = ["<div class=ibc-extra>", fix]
+    if evidence:
+        lines = evidence[0].strip().splitlines()
+        first = lines[0] if lines else ""
+        preview = first if len(first) <= PREVIEW else first[:PREVIEW - 1] + "…"
+        items = "".join(f"<pre>{text(e)}</pre>" for e in evidence)
+        parts.append(f"<details class=ibc-evidence><summary>Evidence ({len(evidence)})<span class=pv>{text(preview)}"
+                     f"</span></summary>{items}</details>")
+    parts.append("</div>")
+    return "".join(parts)
 
 
 def render_evidence(evidence: list[str], remedy: dict | None = None) -> str:
     """A result row's extra: the remediation (when failed) and the raw evidence folded in <details>."""
-    if not evidence and not remedy:
-        return ""
-    parts = ['<div class="ibc-extra">']
-    if remedy:
-        parts.append(_remedy_html(remedy))
-    if evidence:
-        items = "".join(f"<pre>{esc(e)}</pre>" for e in evidence)
-        first = evidence[0].strip().splitlines()[0] if evidence[0].strip() else ""
-        preview = first if len(first) <= PREVIEW else first[:PREVIEW - 1] + "…"
-        parts.append(f'<details class="ibc-evidence"><summary>Evidence ({len(evidence)})'
-                     f'<span class="pv">{esc(preview)}</span></summary>{items}</details>')
-    parts.append("</div>")
-    return "".join(parts)
+    fix = _fix(str(remedy.get("action")), str(remedy.get("reference"))) if remedy else ""
+    return _extra(evidence, fix)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -506,6 +564,11 @@ def _props(report: object) -> dict:
     return props
 
 
+def _passed(report) -> bool:
+    """A passed phase (not an unexpected pass): its row needs none of the report's properties."""
+    return report.passed and not hasattr(report, "wasxfail")
+
+
 class AcceptanceReport:
     """Pytest plugin driving pytest-html's hooks; registered on the controller beside ResultsRecorder."""
 
@@ -513,6 +576,7 @@ class AcceptanceReport:
         self.results_path = Path(results_path)
         self.bundle_root = bundle_root
         self.cluster = cluster
+        self._row: tuple[object, dict] | None = None  # the report whose row was just built, and its properties
 
     @pytest.hookimpl(optionalhook=True)
     def pytest_html_report_title(self, report) -> None:
@@ -531,43 +595,55 @@ class AcceptanceReport:
             return
         sha = hashlib.sha256(raw).hexdigest()
         prefix.append(render_acceptance(document, versions_seen(self.bundle_root), sha))
-        summary.append('<h2 class="ibc-checks-title" id="checks">Every check, with its evidence</h2>'
-                       '<p class="ibc-hint">Click a row to show its evidence; filter by outcome with the boxes.</p>')
+        summary.append(CHECKS_HINT)
 
     @pytest.hookimpl(optionalhook=True)
     def pytest_html_results_table_header(self, cells: list) -> None:
-        cells[:] = [c for c in cells if "Links" not in c]
-        cells[2:2] = ['<th class="sortable" data-column-type="node">Node</th>',
-                      '<th class="sortable" data-column-type="link">Link</th>',
-                      "<th>Finding</th>"]
+        # no Duration (a check of the bundle takes microseconds) and no Links (no extras): Result, Test, Finding
+        cells[:] = HEADER
+
+    @pytest.hookimpl(optionalhook=True)
+    def pytest_html_duration_format(self, duration: float) -> str:
+        return ""  # no Duration column: spare pytest-html formatting three durations per check nobody sees
 
     @pytest.hookimpl(optionalhook=True)
     def pytest_html_results_table_row(self, report, cells: list) -> None:
+        when = report.when
+        if _passed(report):
+            if when == "call":
+                cells[:] = [PASSED_CELL, f"<td class=col-testId>{text(report.nodeid.rpartition('::')[2])}</td>"]
+            elif not report.sections:  # (a teardown's captured output goes to the call's row)
+                cells.clear()  # pytest-html does not show a passed setup/teardown: spare it the row's work
+            return
         props = _props(report)
-        when = getattr(report, "when", "call")
-        test_id = report.nodeid if when == "call" else f"{report.nodeid}::{when}"
-        cells[:] = [c for c in cells if 'class="col-links"' not in c]
-        short = test_id.rpartition("::")[2] if when == "call" else test_id.split("::", 1)[-1]
-        cells[1] = f'<td class="col-testId" title="{esc(test_id)}">{esc(short)}</td>'
-        node = props.get("node") or (CLUSTER_ROW if props.get("check") else "")
-        cells[2:2] = [f'<td class="col-node">{esc(node)}</td>',
-                      f'<td class="col-link">{esc(link_label(props.get("link")) if props.get("check") else "")}</td>',
-                      f'<td class="col-finding">{esc(props.get("message") or "")}</td>']
+        self._row = (report, props)
+        if when == "call":
+            short = report.nodeid.rpartition("::")[2]
+        elif when == "collect":
+            short = report.nodeid
+        else:
+            short = f"{report.nodeid.split('::', 1)[-1]}::{when}"
+        message = props.get("message")
+        if message is None and report.skipped and isinstance(report.longrepr, tuple):
+            message = props["message"] = str(report.longrepr[2]).removeprefix("Skipped: ")
+        cells[:] = [cells[0].replace('class="col-result"', "class=col-result", 1),
+                    f"<td class=col-testId>{text(short)}</td>", f"<td class=col-finding>{text(message)}</td>"]
 
     @pytest.hookimpl(optionalhook=True)
     def pytest_html_results_table_html(self, report, data: list) -> None:
-        props = _props(report)
+        if _passed(report):
+            if not report.sections:
+                data.clear()  # no "No log output captured." on every passing row
+            return
+        row, self._row = self._row, None
+        props = row[1] if row is not None and row[0] is report else _props(report)
         if not props.get("check"):
             return
-        remedy = None
-        if report.failed:
-            found = remediation.lookup(props["check"], props.get("message") or "")
-            remedy = None if found is None else {"action": found.action, "reference": found.reference}
-        extra = render_evidence(props["evidence"], remedy)
-        if not extra:
-            return
+        fix = _row_fix(props["check"], props.get("message") or "") if report.failed else ""
+        extra = _extra(props["evidence"], fix)
         logs = [html.unescape(line).strip() for line in data]
-        if logs == ["No log output captured."] or logs == [(props.get("message") or "").strip()]:
-            data[:] = [extra]  # nothing the Finding column does not already say
-        else:
+        if ((report.skipped and not report.sections) or logs == ["No log output captured."]
+                or logs == [(props.get("message") or "").strip()]):
+            data[:] = [extra] if extra else []  # nothing the Finding column does not already say
+        elif extra:
             data.insert(0, extra)

@@ -12,6 +12,7 @@ report (copy it from the test's temporary folder after a run to refresh it).
 
 from __future__ import annotations
 
+import html
 import json
 import re
 import shutil
@@ -83,9 +84,11 @@ def page_requests(netlog: Path) -> list[str]:
     return urls
 
 
-def load(tmp: Path, path: Path) -> Page:
+def load(tmp: Path, path: Path, query: str = "") -> Page:
+    """``path`` after its scripts ran; ``query`` is the page's URL query (pytest-html keeps its filter and
+    sort there: ``?visible=failed``, ``?sort=testId``)."""
     start = time.monotonic()
-    proc, requests = chromium(tmp, path.as_uri(), f"--window-size={WINDOW[0]},{WINDOW[1]}", "--dump-dom")
+    proc, requests = chromium(tmp, path.as_uri() + query, f"--window-size={WINDOW[0]},{WINDOW[1]}", "--dump-dom")
     seconds = time.monotonic() - start
     console = [line for line in proc.stderr.splitlines() if re.search(r":CONSOLE[(:]", line)]
     return Page(proc.stdout, console, requests, seconds)
@@ -206,11 +209,53 @@ def test_demo_report_shows_matrix_root_cause_and_signoff(demo: Path, demo_page: 
     for expected in ("Sign-off", "Accepted by (name, role)", "Date", "Signature", "NOT ACCEPTED"):
         assert expected in signoff, expected
 
-    # pytest-html's table, built by its script, one row per check, evidence folded under each
+    # pytest-html's table, built by its script, one row per check; evidence under each that did not pass
     bodies = re.findall(r'<tbody class="results-table-row (\w+)"', demo_page.dom)
     assert len(bodies) == len(results["results"])
-    assert demo_page.dom.count('<details class="ibc-evidence">') >= results["run"]["counts"]["failed"]
+    not_passed = sum(1 for r in results["results"] if r["outcome"] != "passed" and r["evidence"])
+    assert demo_page.dom.count('<details class="ibc-evidence">') == not_passed
     assert "mstconfig -d 0000:18:00.0 -e q NUM_OF_VFS SRIOV_EN LINK_TYPE_P1 (exit 0):" in demo_page.dom
+
+
+def table_rows(dom: str) -> list[tuple[str, str, str]]:
+    """(outcome class, id, the row's HTML) of each row of pytest-html's table, in page order."""
+    return re.findall(r'<tbody class="results-table-row (\w+)" id="([^"]*)">(.*?)</tbody>', dom, flags=re.S)
+
+
+def test_demo_report_table_shows_failures_with_evidence_and_every_passing_check(demo: Path, demo_page: Page):
+    results = json.loads((demo / "results.json").read_text())
+    rows = {test_id: (outcome, body) for outcome, test_id, body in table_rows(demo_page.dom)}
+    assert set(rows) == {r["id"] for r in results["results"]}  # every check is in the table, by its id
+    failed = next(r for r in results["results"] if r["outcome"] == "failed" and r["node"] == "dgx031"
+                  and r["check"] == "firmware_vfs_committed")
+    outcome, body = rows[failed["id"]]
+    assert outcome == "failed"
+    assert '<tr class="extras-row">' in body  # unfolded: its evidence shows
+    assert f'<td class="col-finding">{html.escape(failed["message"], quote=False)}</td>' in body
+    assert "What to do:" in body and '<details class="ibc-evidence">' in body
+    assert html.escape(failed["evidence"][0].splitlines()[0], quote=False) in body
+    passed = next(r for r in results["results"] if r["outcome"] == "passed" and r["node"] == "dgx030")
+    outcome, body = rows[passed["id"]]
+    assert outcome == "passed"
+    assert f'<td class="col-testId">{html.escape(passed["id"], quote=False)}</td>' in body  # found by its id
+    assert "ibc-evidence" not in body and "No log output captured" not in body  # its verdict only
+    assert "No log output captured" not in demo_page.dom
+
+
+def test_demo_report_table_filters_and_sorts(demo: Path, demo_page: Page, tmp_path: Path):
+    results = json.loads((demo / "results.json").read_text())
+    first = [test_id for _, test_id, _ in table_rows(demo_page.dom)]
+    assert first != sorted(first)  # unsorted by id: failures first
+    failing = load(tmp_path, demo / "report.html", "?visible=failed,error")
+    assert failing.console == [], failing.console
+    expected = sorted(r["id"] for r in results["results"] if r["outcome"] in ("failed", "error"))
+    assert expected and sorted(test_id for _, test_id, _ in table_rows(failing.dom)) == expected
+    assert {outcome for outcome, _, _ in table_rows(failing.dom)} <= {"failed", "error"}
+
+    by_id = load(tmp_path, demo / "report.html", "?sort=testId")
+    assert by_id.console == [], by_id.console
+    ids = [test_id for _, test_id, _ in table_rows(by_id.dom)]
+    assert len(ids) == len(results["results"]) and ids == sorted(ids)
 
 
 def dom_verdict(results: dict, node: str) -> str:
