@@ -18,12 +18,15 @@ import os
 import signal
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 import aiohttp.web
 from multidict import MultiMapping
 
 from ibconform.twin.api_store import ApiError, bad_request
+
+if TYPE_CHECKING:
+    from ibconform.twin.api_server import RequestRecord
 
 V5, V4 = "v5.channel.k8s.io", "v4.channel.k8s.io"
 STDIN, STDOUT, STDERR, ERROR, CLOSE = 0, 1, 2, 3, 255
@@ -117,9 +120,11 @@ def dial_error(kubelet: Kubelet) -> str:
     return f"error dialing backend: dial tcp {kubelet.address}:{KUBELET_PORT}: connect: connection refused"
 
 
-async def serve(raw: aiohttp.web.BaseRequest, request: ExecRequest, kubelet: Kubelet) -> aiohttp.web.StreamResponse:
+async def serve(
+    raw: aiohttp.web.BaseRequest, request: ExecRequest, kubelet: Kubelet, record: RequestRecord
+) -> aiohttp.web.StreamResponse:
     """Upgrade to a websocket and run the command on the node, streaming its output; a node that cannot be
-    reached fails before (v4) or after (v5) the upgrade."""
+    reached fails before (v4) or after (v5) the upgrade. ``record`` shows the upgrade (101) once it is sent."""
     ws = aiohttp.web.WebSocketResponse(protocols=(V5, V4), timeout=2.0)
     ready = ws.can_prepare(raw)
     if not ready.ok:
@@ -131,6 +136,7 @@ async def serve(raw: aiohttp.web.BaseRequest, request: ExecRequest, kubelet: Kub
     if ready.protocol == V4 and kubelet.fault == "hung":
         await asyncio.Event().wait()  # no answer, ever: ends when the client (or the server) goes
     await ws.prepare(raw)
+    record.status = ws.status
     if kubelet.fault == "refused":
         await _send(ws, ERROR, json.dumps(internal_error(dial_error(kubelet))).encode())
     elif kubelet.fault == "hung":

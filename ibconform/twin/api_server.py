@@ -458,7 +458,7 @@ class TwinEmulator(KubernetesEmulator):
             if verb not in SUBRESOURCE_VERBS[path.subresource]:
                 raise method_not_allowed()
             if path.subresource == "exec":
-                return await self._exec(raw, rt, path)
+                return await self._exec(raw, rt, path, record)
         elif verb is None or verb not in rt.verbs or (raw.method == "POST" and path.name):
             raise method_not_allowed()
 
@@ -549,7 +549,8 @@ class TwinEmulator(KubernetesEmulator):
             text = "".join(text.splitlines(keepends=True)[-tail:] if tail else [])
         return aiohttp.web.Response(text=text, content_type="text/plain")
 
-    async def _exec(self, raw: aiohttp.web.BaseRequest, rt: ResourceType, path: ApiPath) -> aiohttp.web.StreamResponse:
+    async def _exec(self, raw: aiohttp.web.BaseRequest, rt: ResourceType, path: ApiPath,
+                    record: RequestRecord) -> aiohttp.web.StreamResponse:
         """``pods/<name>/exec``, run on the node the pod is bound to (``kubelets`` says how to reach it; a node it
         does not know refuses, like a kubelet that is not there). Ends when the server stops, like a watch."""
         assert path.name is not None
@@ -563,7 +564,7 @@ class TwinEmulator(KubernetesEmulator):
         if task is not None:
             self.watch_tasks.add(task)
         try:
-            return await api_exec.serve(raw, request, kubelet)
+            return await api_exec.serve(raw, request, kubelet, record)
         finally:
             if task is not None:
                 self.watch_tasks.discard(task)
