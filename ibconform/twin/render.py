@@ -243,7 +243,8 @@ def _arg(path: str) -> str:
 
 
 def sshd_config(address: str, host_key: str, authorized_keys: str) -> str:
-    """One node's sshd_config: key-only root login on its own address, quiet, no PAM."""
+    """One node's sshd_config: key-only root login on its own address, no PAM; its log (LogLevel VERBOSE) has a
+    line for each connection, login and session, so a test can count them."""
     return "\n".join([
         f"ListenAddress {address}:22",
         f"HostKey {_arg(host_key)}",
@@ -255,7 +256,7 @@ def sshd_config(address: str, host_key: str, authorized_keys: str) -> str:
         "UsePAM no",
         "StrictModes no",
         "PidFile none",
-        "LogLevel ERROR",
+        "LogLevel VERBOSE",
         "UseDNS no",
         "PrintMotd no",
         "PrintLastLog no",
