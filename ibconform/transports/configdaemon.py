@@ -23,7 +23,7 @@ from kubernetes import client
 from kubernetes.client.rest import ApiException
 from kubernetes.stream import stream
 from kubernetes.stream.ws_client import ERROR_CHANNEL, STDERR_CHANNEL, STDOUT_CHANNEL, WSClient
-from websocket import WebSocketBadStatusException, WebSocketException
+from websocket import WebSocketBadStatusException, WebSocketException, WebSocketTimeoutException
 
 from ibconform.collect import cluster
 from ibconform.errors import TransportError, UsageError
@@ -155,7 +155,7 @@ def _list_pods(api: client.ApiClient, namespace: str, timeout: float) -> list[di
 
 
 class ConfigDaemonTransport:
-    """Runs the node script as ``sh -c SCRIPT`` in the node's config-daemon pod, one exec per run."""
+    """Runs the node script as ``sh -c SCRIPT`` in the node's config-daemon pod: one exec."""
 
     name = SCHEME
 
@@ -175,12 +175,15 @@ class ConfigDaemonTransport:
         self.notes.append(f"exec in pod {self.pods.namespace}/{pod}, container {CONTAINER}")
         ws = self._open(pod, script, where, timeout, deadline)
         try:
+            ws.sock.settimeout(max(deadline - time.monotonic(), 0.01))  # no read (of a frame begun) outlives it
             while ws.is_open():
                 remaining = deadline - time.monotonic()
                 if remaining <= 0:
                     raise TransportError(f"node script did not finish within {timeout:g} s (command timeout)")
                 try:
-                    ws.update(timeout=min(remaining, 1.0))
+                    ws.update(timeout=remaining)
+                except (WebSocketTimeoutException, TimeoutError):
+                    continue
                 except (WebSocketException, OSError):
                     break
             if self._closed:
@@ -197,6 +200,8 @@ class ConfigDaemonTransport:
         no deadline of its own, so it runs in a helper thread; a websocket that opens too late is closed there."""
         limit = min(self.pods.timeout, deadline - time.monotonic())
         failed: list[Exception] = []
+        if self._closed:
+            raise TransportError(f"{where} closed by an interrupt before the node script ran")
 
         def handshake() -> None:
             api = client.ApiClient(self.pods.configuration)  # its own: stream() swaps the client's call_api meanwhile
