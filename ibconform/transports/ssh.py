@@ -3,11 +3,15 @@
 Host keys are checked against the inventory's known_hosts; an unknown key is refused unless
 ``ssh.acceptUnknownHostKeys`` is set, and a changed key is always refused. An ssh_config file
 (``ssh.config``) supplies HostName, Port, User and IdentityFile per host, as on real sites.
+Both files are parsed once per run, not once per node: paramiko's own loading is quadratic in the number
+of hosts listed (each known_hosts line is checked against all before it), so per-node loading made a
+256-node collection spend seconds of CPU re-reading them.
 """
 
 from __future__ import annotations
 
 import contextlib
+import functools
 import logging
 import os
 import select
@@ -37,6 +41,24 @@ class Target:
     identity_files: tuple[str, ...]
 
 
+@functools.lru_cache(maxsize=8)
+def _parsed(kind: type, path: str, mtime_ns: int) -> paramiko.SSHConfig | paramiko.HostKeys:
+    """``path`` parsed as ``kind`` (SSHConfig or HostKeys), once per version of the file."""
+    return paramiko.SSHConfig.from_path(path) if kind is paramiko.SSHConfig else paramiko.HostKeys(path)
+
+
+def parsed_file(kind: type, path: Path) -> paramiko.SSHConfig | paramiko.HostKeys:
+    """An ssh_config (``paramiko.SSHConfig``) or known_hosts (``paramiko.HostKeys``) file, parsed once."""
+    return _parsed(kind, str(path), path.stat().st_mtime_ns)
+
+
+def add_known_keys(client: paramiko.SSHClient, known: paramiko.HostKeys, hostname: str, port: int) -> None:
+    """Give ``client`` the known keys of the host it will connect to (the name paramiko checks)."""
+    name = hostname if port == 22 else f"[{hostname}]:{port}"
+    for key_type, key in (known.lookup(name) or {}).items():
+        client.get_host_keys().add(name, key_type, key)
+
+
 def resolve_target(node: str, inventory: Inventory) -> Target:
     """Merge the ssh_config entry for ``node`` with the inventory (inventory keys win)."""
     ssh = inventory.model.ssh
@@ -44,7 +66,7 @@ def resolve_target(node: str, inventory: Inventory) -> Target:
     if ssh.config:
         path = _expand(ssh.config, inventory)
         try:
-            entry = paramiko.SSHConfig.from_path(str(path)).lookup(node)
+            entry = parsed_file(paramiko.SSHConfig, path).lookup(node)
         except OSError as exc:
             raise TransportError(f"cannot read ssh config {path}: {exc.strerror or exc}") from None
     identities = [ssh.identity_file] if ssh.identity_file else entry.get("identityfile", [])
@@ -95,13 +117,18 @@ class SshTransport:
 
     def _connect(self) -> paramiko.SSHClient:
         client = paramiko.SSHClient()
-        if self.known_hosts.exists():
-            client.load_host_keys(str(self.known_hosts))
-        elif not self.settings.accept_unknown_host_keys:
-            raise TransportError(f"known_hosts file {self.known_hosts} does not exist: host keys cannot be verified")
+        t = self.target
+        try:
+            add_known_keys(client, parsed_file(paramiko.HostKeys, self.known_hosts), t.hostname, t.port)
+        except OSError as exc:
+            if not self.settings.accept_unknown_host_keys:
+                raise TransportError(f"known_hosts file {self.known_hosts} cannot be read ({exc.strerror or exc}): "
+                                     "host keys cannot be verified") from None
+        except paramiko.hostkeys.InvalidHostKey as exc:
+            raise TransportError(f"known_hosts file {self.known_hosts} has an unreadable key line ({exc.line[:80]!r}): "
+                                 "fix or remove it") from None
         policy = _AcceptUnknown() if self.settings.accept_unknown_host_keys else _RefuseUnknown()
         client.set_missing_host_key_policy(policy)
-        t = self.target
         timeout = self.settings.connect_timeout
         try:
             client.connect(
