@@ -45,6 +45,7 @@ import statistics
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
@@ -62,13 +63,14 @@ from ClusterShell.NodeSet import NodeSet  # noqa: E402
 
 from ibconform import inventory as inventory_mod  # noqa: E402
 from ibconform.collect import nodescript  # noqa: E402
-from ibconform.transports.ssh import resolve_target  # noqa: E402
+from ibconform.transports.ssh import add_known_keys, resolve_target  # noqa: E402
 from ibconform.twin import Twin  # noqa: E402
 from ibconform.twin.hardware import PROFILES  # noqa: E402
 
 NAIVE = REPO / "benchmarks" / "naive"
 BENCH_PROFILE = "dgx-b200-bench"
 MB = 1e6
+PAGE = os.sysconf("SC_PAGE_SIZE")
 
 
 # ---------------------------------------------------------------------------------------------- the twin
@@ -206,9 +208,44 @@ class Finished:
     ended: float
 
 
+def _tree(pid: int) -> list[int]:
+    """``pid`` and its descendants, from /proc/<pid>/task/*/children."""
+    found, todo = [], [pid]
+    while todo:
+        current = todo.pop()
+        found.append(current)
+        for children in Path(f"/proc/{current}/task").glob("*/children"):
+            with contextlib.suppress(OSError):
+                todo += [int(c) for c in children.read_text().split()]
+    return found
+
+
+def _tree_rss(pid: int) -> int:
+    """Resident bytes of ``pid`` and its descendants right now."""
+    total = 0
+    for member in _tree(pid):
+        with contextlib.suppress(OSError, ValueError, IndexError):
+            total += int(Path(f"/proc/{member}/statm").read_text().split()[1]) * PAGE
+    return total
+
+
+class TreeRss(threading.Thread):
+    """Samples the summed resident set of a process tree every ``period`` s; ``peak`` is the largest sum."""
+
+    def __init__(self, pid: int, period: float = 0.1) -> None:
+        super().__init__(daemon=True)
+        self.pid, self.period, self.peak = pid, period, 0
+        self.done = threading.Event()
+
+    def run(self) -> None:
+        while not self.done.wait(self.period):
+            self.peak = max(self.peak, _tree_rss(self.pid))
+
+
 def run_child(cmd: list[str], *, stdout: Path, stdin: Path | None = None, env: dict | None = None,
               cwd: Path | None = None, stop_grace: float = 20.0) -> Finished:
-    """Run ``cmd`` in its own session, time it, and read its peak RSS from wait4.
+    """Run ``cmd`` in its own session, time it, and measure its peak memory: the largest of its own
+    maximum resident set (wait4) and the summed resident sets of it and its children (sampled).
 
     Any exception while it runs (Ctrl-C, SIGTERM) stops it first: SIGTERM to its process group (so
     ``ibconform run`` deletes its probe pods while the twin's API is still up), SIGKILL after ``stop_grace``.
@@ -218,14 +255,19 @@ def run_child(cmd: list[str], *, stdout: Path, stdin: Path | None = None, env: d
         t0 = time.perf_counter()
         proc = subprocess.Popen([str(c) for c in cmd], stdin=inp, stdout=out, stderr=subprocess.STDOUT, env=env,
                                 cwd=cwd, start_new_session=True)
+        sampler = TreeRss(proc.pid)
+        sampler.start()
         try:
             _, status, usage = os.wait4(proc.pid, 0)
         except BaseException:
             _stop(proc, stop_grace)
             raise
+        finally:
+            sampler.done.set()
         seconds = time.perf_counter() - t0
     proc.returncode = os.waitstatus_to_exitcode(status)
-    return Finished(seconds, proc.returncode, usage.ru_maxrss * 1024 / MB, started, time.time())
+    peak = max(usage.ru_maxrss * 1024, sampler.peak)
+    return Finished(seconds, proc.returncode, peak / MB, started, time.time())
 
 
 def _stop(proc: subprocess.Popen, grace: float) -> None:
@@ -262,7 +304,6 @@ def measure_suite(twin: Twin, logs: SshdLogs, work: Path, tag: str, read_only: b
     counts = results["run"].get("counts", {})
     items = sum(counts.values())
     phases = suite_phases(out, finished)
-    evaluation = phases.get("evaluation_s")
     return {
         "seconds": finished.seconds, "exit_code": finished.code, "peak_rss_mb": finished.peak_rss_mb,
         "api_lists": sum(r.verb == "list" for r in requests), "api_requests": len(requests),
@@ -271,10 +312,20 @@ def measure_suite(twin: Twin, logs: SshdLogs, work: Path, tag: str, read_only: b
         "api_by_verb": dict(Counter(f"{r.verb} {r.resource}" for r in requests if r.verb)),
         "ssh": SshdLogs.summary(logs.since(mark), list(twin.addresses)),
         "items": items, "outcomes": counts, "phases": phases,
-        "evaluation_ms_per_item": round(1000 * evaluation / items, 3) if evaluation and items else None,
         "report_mb": (out / "report.html").stat().st_size / MB if (out / "report.html").exists() else None,
         "out": out,
     }
+
+
+def measure_evaluation(work: Path, bundle: Path, items: int) -> dict:
+    """``ibconform evaluate`` of a finished bundle alone: what judging and reporting cost per item (in a run
+    that cost is spread over the collection, which it overlaps)."""
+    out = work / "evaluate-alone"
+    finished = run_child([sys.executable, "-m", "ibconform.cli", "evaluate", bundle, "--out", out],
+                         stdout=work / "evaluate-alone.log", cwd=REPO)
+    return {"seconds": round(finished.seconds, 3), "exit_code": finished.code,
+            "ms_per_item": round(1000 * finished.seconds / items, 3) if items else None,
+            "peak_rss_mb": round(finished.peak_rss_mb, 1)}
 
 
 def suite_phases(out: Path, finished: Finished) -> dict:
@@ -307,7 +358,8 @@ def suite_phases(out: Path, finished: Finished) -> dict:
             phases["nodes_s"] = round(marks["nodes_done"] - marks["cluster_lists_done"], 3)
     if marks["bundle_done"] is not None and evaluated is not None:
         phases["collection_s"] = marks["bundle_done"]
-        phases["evaluation_s"] = round(evaluated - marks["bundle_done"], 3)
+        # evaluation runs while the bundle is written: this is only what is left once it is complete
+        phases["evaluation_after_collection_s"] = round(evaluated - marks["bundle_done"], 3)
         phases["exit_s"] = round(marks["exit"] - evaluated, 3)
     if node_seconds:
         phases["node_seconds"] = {"min": min(node_seconds), "median": statistics.median(node_seconds),
@@ -382,9 +434,9 @@ def measure_clush(twin: Twin, logs: SshdLogs, work: Path, names: list[str], fano
             "ssh": SshdLogs.summary(logs.since(mark), names)}
 
 
-def _paramiko_one(target, known_hosts: str, script: bytes) -> bytes:
+def _paramiko_one(target, known_hosts: paramiko.HostKeys, script: bytes) -> bytes:
     client = paramiko.SSHClient()
-    client.load_host_keys(known_hosts)
+    add_known_keys(client, known_hosts, target.hostname, target.port)
     client.set_missing_host_key_policy(paramiko.RejectPolicy())
     try:
         client.connect(target.hostname, port=target.port, username=target.user,
@@ -404,7 +456,8 @@ def _paramiko_one(target, known_hosts: str, script: bytes) -> bytes:
 def measure_paramiko(twin: Twin, logs: SshdLogs, inventory: inventory_mod.Inventory, fanout: int, script: str,
                      boundary: str) -> dict:
     targets = [resolve_target(node.name, inventory) for node in inventory.nodes]
-    known_hosts, payload = str(twin.known_hosts_path), script.encode()
+    # known_hosts parsed once, as the suite does (paramiko's per-client loading is quadratic in its hosts)
+    known_hosts, payload = paramiko.HostKeys(str(twin.known_hosts_path)), script.encode()
     mark = logs.mark()
     t0 = time.perf_counter()
     with ThreadPoolExecutor(max_workers=fanout) as pool:
@@ -522,6 +575,8 @@ def bench(twin: BenchTwin, args: argparse.Namespace, work: Path) -> dict:
     naive_s = None if args.skip_naive else med("naive")
     last = runs[-1]
     report = last["suite"]["out"] / "report.html"
+    say("evaluation alone (the last probing run's bundle) ...")
+    alone = measure_evaluation(work, last["suite"]["out"] / "bundle", last["suite"]["items"])
     if args.cprofile:
         profile_evaluation(last["suite"]["out"] / "bundle", work, Path(args.cprofile))
     for run in runs:
@@ -557,8 +612,9 @@ def bench(twin: BenchTwin, args: argparse.Namespace, work: Path) -> dict:
                                      "connections and logins too, per measurement",
             "api_lists": "requests with verb 'list' in the twin API's request log during the probing suite run "
                          "(every page of a paginated LIST counts; details.api_list_calls counts first pages only)",
-            "peak_rss_mb": "maximum resident set of the ibconform run process (wait4 ru_maxrss; it starts no "
-                           "child processes with --workers 0), probing run",
+            "peak_rss_mb": "peak memory of the probing ibconform run: the summed resident sets of its "
+                           "processes (the collector and the evaluation it starts), sampled every 0.1 s, or the "
+                           "collector's own maximum resident set (wait4) if larger",
             "report_mb": "size of report.html of the probing run",
             "units": "seconds; MB = 10**6 bytes; medians over repeats",
         },
@@ -585,7 +641,7 @@ def bench(twin: BenchTwin, args: argparse.Namespace, work: Path) -> dict:
             "peak_rss_read_only_mb": round(med("suite_read_only", "peak_rss_mb"), 1),
             "phases": last["suite"]["phases"],
             "phases_read_only": last["suite_read_only"]["phases"],
-            "evaluation_ms_per_item": last["suite"]["evaluation_ms_per_item"],
+            "evaluation_alone": alone,
             "items": last["suite"]["items"], "outcomes": last["suite"]["outcomes"],
             "report": report_breakdown(report) if report.exists() else None,
             "naive": ({k: v for k, v in last["naive"].items() if k != "ssh"} if "naive" in last else None),

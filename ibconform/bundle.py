@@ -5,16 +5,24 @@ Collectors write it; checks read only it, so a run can be re-evaluated offline. 
     manifest.json  inventory.yaml  cluster/<plural>.json
     nodes/<node>/status.json  nodes/<node>/mstconfig/<pci>.out|.rc
     nodes/<node>/sysfs/...   (mirrors /sys)   nodes/<node>/links.json
+
+A bundle can be read while it is written (``Bundle(root, follow=True)``): a node's files are complete
+once its ``status.json`` exists (written last), a cluster document once its file exists, and the
+whole bundle once the manifest has ``finished``. The writer holds an exclusive ``flock`` on the bundle
+folder until then, so a reader also sees a writer that died (the lock is free, nothing more comes).
 """
 
 from __future__ import annotations
 
 import datetime as dt
-import fnmatch
+import fcntl
 import functools
 import getpass
+import glob
 import json
 import os
+import time
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path, PurePosixPath
 
@@ -24,6 +32,7 @@ from ibconform.collect.nodescript import NodeOutput
 from ibconform.errors import UsageError
 
 FORMAT = "ibconform-evidence/v1"
+FOLLOW_POLL_S = 0.02  # how often a following reader looks for what it waits for
 
 
 @dataclass
@@ -56,6 +65,8 @@ class BundleWriter:
         self.root = root
         self.inventory = inventory
         root.mkdir(parents=True, exist_ok=True)
+        self._lock = os.open(root, os.O_RDONLY | os.O_DIRECTORY)  # held until finish(): "still writing"
+        fcntl.flock(self._lock, fcntl.LOCK_EX)
         (root / "inventory.yaml").write_text(inventory.text)
         self.manifest = {
             "format": FORMAT, "created": now(), "tool": __version__, "cluster": inventory.cluster,
@@ -95,6 +106,9 @@ class BundleWriter:
     def finish(self, **extra: object) -> None:
         self.manifest.update({"complete": True, **extra}, finished=now())
         self._write_manifest()
+        if self._lock >= 0:
+            os.close(self._lock)
+            self._lock = -1
 
 
 def _user() -> str:
@@ -110,33 +124,66 @@ def _write_json(path: Path, data: object) -> None:
     tmp.replace(path)
 
 
-class Bundle:
-    """Read access to a bundle; every accessor returns None for what was not seen."""
+def _writer_alive(root: Path) -> bool:
+    """Whether a BundleWriter still holds ``root``'s lock."""
+    try:
+        fd = os.open(root, os.O_RDONLY | os.O_DIRECTORY)
+    except OSError:
+        return False
+    try:
+        fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+    except BlockingIOError:
+        return True
+    finally:
+        os.close(fd)
+    return False
 
-    def __init__(self, root: Path) -> None:
+
+class Bundle:
+    """Read access to a bundle; every accessor returns None for what was not seen.
+
+    With ``follow=True`` the bundle may still be being written: each accessor first waits until what it
+    reads is complete, or until the bundle is finished (or its writer gone) without it.
+    """
+
+    def __init__(self, root: Path, follow: bool = False) -> None:
         self.root = Path(root)
-        try:
-            self.manifest = json.loads((self.root / "manifest.json").read_text())
-        except (OSError, ValueError) as exc:
-            raise UsageError(f"{self.root}: not an evidence bundle (manifest.json: {exc})") from None
+        self.manifest = self._read_manifest()
         if self.manifest.get("format") != FORMAT:
             raise UsageError(f"{self.root}/manifest.json: format: expected {FORMAT!r}, "
                              f"got {self.manifest.get('format')!r}")
         self.inventory = inventory_mod.load(self.root / "inventory.yaml")
+        self._settled = not follow or "finished" in self.manifest
+        self._ready: set[str] = set()
+
+    def _read_manifest(self) -> dict:
+        try:
+            return json.loads((self.root / "manifest.json").read_text())
+        except (OSError, ValueError) as exc:
+            raise UsageError(f"{self.root}: not an evidence bundle (manifest.json: {exc})") from None
+
+    def settled(self) -> Bundle:
+        """Wait until nothing more will be written (the writer finished or died); reload the manifest."""
+        self._await(lambda: False)
+        return self
+
+    def _await(self, ready: Callable[[], bool]) -> bool:
+        while not self._settled:
+            if ready():
+                return True
+            manifest = self._read_manifest()
+            if "finished" in manifest or not _writer_alive(self.root):
+                self.manifest, self._settled = manifest, True
+                break
+            time.sleep(FOLLOW_POLL_S)
+        return ready()
 
     def _node(self, node: str) -> Path:
-        return self.root / "nodes" / node
-
-    @functools.cache  # noqa: B019  (one Bundle per run; its files never change once written)
-    def _sysfs_index(self, node: str) -> dict[str, Path]:
-        """Every sysfs file seen on ``node``: its /sys path -> the file in the bundle (one walk per node)."""
-        base = self._node(node) / "sysfs"
-        index = {}
-        for folder, _, names in os.walk(base):
-            for name in names:
-                file = Path(folder, name)
-                index["/sys/" + file.relative_to(base).as_posix()] = file
-        return index
+        base = self.root / "nodes" / node
+        if node not in self._ready:
+            self._await((base / "status.json").exists)
+            self._ready.add(node)
+        return base
 
     @functools.cache  # noqa: B019
     def status(self, node: str) -> NodeStatus | None:
@@ -155,16 +202,25 @@ class Bundle:
             return None
 
     def sysfs(self, node: str, path: str) -> str | None:
-        file = self._sysfs_index(node).get(path)
+        rel = _sysfs_relpath(path)
         try:
-            return file.read_text() if file else None
-        except OSError:
+            return (self._node(node) / "sysfs" / rel).read_text() if rel else None
+        except OSError:  # not seen (or a folder)
             return None
 
     def sysfs_glob(self, node: str, pattern: str) -> dict[str, str]:
         """Every file seen whose /sys path matches the shell-style ``pattern``, in path order."""
-        index = self._sysfs_index(node)
-        return {path: index[path].read_text() for path in sorted(fnmatch.filter(index, pattern))}
+        rel = _sysfs_relpath(pattern)
+        if rel is None:
+            return {}
+        base = self._node(node) / "sysfs"
+        found = {}
+        for match in sorted(glob.glob(str(rel), root_dir=base)):
+            try:
+                found[f"/sys/{match}"] = (base / match).read_text()
+            except OSError:
+                continue
+        return found
 
     @functools.cache  # noqa: B019
     def _links(self, node: str) -> dict:
@@ -178,7 +234,9 @@ class Bundle:
         return self._links(node).get(path)
 
     def cluster(self, plural: str) -> dict | None:
+        path = self.root / "cluster" / f"{plural}.json"
+        self._await(path.exists)
         try:
-            return json.loads((self.root / "cluster" / f"{plural}.json").read_text())
+            return json.loads(path.read_text())
         except (OSError, ValueError):
             return None

@@ -8,6 +8,7 @@ properties (set by the suite's fixtures, also under pytest-xdist) and ``message`
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -16,6 +17,8 @@ from ibconform.bundle import now
 from ibconform.report import remediation, rootcause
 
 RESULTS_FORMAT = "ibconform-results/v1"
+# item node id -> its index in collection order (items may run in another order; results keep this one)
+COLLECTION_ORDER = pytest.StashKey[dict[str, int]]()
 
 
 def message_of(excinfo: pytest.ExceptionInfo) -> str:
@@ -35,15 +38,19 @@ def outcome_of(report: pytest.TestReport) -> str | None:
 
 
 class ResultsRecorder:
-    """Pytest plugin: gathers every item's verdict and writes results.json."""
+    """Pytest plugin: gathers every item's verdict and writes results.json.
 
-    def __init__(self, out_dir: Path, run: dict) -> None:
+    ``run`` gives the run's metadata when the session ends (the bundle may be written meanwhile).
+    """
+
+    def __init__(self, out_dir: Path, run: Callable[[], dict]) -> None:
         self.out_dir = out_dir
-        self.run = dict(run)
+        self.run_metadata = run
+        self.started: str | None = None
         self.entries: dict[str, dict] = {}
 
     def pytest_sessionstart(self) -> None:
-        self.run["started"] = now()
+        self.started = now()
 
     def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
         outcome = outcome_of(report)
@@ -66,11 +73,13 @@ class ResultsRecorder:
             "id": remedy.id, "action": remedy.action, "reference": remedy.reference}
 
     def pytest_sessionfinish(self, session: pytest.Session, exitstatus: int) -> None:
-        self.run.update(finished=now(), exit_status=int(exitstatus))
-        results = [e for e in self.entries.values() if e["outcome"] is not None]
+        order = session.config.stash.get(COLLECTION_ORDER, {})
+        ranked = sorted(self.entries.items(), key=lambda kv: order.get(kv[0], len(order)))
+        results = [e for _, e in ranked if e["outcome"] is not None]
         counts = {o: sum(e["outcome"] == o for e in results) for o in ("passed", "failed", "error", "skipped")}
-        self.run["counts"] = counts
+        run = {**self.run_metadata(), "started": self.started, "finished": now(), "exit_status": int(exitstatus),
+               "counts": counts}
         self.out_dir.mkdir(parents=True, exist_ok=True)
-        document = {"format": RESULTS_FORMAT, "run": self.run, "nodes": rootcause.node_verdicts(results),
+        document = {"format": RESULTS_FORMAT, "run": run, "nodes": rootcause.node_verdicts(results),
                     "results": results}
         (self.out_dir / "results.json").write_text(json.dumps(document, indent=2) + "\n")
