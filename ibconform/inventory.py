@@ -6,6 +6,7 @@ file, the field and what was expected.
 
 from __future__ import annotations
 
+import functools
 import re
 from dataclasses import dataclass
 from pathlib import Path
@@ -178,11 +179,13 @@ class Inventory:
     def cluster(self) -> str:
         return self.model.cluster
 
+    @functools.cached_property
+    def _by_name(self) -> dict[str, Node]:
+        return {node.name: node for node in self.nodes}
+
     def node(self, name: str) -> Node:
-        for node in self.nodes:
-            if node.name == name:
-                return node
-        raise KeyError(name)
+        """The node named ``name`` (KeyError if the inventory has none); every check item asks, so by index."""
+        return self._by_name[name]
 
 
 def parse(text: str, path: Path) -> Inventory:
