@@ -569,6 +569,17 @@ def _passed(report) -> bool:
     return report.passed and not hasattr(report, "wasxfail")
 
 
+def _says_only(report, data: list[str], message: str | None) -> bool:
+    """Whether pytest's log of ``report`` is its verdict alone (the one-line message of a check, or a skip's
+    (path, line, reason)): nothing the Finding column does not say."""
+    if report.skipped:
+        return isinstance(report.longrepr, tuple) and not report.sections
+    log = html.unescape("".join(data)).strip()
+    if hasattr(report, "node"):  # under xdist pytest's log starts with a line naming the worker and its python
+        log = log.partition("\n")[2].strip()
+    return log == (message or "").strip()
+
+
 class AcceptanceReport:
     """Pytest plugin driving pytest-html's hooks; registered on the controller beside ResultsRecorder."""
 
@@ -641,9 +652,7 @@ class AcceptanceReport:
             return
         fix = _row_fix(props["check"], props.get("message") or "") if report.failed else ""
         extra = _extra(props["evidence"], fix)
-        logs = [html.unescape(line).strip() for line in data]
-        if ((report.skipped and not report.sections) or logs == ["No log output captured."]
-                or logs == [(props.get("message") or "").strip()]):
+        if data == ["No log output captured."] or _says_only(report, data, props.get("message")):
             data[:] = [extra] if extra else []  # nothing the Finding column does not already say
         elif extra:
             data.insert(0, extra)

@@ -320,7 +320,7 @@ from ibconform.report.results import ResultsRecorder
 
 def pytest_configure(config):
     out = Path(config.rootpath) / "out"
-    config.pluginmanager.register(ResultsRecorder(out, lambda: {"cluster": "lab", "user": "ci"}), "ibconform-results")
+    config.pluginmanager.register(ResultsRecorder(out, {"cluster": "lab", "user": "ci"}), "ibconform-results")
     config.pluginmanager.register(AcceptanceReport(out / "results.json", None, "lab"), "ibconform-html")
 '''
 
@@ -344,15 +344,15 @@ def test_skipped(record_property):
 def test_fails(record_property):
     props(record_property, "firmware_vfs_committed", "dgx031", "ibp24s0", "firmware",
           "NUM_OF_VFS on ibp24s0 Current 16 vs Next Boot 8 " + EVIL)
-    assert False, "NUM_OF_VFS on ibp24s0 Current 16 vs Next Boot 8 " + EVIL
+    pytest.fail("NUM_OF_VFS on ibp24s0 Current 16 vs Next Boot 8 " + EVIL, pytrace=False)  # a verdict, as the suite's
 '''
 
 
-def run_pytest_html(tmp_path: Path, checks: str) -> tuple[subprocess.CompletedProcess, str, dict]:
+def run_pytest_html(tmp_path: Path, checks: str, *args: str) -> tuple[subprocess.CompletedProcess, str, dict]:
     """Run ``checks`` under pytest-html with the plugin; return the process, the page and its data blob."""
     (tmp_path / "conftest.py").write_text(CONFTEST)
     (tmp_path / "test_lab.py").write_text(checks)
-    proc = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "-p", "no:kmock",
+    proc = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "-p", "no:kmock", *args,
                            "--html", str(tmp_path / "report.html"), "--self-contained-html", str(tmp_path)],
                           cwd=tmp_path, capture_output=True, text=True, timeout=300, check=False)
     page = (tmp_path / "report.html").read_text() if (tmp_path / "report.html").exists() else ""
@@ -360,8 +360,9 @@ def run_pytest_html(tmp_path: Path, checks: str) -> tuple[subprocess.CompletedPr
     return proc, page, json.loads(html.unescape(found.group(1))) if found else {}
 
 
-def test_plugin_fills_pytest_html_hooks(tmp_path: Path):
-    proc, page, blob = run_pytest_html(tmp_path, textwrap.dedent(CHECKS.format(evil=EVIL)))
+@pytest.mark.parametrize("workers", [[], ["-n", "2"]], ids=["serial", "xdist"])
+def test_plugin_fills_pytest_html_hooks(tmp_path: Path, workers: list[str]):
+    proc, page, blob = run_pytest_html(tmp_path, textwrap.dedent(CHECKS.format(evil=EVIL)), *workers)
     assert proc.returncode == 1, proc.stdout + proc.stderr
     assert "<title id=\"head-title\">ibconform acceptance report — lab</title>" in page
     assert 'id="acceptance"' in page and "NOT ACCEPTED" in page and 'id="sign-off"' in page
@@ -380,6 +381,8 @@ def test_plugin_fills_pytest_html_hooks(tmp_path: Path):
     assert ("<details class=ibc-evidence><summary>Evidence (1)<span class=pv>sysfs value: '0'</span>"
             "</summary><pre>sysfs value: '0'\n&lt;script&gt;") in failed["log"]
     assert "Power-cycle the node" in failed["log"]  # remediation from the catalogue
+    assert "[gw" not in failed["log"] and "Python" not in failed["log"]  # no xdist worker line, no repeated finding
+    assert "NUM_OF_VFS on ibp24s0" not in failed["log"]  # the Finding says it, once
     # a passing check: its verdict and id, nothing else (no "No log output captured.", no evidence)
     assert passed["resultsTableRow"] == ["<td class=col-result>Passed</td>", "<td class=col-testId>test_passes</td>"]
     assert (passed["result"], passed["log"], passed["extras"]) == ("Passed", "", [])
