@@ -61,7 +61,8 @@ def _sysfs_relpath(path: str) -> PurePosixPath | None:
 class BundleWriter:
     """Writes one bundle directory; every method writes whole files, so a crash leaves valid ones."""
 
-    def __init__(self, root: Path, inventory: inventory_mod.Inventory, read_only: bool) -> None:
+    def __init__(self, root: Path, inventory: inventory_mod.Inventory, read_only: bool,
+                 nodes: str | None = None) -> None:
         self.root = root
         self.inventory = inventory
         root.mkdir(parents=True, exist_ok=True)
@@ -71,7 +72,7 @@ class BundleWriter:
         self.manifest = {
             "format": FORMAT, "created": now(), "tool": __version__, "cluster": inventory.cluster,
             "inventory_path": str(inventory.path), "read_only": read_only, "user": _user(),
-            "complete": False,
+            "complete": False, **({"nodes": nodes} if nodes else {}),
         }
         self._write_manifest()
 
@@ -153,6 +154,8 @@ class Bundle:
             raise UsageError(f"{self.root}/manifest.json: format: expected {FORMAT!r}, "
                              f"got {self.manifest.get('format')!r}")
         self.inventory = inventory_mod.load(self.root / "inventory.yaml")
+        if self.manifest.get("nodes"):  # a shard: the inventory's nodes in this NodeSet
+            self.inventory = self.inventory.only(str(self.manifest["nodes"]))
         self._settled = not follow or "finished" in self.manifest
         self._ready: set[str] = set()
 

@@ -38,6 +38,8 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("--gate-label", metavar="KEY",
                      help="print the kubectl commands that label/uncordon passing nodes and taint failing ones")
     run.add_argument("--apply", action="store_true", help="with --gate-label: make those changes (writes Nodes)")
+    run.add_argument("--nodes", metavar="NODESET",
+                     help="only these inventory nodes, e.g. 'dgx[0001-0500]': one shard of a large fleet")
     _out_args(run)
 
     ev = sub.add_parser("evaluate", help="re-run the checks on an evidence bundle, offline")
@@ -93,6 +95,8 @@ def _finish(out: Path, code: int) -> int:
 
 def cmd_run(args: argparse.Namespace) -> int:
     inventory = inventory_mod.load(args.inventory)
+    if args.nodes:
+        inventory = inventory.only(args.nodes)
     if args.apply and (not args.gate_label or args.read_only):
         raise UsageError("--apply needs --gate-label and cannot go with --read-only")
     if args.gate_label:
@@ -100,7 +104,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     out = args.out or suite.default_out_dir(inventory.cluster)
     try:
         code = suite.run(args.inventory, out, read_only=args.read_only, kubeconfig=args.kubeconfig,
-                         context=args.context, workers=args.workers)
+                         context=args.context, workers=args.workers, nodes=args.nodes)
     except KeyboardInterrupt:
         if not (out / "results.json").is_file():
             raise

@@ -6,6 +6,7 @@ file, the field and what was expected.
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import re
 from dataclasses import dataclass
@@ -186,6 +187,18 @@ class Inventory:
     def node(self, name: str) -> Node:
         """The node named ``name`` (KeyError if the inventory has none); every check item asks, so by index."""
         return self._by_name[name]
+
+    def only(self, names: str) -> Inventory:
+        """This inventory restricted to the nodes of the NodeSet ``names`` (one shard of a large fleet)."""
+        try:
+            wanted = set(NodeSet(validation.nodeset(names)))
+        except ValueError as exc:
+            raise InventoryError(f"--nodes: {exc}") from None
+        unknown = wanted - self._by_name.keys()
+        if unknown:
+            raise InventoryError(f"--nodes: {NodeSet.fromlist(sorted(unknown))} not in the inventory {self.path} "
+                                 f"(it lists {NodeSet.fromlist(self._by_name)})")
+        return dataclasses.replace(self, nodes=tuple(n for n in self.nodes if n.name in wanted))
 
 
 def parse(text: str, path: Path) -> Inventory:

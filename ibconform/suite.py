@@ -64,14 +64,17 @@ def terminal_progress(total: int) -> Callable[[str, NodeStatus], None]:
 
 def collect(inventory_path: str | Path, bundle_dir: Path, read_only: bool,
             kubeconfig: str | None = None, context: str | None = None,
-            begun: Callable[[Path], None] | None = None) -> Path:
+            begun: Callable[[Path], None] | None = None, nodes: str | None = None) -> Path:
     """Collect the cluster's Lists, probe every node (unless read-only) while the nodes are collected
     over SSH, and write it all to a new evidence bundle; return its path. ``begun`` is called once the
-    bundle exists (its manifest and inventory written), before anything is collected."""
+    bundle exists (its manifest and inventory written), before anything is collected. ``nodes``: only
+    the inventory's nodes in this NodeSet (a shard of a large fleet)."""
     inventory = inventory_mod.load(inventory_path)
+    if nodes:
+        inventory = inventory.only(nodes)
     if bundle_dir.exists() and any(bundle_dir.iterdir()):
         raise UsageError(f"{bundle_dir}: exists and is not empty (a bundle is never overwritten)")
-    writer = BundleWriter(bundle_dir, inventory, read_only=read_only)
+    writer = BundleWriter(bundle_dir, inventory, read_only=read_only, nodes=nodes)
     stop = threading.Event()
     pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="probes")
     try:  # an interrupt in any phase marks the bundle, after the probes deleted their pods
@@ -162,7 +165,7 @@ def evaluate(bundle_dir: Path, out_dir: Path, workers: int = 0, extra: tuple[str
 
 
 def run(inventory_path: str | Path, out_dir: Path, read_only: bool, kubeconfig: str | None = None,
-        context: str | None = None, workers: int = 0) -> int:
+        context: str | None = None, workers: int = 0, nodes: str | None = None) -> int:
     """Collect into ``out_dir/bundle`` while a second process evaluates the bundle as each node lands
     (``ibconform evaluate --follow``, its output in ``evaluation.log``); return the evaluation's exit code.
 
@@ -175,7 +178,7 @@ def run(inventory_path: str | Path, out_dir: Path, read_only: bool, kubeconfig: 
         started.append(_start_evaluation(bundle_dir, out_dir, workers))
 
     try:
-        collect(inventory_path, out_dir / "bundle", read_only, kubeconfig, context, begun=begun)
+        collect(inventory_path, out_dir / "bundle", read_only, kubeconfig, context, begun=begun, nodes=nodes)
     except BaseException:
         if started:
             _wait_evaluation(started[0], out_dir)
