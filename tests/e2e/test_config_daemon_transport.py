@@ -43,13 +43,15 @@ POD = r"network-operator/sriov-network-config-daemon-[a-z0-9]{5}"
 # what the exec meets on the two nodes SSH cannot reach: their address refuses (dgx007) or never answers (dgx008)
 EXEC_UNREACHABLE = {
     "dgx007": rf"^dgx007 unreachable: exec in {POD} failed: Internal error occurred: error dialing backend: dial tcp "
-              r"127\.\d+\.\d+\.7:10250: connect: connection refused — the API server cannot reach the node's kubelet: "
-              r"check the node$",
+    r"127\.\d+\.\d+\.7:10250: connect: connection refused — the API server cannot reach the node's kubelet: "
+    r"check the node$",
     "dgx008": r"^dgx008 unreachable: node script did not finish within 20 s \(command timeout\)$",
 }
-NO_POD = (r"^{node} unreachable: no running sriov-network-config-daemon pod on {node} \(namespace network-operator"
-          r"{seen}\): the node cannot be collected through the operator — check its pod \(kubectl -n network-operator "
-          r"get pods -l app=sriov-network-config-daemon -o wide\), or collect the node over ssh$")
+NO_POD = (
+    r"^{node} unreachable: no running sriov-network-config-daemon pod on {node} \(namespace network-operator"
+    r"{seen}\): the node cannot be collected through the operator — check its pod \(kubectl -n network-operator "
+    r"get pods -l app=sriov-network-config-daemon -o wide\), or collect the node over ssh$"
+)
 
 
 def _inventory(twin: Twin, folder: Path, **kubernetes) -> Path:
@@ -77,11 +79,15 @@ def _node_side(run: Run, node: str) -> dict[str, dict]:
 
 
 def _daemon_pod(twin: Twin, node: str) -> str:
-    return next(p["metadata"]["name"] for p in twin.api.list("pods", NAMESPACE, label_selector=DAEMON)
-                if p["spec"]["nodeName"] == node)
+    return next(
+        p["metadata"]["name"]
+        for p in twin.api.list("pods", NAMESPACE, label_selector=DAEMON)
+        if p["spec"]["nodeName"] == node
+    )
 
 
 # ------------------------------------------------------------------------------- the faults twin, both ways
+
 
 @pytest.fixture(scope="module")
 def exec_run(faults_twin: Twin, tmp_path_factory: pytest.TempPathFactory) -> Run:
@@ -93,7 +99,7 @@ def exec_run(faults_twin: Twin, tmp_path_factory: pytest.TempPathFactory) -> Run
     run = run_suite(path, tmp / "out", "--read-only")
     run.seconds = time.monotonic() - started
     run.requests = list(faults_twin.api.requests[before:])
-    run.sshd = {name: log[len(sshd[name]):] for name, log in _sshd_logs(faults_twin).items()}
+    run.sshd = {name: log[len(sshd[name]) :] for name, log in _sshd_logs(faults_twin).items()}
     return run
 
 
@@ -102,7 +108,7 @@ def test_results_are_the_ssh_runs_item_for_item(faults_run, exec_run):
     assert exec_run.results.keys() == faults_run.results.keys()
     differ = {i for i, r in exec_run.results.items() if r != faults_run.results[i]}
     assert {exec_run.results[i]["node"] for i in differ} == set(EXEC_UNREACHABLE)
-    for i in differ:     # the nodes neither transport reaches: the same items in error, for the exec's reason
+    for i in differ:  # the nodes neither transport reaches: the same items in error, for the exec's reason
         ssh, ex = faults_run.results[i], exec_run.results[i]
         assert (ex["outcome"], ex["check"], ex["remediation"]) == ("error", ssh["check"], ssh["remediation"])
         assert re.match(EXEC_UNREACHABLE[ex["node"]], ex["message"]), ex["message"]
@@ -113,7 +119,7 @@ def test_results_are_the_ssh_runs_item_for_item(faults_run, exec_run):
 
 def test_no_ssh_session_happened(faults_twin, faults_run, exec_run):
     assert exec_run.sshd == dict.fromkeys(exec_run.sshd, "")
-    logs = _sshd_logs(faults_twin)        # where they would show: the SSH run's sessions are there
+    logs = _sshd_logs(faults_twin)  # where they would show: the SSH run's sessions are there
     assert all("Accepted publickey for root" in logs[node] for node in ("dgx001", "dgx020"))
 
 
@@ -124,7 +130,8 @@ def test_one_list_of_the_daemon_pods_and_one_exec_per_node(faults_twin, exec_run
     pods = {_daemon_pod(faults_twin, node): node for node in faults_twin.scenario.nodes}
     assert sorted(pods[r.name] for r in execs) == sorted(faults_twin.scenario.nodes)
     assert {(r.method, r.verb, r.namespace, r.query.get("container"), r.status) for r in execs} == {
-        ("GET", "create", NAMESPACE, CONTAINER, 101)}
+        ("GET", "create", NAMESPACE, CONTAINER, 101)
+    }
     assert faults_twin.api.internal_errors == []
 
 
@@ -145,8 +152,9 @@ def test_close_aborts_a_running_exec(faults_twin, tmp_path):
     """An interrupt (LiveTransports.close_all) ends an exec waiting on the hung node at once."""
     inv = inventory.load(_inventory(faults_twin, tmp_path))
     live, seen = LiveTransports(), {}
-    worker = threading.Thread(target=lambda: seen.update(
-        status=collect_node(inv.node("dgx008"), inv, live, transports.Session(inv))[0]))
+    worker = threading.Thread(
+        target=lambda: seen.update(status=collect_node(inv.node("dgx008"), inv, live, transports.Session(inv))[0])
+    )
     worker.start()
     time.sleep(1.0)
     closed = time.monotonic()
@@ -158,12 +166,14 @@ def test_close_aborts_a_running_exec(faults_twin, tmp_path):
 
 # ---------------------------------------------------------------------- a small twin serving HTTPS
 
+
 @pytest.fixture(scope="module")
 def small(tmp_path_factory: pytest.TempPathFactory):
     tmp = tmp_path_factory.mktemp("config-daemon-small")
     scenario = tmp / "scenario.yaml"
-    scenario.write_text("format: ibconform-twin/v1\ncluster: twin-exec\nprofile: dgx-b200\n"
-                        "nodes:\n  - names: 'dgx[001-003]'\n")
+    scenario.write_text(
+        "format: ibconform-twin/v1\ncluster: twin-exec\nprofile: dgx-b200\nnodes:\n  - names: 'dgx[001-003]'\n"
+    )
     with Twin(scenario, tmp / "twin", api_tls=True) as twin:
         yield twin
 
@@ -179,13 +189,15 @@ def sa_kubeconfig(small: Twin, tmp_path_factory: pytest.TempPathFactory) -> Path
     """A kubeconfig with the token of the ServiceAccount the RBAC profiles bind."""
     token = secrets.token_urlsafe(32)
     small.api.add_user(token, SA)
-    return small.api.write_kubeconfig(tmp_path_factory.mktemp("sa") / "kubeconfig", context=small.scenario.cluster,
-                                      token=token)
+    return small.api.write_kubeconfig(
+        tmp_path_factory.mktemp("sa") / "kubeconfig", context=small.scenario.cluster, token=token
+    )
 
 
 @pytest.fixture(scope="module")
-def runs(small: Twin, daemon_pods: dict[str, str], sa_kubeconfig: Path,
-         tmp_path_factory: pytest.TempPathFactory) -> dict[str, Run]:
+def runs(
+    small: Twin, daemon_pods: dict[str, str], sa_kubeconfig: Path, tmp_path_factory: pytest.TempPathFactory
+) -> dict[str, Run]:
     """Read-only runs through the daemon pods: as the admin; as the ServiceAccount with readonly.yaml and
     exec.yaml, then with readonly.yaml only; as the admin once dgx002's pod is Pending and dgx003's gone."""
     tmp = tmp_path_factory.mktemp("config-daemon-runs")
@@ -224,15 +236,17 @@ def test_read_only_and_exec_profiles_suffice(runs):
 def test_without_exec_yaml_each_node_names_the_missing_grant(runs):
     admin, readonly = runs["admin"], runs["readonly"]
     assert readonly.code == 1 and "Traceback" not in readonly.stderr
-    forbidden = (r"^{node} unreachable: exec in " + POD + r": forbidden \(403\): the account may not create pods/exec "
-                 r"in namespace network-operator — bind deploy/rbac/exec\.yaml$")
+    forbidden = (
+        r"^{node} unreachable: exec in " + POD + r": forbidden \(403\): the account may not create pods/exec "
+        r"in namespace network-operator — bind deploy/rbac/exec\.yaml$"
+    )
     for node in ("dgx001", "dgx002", "dgx003"):
         items = _node_side(readonly, node)
         assert items.keys() == _node_side(admin, node).keys()
         assert {r["outcome"] for r in items.values()} == {"error"}
         assert all(re.match(forbidden.replace("{node}", node), r["message"]) for r in items.values()), items
     others = {i: r for i, r in readonly.results.items() if r["check"] not in NODE_CHECKS}
-    assert others == {i: r for i, r in admin.results.items() if i in others}        # the cluster side is unaffected
+    assert others == {i: r for i, r in admin.results.items() if i in others}  # the cluster side is unaffected
     execs = {(r.verb, r.resource, r.status) for r in readonly.requests if r.resource == "pods/exec"}
     assert execs == {("create", "pods/exec", 403)}
 
@@ -254,20 +268,28 @@ def test_an_exec_handshake_slower_than_the_api_timeout_fails_in_time(small, daem
         status, _ = collect_node(inv.node("dgx001"), inv)
     finally:
         small.api.clear_fault()
-    assert status.error == (f"exec in {NAMESPACE}/{daemon_pods['dgx001']}: no answer within 1 s (kubernetes.timeout): "
-                            "the API server or the node's kubelet does not answer — check the node and the API "
-                            "server, or raise kubernetes.timeout")
+    assert status.error == (
+        f"exec in {NAMESPACE}/{daemon_pods['dgx001']}: no answer within 1 s (kubernetes.timeout): "
+        "the API server or the node's kubelet does not answer — check the node and the API "
+        "server, or raise kubernetes.timeout"
+    )
     assert status.seconds < 3
 
 
 # ------------------------------------------------------------------------------ the twin's pods/exec
 
+
 def _kubectl(twin: Twin, *args: str) -> subprocess.CompletedProcess:
     kubectl = shutil.which("kubectl")
     if kubectl is None:
         pytest.skip("kubectl is not installed")
-    return subprocess.run([kubectl, "--kubeconfig", str(twin.kubeconfig_path), "-n", NAMESPACE, *args],
-                          capture_output=True, text=True, timeout=60, check=False)
+    return subprocess.run(
+        [kubectl, "--kubeconfig", str(twin.kubeconfig_path), "-n", NAMESPACE, *args],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
 
 
 def test_kubectl_exec_runs_on_the_pods_node(small, daemon_pods):
@@ -286,8 +308,19 @@ def _exec(kubeconfig: Path, pod: str, command: list[str], **headers: str) -> tup
     configuration = client.Configuration()
     config.load_kube_config(str(kubeconfig), client_configuration=configuration)
     core = client.CoreV1Api(client.ApiClient(configuration))
-    ws = stream(core.connect_get_namespaced_pod_exec, pod, NAMESPACE, command=command, stdout=True, stderr=True,
-                stdin=False, tty=False, _preload_content=False, binary=True, _headers=headers or None)
+    ws = stream(
+        core.connect_get_namespaced_pod_exec,
+        pod,
+        NAMESPACE,
+        command=command,
+        stdout=True,
+        stderr=True,
+        stdin=False,
+        tty=False,
+        _preload_content=False,
+        binary=True,
+        _headers=headers or None,
+    )
     ws.run_forever(timeout=30)
     out, err, status = (ws.read_channel(c) for c in (STDOUT_CHANNEL, STDERR_CHANNEL, ERROR_CHANNEL))
     ws.close()
@@ -306,36 +339,59 @@ def _refusal(kubeconfig: Path, pod: str, **headers: str) -> tuple[int, dict]:
 def test_twin_exec_speaks_v5_and_v4_with_the_kubelets_status(small, daemon_pods):
     pod = daemon_pods["dgx001"]
     assert _exec(small.kubeconfig_path, pod, ["cat", "/sys/class/net/ibp24s0/device/sriov_numvfs"]) == (
-        "v5.channel.k8s.io", b"8\n", b"", {"metadata": {}, "status": "Success"})
-    protocol, out, err, status = _exec(small.kubeconfig_path, pod, ["sh", "-c", "hostname >&2; exit 7"],
-                                       **{"sec-websocket-protocol": "v4.channel.k8s.io"})
+        "v5.channel.k8s.io",
+        b"8\n",
+        b"",
+        {"metadata": {}, "status": "Success"},
+    )
+    protocol, out, err, status = _exec(
+        small.kubeconfig_path,
+        pod,
+        ["sh", "-c", "hostname >&2; exit 7"],
+        **{"sec-websocket-protocol": "v4.channel.k8s.io"},
+    )
     assert (protocol, out, err) == ("v4.channel.k8s.io", b"", b"dgx001\n")
-    assert status == {"metadata": {}, "status": "Failure", "reason": "NonZeroExitCode",
-                      "message": "command terminated with non-zero exit code: error executing command "
-                                 "[sh -c hostname >&2; exit 7], exit code 7",
-                      "details": {"causes": [{"reason": "ExitCode", "message": "7"}]}}
+    assert status == {
+        "metadata": {},
+        "status": "Failure",
+        "reason": "NonZeroExitCode",
+        "message": "command terminated with non-zero exit code: error executing command "
+        "[sh -c hostname >&2; exit 7], exit code 7",
+        "details": {"causes": [{"reason": "ExitCode", "message": "7"}]},
+    }
 
 
 def test_twin_exec_refuses_an_unknown_pod_and_one_not_running(small, runs, daemon_pods):
-    gone, pending = daemon_pods["dgx003"], daemon_pods["dgx002"]     # the runs took them away
+    gone, pending = daemon_pods["dgx003"], daemon_pods["dgx002"]  # the runs took them away
     code, status = _refusal(small.kubeconfig_path, gone)
     assert (code, status["reason"], status["message"]) == (404, "NotFound", f'pods "{gone}" not found')
     code, status = _refusal(small.kubeconfig_path, pending)
     assert (code, status["reason"], status["message"]) == (
-        400, "BadRequest", f"pod {pending} is not running (phase Pending): cannot exec into container {CONTAINER}")
+        400,
+        "BadRequest",
+        f"pod {pending} is not running (phase Pending): cannot exec into container {CONTAINER}",
+    )
 
 
 def test_twin_exec_is_authorized_as_create_on_pods_exec(small, runs, daemon_pods, sa_kubeconfig):
-    code, status = _refusal(sa_kubeconfig, daemon_pods["dgx001"])    # the runs left readonly.yaml only
+    code, status = _refusal(sa_kubeconfig, daemon_pods["dgx001"])  # the runs left readonly.yaml only
     assert (code, status["reason"]) == (403, "Forbidden")
-    assert status["message"].startswith(f'pods "{daemon_pods["dgx001"]}" is forbidden: User "{SA.name}" cannot '
-                                        'create resource "pods/exec" in API group "" in the namespace "network-operator"')
+    assert status["message"].startswith(
+        f'pods "{daemon_pods["dgx001"]}" is forbidden: User "{SA.name}" cannot '
+        'create resource "pods/exec" in API group "" in the namespace "network-operator"'
+    )
 
 
 def test_twin_exec_to_a_refusing_node_fails_before_the_upgrade_in_v4(faults_twin):
     """kube-apiserver proxies a v4 exec to the kubelet: a node refusing connections fails the handshake (v5: after
     it, on the error channel, as the exec run shows for dgx007)."""
-    code, status = _refusal(faults_twin.kubeconfig_path, _daemon_pod(faults_twin, "dgx007"),
-                            **{"sec-websocket-protocol": "v4.channel.k8s.io"})
-    assert code == 500 and re.fullmatch(r"error dialing backend: dial tcp 127\.\d+\.\d+\.7:10250: connect: "
-                                        r"connection refused", status["message"]), status
+    code, status = _refusal(
+        faults_twin.kubeconfig_path,
+        _daemon_pod(faults_twin, "dgx007"),
+        **{"sec-websocket-protocol": "v4.channel.k8s.io"},
+    )
+    assert code == 500 and re.fullmatch(
+        r"error dialing backend: dial tcp 127\.\d+\.\d+\.7:10250: connect: "
+        r"connection refused",
+        status["message"],
+    ), status
