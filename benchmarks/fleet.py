@@ -287,14 +287,15 @@ def _tail(path: Path, lines: int = 5) -> str:
 
 # ---------------------------------------------------------------------------------------------- suite
 
-def measure_suite(twin: Twin, logs: SshdLogs, work: Path, tag: str, read_only: bool) -> dict:
+def measure_suite(twin: Twin, logs: SshdLogs, work: Path, tag: str, read_only: bool,
+                  inventory: Path | None = None) -> dict:
     out, attempt = work / tag, 1
     while out.exists():                     # a measurement done again (--quiet) gets its own folder
         attempt += 1
         out = work / f"{tag}-{attempt}"
     tag = out.name
     mark, first = logs.mark(), len(twin.api.requests)
-    cmd = [sys.executable, "-m", "ibconform.cli", "run", "-i", twin.inventory_path, "--out", out]
+    cmd = [sys.executable, "-m", "ibconform.cli", "run", "-i", inventory or twin.inventory_path, "--out", out]
     finished = run_child([*cmd, "--read-only"] if read_only else cmd, stdout=work / f"{tag}.log", cwd=REPO)
     requests = twin.api.requests[first:]
     if not (out / "results.json").exists():
@@ -326,6 +327,23 @@ def measure_evaluation(work: Path, bundle: Path, items: int) -> dict:
     return {"seconds": round(finished.seconds, 3), "exit_code": finished.code,
             "ms_per_item": round(1000 * finished.seconds / items, 3) if items else None,
             "peak_rss_mb": round(finished.peak_rss_mb, 1)}
+
+
+def exec_inventory(twin: Twin, work: Path) -> Path:
+    """The twin's inventory with every node reached through its config-daemon pod instead of SSH."""
+    data = yaml.safe_load(Path(twin.inventory_path).read_text())
+    data["transport"] = "config-daemon"
+    for group in data.get("nodes", []):
+        group.pop("transport", None)
+    path = work / "inventory-config-daemon.yaml"
+    path.write_text(yaml.safe_dump(data, sort_keys=False))
+    return path
+
+
+def verdicts(out: Path) -> dict[str, tuple]:
+    """Each item's outcome and message in a run's results.json."""
+    results = json.loads((out / "results.json").read_text())["results"]
+    return {r["id"]: (r["outcome"], r["message"]) for r in results}
 
 
 def suite_phases(out: Path, finished: Finished) -> dict:
@@ -575,6 +593,11 @@ def bench(twin: BenchTwin, args: argparse.Namespace, work: Path) -> dict:
     naive_s = None if args.skip_naive else med("naive")
     last = runs[-1]
     report = last["suite"]["out"] / "report.html"
+    say("suite --read-only through the config-daemon pods (pods/exec, no SSH) ...")
+    exec_run = measure_suite(twin, logs, work, "suite-exec-ro", read_only=True, inventory=exec_inventory(twin, work))
+    ssh_verdicts, exec_verdicts = verdicts(last["suite_read_only"]["out"]), verdicts(exec_run["out"])
+    differing = sorted(i for i in ssh_verdicts.keys() | exec_verdicts.keys()
+                       if ssh_verdicts.get(i) != exec_verdicts.get(i))
     say("evaluation alone (the last probing run's bundle) ...")
     alone = measure_evaluation(work, last["suite"]["out"] / "bundle", last["suite"]["items"])
     if args.cprofile:
@@ -596,6 +619,7 @@ def bench(twin: BenchTwin, args: argparse.Namespace, work: Path) -> dict:
         "api_lists": int(med("suite", "api_lists")),
         "peak_rss_mb": round(med("suite", "peak_rss_mb"), 1),
         "report_mb": round(med("suite", "report_mb"), 3),
+        "transports_identical": not differing,
         "mst_latency_s": args.mst_latency,
         "machine": machine(),
         "notes": {
@@ -616,6 +640,8 @@ def bench(twin: BenchTwin, args: argparse.Namespace, work: Path) -> dict:
                            "processes (the collector and the evaluation it starts), sampled every 0.1 s, or the "
                            "collector's own maximum resident set (wait4) if larger",
             "report_mb": "size of report.html of the probing run",
+            "transports_identical": "every item's outcome and message equal in the last read-only run over SSH and "
+                                    "a read-only run through each node's config-daemon pod (details.config_daemon)",
             "units": "seconds; MB = 10**6 bytes; medians over repeats",
         },
         "settings": {
@@ -642,6 +668,10 @@ def bench(twin: BenchTwin, args: argparse.Namespace, work: Path) -> dict:
             "phases": last["suite"]["phases"],
             "phases_read_only": last["suite_read_only"]["phases"],
             "evaluation_alone": alone,
+            "config_daemon": {
+                "seconds": round(exec_run["seconds"], 3), "exit_code": exec_run["exit_code"],
+                "items": len(exec_verdicts), "differing_items": differing,
+                "ssh_sessions": exec_run["ssh"]["sessions"], "api_by_verb": exec_run["api_by_verb"]},
             "items": last["suite"]["items"], "outcomes": last["suite"]["outcomes"],
             "report": report_breakdown(report) if report.exists() else None,
             "naive": ({k: v for k, v in last["naive"].items() if k != "ssh"} if "naive" in last else None),
