@@ -98,18 +98,6 @@ def scenario(nodes: int, mst_latency: float, profile: str, parallel: int | None)
     return doc
 
 
-class BenchTwin(Twin):
-    """The twin, its sshds logging at VERBOSE: each TCP connection, login and exec session leaves a line."""
-
-    def _write_files(self) -> None:
-        super()._write_files()
-        for name in self.scenario.nodes:
-            path = self.node_dir(name) / "sshd_config"
-            text = path.read_text()
-            text, found = re.subn(r"(?m)^LogLevel .*$", "LogLevel VERBOSE", text)
-            path.write_text(text if found else text + "LogLevel VERBOSE\n")
-
-
 class SshdLogs:
     """Counts what each node's sshd logged since a mark."""
 
@@ -533,7 +521,7 @@ def _median(values: list) -> float | None:
     return statistics.median(values) if values else None
 
 
-def bench(twin: BenchTwin, args: argparse.Namespace, work: Path) -> dict:
+def bench(twin: Twin, args: argparse.Namespace, work: Path) -> dict:
     inventory = inventory_mod.load(twin.inventory_path)
     names = [n.name for n in inventory.nodes]
     fanout = max(1, min(inventory.model.collect.parallel, len(names)))
@@ -746,7 +734,7 @@ def main(argv: list[str] | None = None) -> int:
             scenario(args.nodes, args.mst_latency, args.profile, args.parallel), sort_keys=False))
         try:
             say(f"twin of {args.nodes} nodes up ...")
-            with BenchTwin(scenario_path, work / "twin", start_timeout=max(30.0, args.nodes / 4)) as twin:
+            with Twin(scenario_path, work / "twin", start_timeout=max(30.0, args.nodes / 4)) as twin:
                 say(f"twin up in {twin.startup_seconds:.1f} s")
                 result = bench(twin, args, work)
         except KeyboardInterrupt:
