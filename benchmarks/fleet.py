@@ -20,7 +20,7 @@ Brings up one twin (each node an sshd on its own loopback address, a fake mstcon
   every node, under pytest-xdist; with ``--naive-max-nodes M`` < N it runs on M nodes and the per-node
   cost is extrapolated linearly to N (its fixed start-up, measured with every test deselected, is not).
 
-SSH sessions are counted from the nodes' sshd logs (the benchmark runs sshd at LogLevel VERBOSE, which
+SSH sessions are counted from the nodes' sshd logs (the twin runs sshd at LogLevel VERBOSE, which
 logs each TCP connection, login and exec session); API LISTs from the twin's request log; peak memory
 is the ``ibconform run`` process's maximum resident set (``wait4`` rusage); MB means 10**6 bytes.
 Times are medians over ``--repeat`` runs. The CPU other processes used during each measurement is
