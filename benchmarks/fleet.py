@@ -22,7 +22,8 @@ Brings up one twin (each node an sshd on its own loopback address, a fake mstcon
 
 SSH sessions are counted from the nodes' sshd logs (the twin runs sshd at LogLevel VERBOSE, which
 logs each TCP connection, login and exec session); API LISTs from the twin's request log; peak memory
-is the ``ibconform run`` process's maximum resident set (``wait4`` rusage); MB means 10**6 bytes.
+is the summed resident set of ``ibconform run`` and the evaluation process it starts (sampled every
+0.1 s; ``wait4``'s maximum of the largest if that is higher); MB means 10**6 bytes.
 Times are medians over ``--repeat`` runs. The CPU other processes used during each measurement is
 recorded (``others_cores``); ``--quiet S`` waits for a quiet machine before each one and redoes those
 others disturbed. Needs root (the twin), sshd, unshare and ssh (for clush).
