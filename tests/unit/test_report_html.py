@@ -320,7 +320,7 @@ from ibconform.report.results import ResultsRecorder
 
 def pytest_configure(config):
     out = Path(config.rootpath) / "out"
-    config.pluginmanager.register(ResultsRecorder(out, {"cluster": "lab", "user": "ci"}), "ibconform-results")
+    config.pluginmanager.register(ResultsRecorder(out, lambda: {"cluster": "lab", "user": "ci"}), "ibconform-results")
     config.pluginmanager.register(AcceptanceReport(out / "results.json", None, "lab"), "ibconform-html")
 '''
 
