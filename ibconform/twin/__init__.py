@@ -32,8 +32,8 @@ import yaml
 from ibconform.errors import InventoryError
 from ibconform.inventory import parse as parse_inventory
 from ibconform.twin import block as blocks
+from ibconform.twin import cpu, render
 from ibconform.twin import nodes as node_procs
-from ibconform.twin import render
 from ibconform.twin.api import ApiTwin
 from ibconform.twin.api_exec import Kubelet
 from ibconform.twin.cluster import ClusterEmulation
@@ -95,6 +95,7 @@ class Twin:
         self._ids: set[tuple[int, int]] = set()
         self._owns_state = False
         self._hardware_root: Path | None = None
+        self._cpu_group: Path | None = None
         self.api: ApiTwin | None = None
         self.cluster: ClusterEmulation | None = None
 
@@ -186,7 +187,9 @@ class Twin:
             if self.api is not None:
                 self.api.stop()
             node_procs.kill_all(list(self._procs.values()), self._ids)
+            cpu.remove_group(self._cpu_group)
         finally:
+            self._cpu_group = None
             self.api, self.cluster = None, None
             self._procs.clear()
             for s in self._silent:
@@ -221,7 +224,12 @@ class Twin:
         pid = node_procs.first_process(proc) if proc is not None else None
         if pid is None:
             return Kubelet(address, fault="hung" if self.scenario.nodes[name].ssh == "hung" else "refused")
-        return Kubelet(address, enter=node_procs.enter_command(pid))
+        return Kubelet(address, enter=node_procs.enter_command(pid), cpu_group=self._cpu_procs)
+
+    @property
+    def _cpu_procs(self) -> bytes | None:
+        """The file a process writes to join the nodes' CPU group (``twin.cpu``)."""
+        return bytes(self._cpu_group / "cgroup.procs") if self._cpu_group else None
 
     def _write_files(self) -> None:
         self.workdir.mkdir(parents=True, exist_ok=True)
@@ -274,9 +282,11 @@ class Twin:
         self._ids = node_procs.identities(self._hardware_dirs())
         os.makedirs("/run/sshd", mode=0o755, exist_ok=True)   # sshd's privilege separation directory
         empty = self.workdir / "empty"
+        self._cpu_group = cpu.make_group(f"ibconform-twin-{self.block}")
         for name, node in self.scenario.nodes.items():
             if node.ssh == "up":
-                self._procs[name] = node_procs.start(name, self.node_dir(name), self.hardware_dir(name), empty)
+                self._procs[name] = node_procs.start(name, self.node_dir(name), self.hardware_dir(name), empty,
+                                                     self._cpu_procs)
             elif node.ssh == "hung":
                 self._silent.append(node_procs.hold_silent(self.addresses[name]))
         node_procs.wait_accepting(self._procs, self.addresses,

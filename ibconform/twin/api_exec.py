@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import json
 import os
 import signal
@@ -23,6 +24,7 @@ from typing import TYPE_CHECKING, Any, Literal
 import aiohttp.web
 from multidict import MultiMapping
 
+from ibconform.twin import cpu
 from ibconform.twin.api_store import ApiError, bad_request
 
 if TYPE_CHECKING:
@@ -45,6 +47,7 @@ class Kubelet:
     address: str
     enter: tuple[str, ...] = ()
     fault: Literal["refused", "hung"] | None = None
+    cpu_group: bytes | None = None  # the node processes' cgroup.procs (``twin.cpu``)
 
 
 @dataclass(frozen=True)
@@ -172,6 +175,7 @@ async def _run(ws: aiohttp.web.WebSocketResponse, request: ExecRequest, kubelet:
             cwd="/",
             env=NODE_ENV,
             start_new_session=True,
+            preexec_fn=functools.partial(cpu.join, kubelet.cpu_group),
         )
     except OSError as exc:
         await _send(ws, ERROR, json.dumps(internal_error(f"error executing command in container: {exc}")).encode())

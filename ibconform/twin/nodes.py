@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import contextlib
 import ctypes
+import functools
 import hashlib
 import os
 import pwd
@@ -36,7 +37,7 @@ import time
 from importlib import resources
 from pathlib import Path
 
-from ibconform.twin import render
+from ibconform.twin import cpu, render
 from ibconform.twin.errors import TwinError
 from ibconform.twin.hardware import Node
 
@@ -177,9 +178,10 @@ def write_hardware(folder: Path, node: Node) -> None:
         os.chmod(folder / "bin" / tool, 0o755)
 
 
-def _die_with_parent() -> None:
-    """In the child before exec: SIGKILL when the parent goes, however it goes."""
+def _node_process(cpu_group: bytes | None) -> None:
+    """In the child before exec: SIGKILL when the parent goes, however it goes; in the twin's CPU group."""
     _libc.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
+    cpu.join(cpu_group)
 
 
 def node_command(name: str, folder: Path, hardware: Path, empty: Path) -> list[str]:
@@ -197,12 +199,12 @@ def node_command(name: str, folder: Path, hardware: Path, empty: Path) -> list[s
             "--mount-proc", "--", "/bin/sh", "-c", "\n".join(setup)]
 
 
-def start(name: str, folder: Path, hardware: Path, empty: Path) -> subprocess.Popen:
+def start(name: str, folder: Path, hardware: Path, empty: Path, cpu_group: bytes | None = None) -> subprocess.Popen:
     """Start node ``name``'s sshd (not waiting for it); its log goes to ``folder/sshd.log``."""
     with open(folder / "sshd.log", "wb") as log:
         return subprocess.Popen(
             node_command(name, folder, hardware, empty), stdin=subprocess.DEVNULL, stdout=log, stderr=log,
-            close_fds=True, start_new_session=True, preexec_fn=_die_with_parent,
+            close_fds=True, start_new_session=True, preexec_fn=functools.partial(_node_process, cpu_group),
             env={"PATH": "/usr/sbin:/usr/bin:/sbin:/bin", "LANG": "C.UTF-8"})
 
 
