@@ -46,6 +46,7 @@ def _parser() -> argparse.ArgumentParser:
     ev.add_argument("bundle", type=Path, help="evidence bundle directory")
     ev.add_argument("--follow", action="store_true",
                     help="the bundle is still being collected: judge each node as its evidence lands")
+    ev.add_argument("--quiet", action="store_true", help="print no summary (the exit code and files tell)")
     _out_args(ev)
 
     disc = sub.add_parser("discover", help="write an inventory from a live cluster's policies and node states")
@@ -130,8 +131,9 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
         raise UsageError(f"{args.bundle}: not an evidence bundle (no manifest.json)")
     out = args.out or suite.default_out_dir("evaluate")
     code = suite.evaluate(args.bundle, out, workers=args.workers, follow=args.follow)
-    print("\n".join(suite.summary_lines(out)))
-    print(f"report: {out / 'report.html'}\nresults: {out / 'results.json'}")
+    if not args.quiet:
+        print("\n".join(suite.summary_lines(out)))
+        print(f"report: {out / 'report.html'}\nresults: {out / 'results.json'}")
     return code
 
 

@@ -178,12 +178,17 @@ class ClusterFacts:
                 found.append((pool, allocated))
         return found
 
+    @cached_property
+    def _probes(self) -> dict[str, dict]:
+        document = d(self.bundle.cluster("probes"))
+        return {d(p).get("node"): p for p in reversed(lst(document.get("probes")))}  # the first record wins
+
     def probe(self, node: str) -> dict | None:
         """The probe record of ``node`` from cluster/probes.json, None when probes did not run."""
         document = self.bundle.cluster("probes")
         if document is None:
             return None
-        record = next((p for p in lst(document.get("probes")) if d(p).get("node") == node), {})
+        record = self._probes.get(node, {})
         if not record and document.get("error"):
             raise ClusterUnavailable(str(document["error"]))
         return record

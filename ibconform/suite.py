@@ -188,7 +188,7 @@ def run(inventory_path: str | Path, out_dir: Path, read_only: bool, kubeconfig: 
 
 def _start_evaluation(bundle_dir: Path, out_dir: Path, workers: int) -> subprocess.Popen:
     cmd = [sys.executable, "-m", "ibconform.cli", "evaluate", str(bundle_dir), "--out", str(out_dir), "--follow",
-           *(["--workers", str(workers)] if workers else [])]
+           "--quiet", *(["--workers", str(workers)] if workers else [])]
     with open(out_dir / "evaluation.log", "wb") as log:
         # its own session: a Ctrl-C on the terminal reaches only this process, which decides
         return subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
