@@ -94,8 +94,10 @@ def scenario(nodes: int, mst_latency: float, profile: str, parallel: int | None)
                  "defaults": {"mstDelay": mst_latency}, "nodes": [{"names": names}]}
     if profile == BENCH_PROFILE:
         doc["profiles"] = {BENCH_PROFILE: bench_profile()}
+    # the product's SSH timeouts (the twin's own inventory shortens them for its fault tests; the floor has none)
+    doc["inventory"] = {"ssh": {"connectTimeout": 10.0, "commandTimeout": 120.0}}
     if parallel:
-        doc["inventory"] = {"collect": {"parallel": parallel}}
+        doc["inventory"]["collect"] = {"parallel": parallel}
     return doc
 
 

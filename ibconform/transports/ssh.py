@@ -153,6 +153,10 @@ class SshTransport:
             if "banner" in str(exc) or not got_banner:
                 raise TransportError(f"ssh {t.hostname}:{t.port}: no SSH banner within {timeout:g} s "
                                      "(the port accepts TCP but sshd does not answer)") from None
+            if "No existing session" in str(exc) or "Negotiation timed out" in str(exc):
+                raise TransportError(f"ssh {t.hostname}:{t.port}: the key exchange did not finish within "
+                                     f"{timeout:g} s (sshd overloaded or stalled): check the node's load, or "
+                                     "raise ssh.connectTimeout") from None
             raise TransportError(f"ssh {t.hostname}:{t.port}: {exc}") from None
         except paramiko.ssh_exception.NoValidConnectionsError as exc:
             client.close()
