@@ -1,0 +1,97 @@
+"""The evidence bundle read while it is written (``Bundle(follow=True)``), and what the writer refuses."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import pytest
+
+from ibconform.bundle import Bundle, BundleWriter, NodeStatus
+from ibconform.collect.nodescript import NodeOutput
+from ibconform.inventory import load as load_inventory
+
+INVENTORY = Path(__file__).resolve().parents[2] / "inventories" / "dgx-b200-example.yaml"
+
+
+@pytest.fixture
+def inventory():
+    return load_inventory(INVENTORY)
+
+
+def _output(node: str) -> NodeOutput:
+    return NodeOutput(hostname=node, mstconfig={"0000:18:00.0": ("NUM_OF_VFS 8 8 8\n", 0)},
+                      files={"/sys/class/net/ibp24s0/device/sriov_numvfs": "8\n",
+                             "/sys/class/net/ibp24s0/device/infiniband/mlx5_0/ports/1/state": "4: ACTIVE\n"})
+
+
+def _status() -> NodeStatus:
+    return NodeStatus(reachable=True, error=None, transport="ssh", seconds=0.1)
+
+
+def test_a_following_reader_waits_for_each_node_then_reads_it(tmp_path, inventory):
+    writer = BundleWriter(tmp_path / "b", inventory, read_only=True)
+    first, second = (n.name for n in inventory.nodes[:2])
+    reader = Bundle(tmp_path / "b", follow=True)
+    seen: dict[str, object] = {}
+
+    def read() -> None:
+        seen["status"] = reader.status(first)
+        seen["at"] = time.monotonic()
+
+    thread = threading.Thread(target=read)
+    thread.start()
+    time.sleep(0.3)
+    assert thread.is_alive()                          # not written yet: the reader waits
+    written = time.monotonic()
+    writer.node(first, _status(), _output(first))
+    thread.join(5)
+    assert seen["status"].hostname == first and seen["at"] >= written
+    assert reader.sysfs(first, "/sys/class/net/ibp24s0/device/sriov_numvfs") == "8\n"
+    assert reader.sysfs_glob(first, "/sys/class/net/ibp24s0/device/infiniband/*/ports/*/state") == {
+        "/sys/class/net/ibp24s0/device/infiniband/mlx5_0/ports/1/state": "4: ACTIVE\n"}
+    threading.Timer(0.3, writer.finish).start()
+    assert reader.status(second) is None              # never written: known once the bundle is finished
+    assert reader.settled().manifest["complete"] is True
+
+
+def test_a_reader_stops_waiting_when_the_writer_dies(tmp_path, inventory):
+    """The writer's lock goes with its process: a reader then judges what is there instead of waiting forever."""
+    code = (f"import sys, time; from pathlib import Path; from ibconform.bundle import BundleWriter; "
+            f"from ibconform.inventory import load; BundleWriter(Path({str(tmp_path / 'b')!r}), "
+            f"load({str(INVENTORY)!r}), read_only=True); print('begun', flush=True); time.sleep(60)")
+    proc = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, text=True)
+    try:
+        assert proc.stdout.readline().strip() == "begun"
+        reader = Bundle(tmp_path / "b", follow=True)
+        threading.Timer(0.5, proc.kill).start()
+        started = time.monotonic()
+        assert reader.status(inventory.nodes[0].name) is None
+        assert 0.4 < time.monotonic() - started < 5
+        assert "finished" not in reader.manifest and reader.manifest["complete"] is False
+    finally:
+        proc.kill()
+        proc.wait()
+
+
+def test_an_unsafe_device_name_from_a_node_is_refused(tmp_path, inventory):
+    writer = BundleWriter(tmp_path / "b", inventory, read_only=True)
+    node = inventory.nodes[0].name
+    output = _output(node)
+    output.mstconfig["../../../../escaped"] = ("x", 0)
+    output.files["/sys/../etc/passwd"] = "root:x:0:0"
+    status = _status()
+    writer.node(node, status, output)
+    writer.finish()
+    assert not any(p.name.startswith("escaped") for p in tmp_path.rglob("*"))
+    assert not (tmp_path / "b" / "nodes" / node / "etc").exists()
+    notes = json.loads((tmp_path / "b" / "nodes" / node / "status.json").read_text())["notes"]
+    assert notes == ["ignored unsafe mstconfig device name '../../../../escaped'",
+                     "ignored unsafe sysfs path '/sys/../etc/passwd'"]
+    assert Bundle(tmp_path / "b").mstconfig(node, "0000:18:00.0") == ("NUM_OF_VFS 8 8 8\n", 0)
+    assert os.listdir(tmp_path) == ["b"]
