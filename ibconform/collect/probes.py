@@ -11,6 +11,7 @@ on its own should the runner die.
 from __future__ import annotations
 
 import datetime as dt
+import json
 import secrets
 import threading
 import time
@@ -219,7 +220,8 @@ class ProbeRun:
             record["pod"] = manifest["metadata"]["name"]
             record["requests"] = manifest["spec"]["containers"][0]["resources"]["requests"]
             try:
-                self.core.create_namespaced_pod(self.namespace, manifest, _request_timeout=self.timeout_s)
+                self.core.create_namespaced_pod(self.namespace, manifest, _request_timeout=self.timeout_s,
+                                                _preload_content=False).drain_conn()  # the pod is not read back
             except LIST_ERRORS as exc:
                 record["message"] = str(self._refused(exc, "create"))
                 continue
@@ -240,13 +242,14 @@ class ProbeRun:
         version = None
         while pending and time.monotonic() < deadline and not self.stop.is_set():
             if version is None:
-                listing = self.core.list_namespaced_pod(self.namespace, label_selector=selector,
-                                                        _request_timeout=self.timeout_s)
-                version = listing.metadata.resource_version
-                for pod in listing.items:
-                    self._observe(self.core.api_client.sanitize_for_serialization(pod), pods, records, pending)
+                response = self.core.list_namespaced_pod(self.namespace, label_selector=selector,
+                                                         _request_timeout=self.timeout_s, _preload_content=False)
+                listing = d(json.loads(response.data))
+                version = d(listing.get("metadata")).get("resourceVersion")
+                for pod in lst(listing.get("items")):
+                    self._observe(d(pod), pods, records, pending)
                 continue
-            stream = watch.Watch()
+            stream = watch.Watch(return_type=object)  # events as plain JSON objects, not client models
             try:
                 for event in stream.stream(self.core.list_namespaced_pod, self.namespace, label_selector=selector,
                                            resource_version=version,
@@ -315,8 +318,8 @@ class ProbeRun:
 
     def _delete(self, name: str) -> bool:
         try:
-            self.core.delete_namespaced_pod(name, self.namespace, grace_period_seconds=0,
-                                            _request_timeout=self.timeout_s)
+            self.core.delete_namespaced_pod(name, self.namespace, grace_period_seconds=0, _preload_content=False,
+                                            _request_timeout=self.timeout_s).drain_conn()
             return True
         except ApiException as exc:
             return exc.status == 404

@@ -16,7 +16,7 @@ import pytest
 FLEET = Path(__file__).resolve().parents[2] / "benchmarks" / "fleet.py"
 KEYS = {"nodes", "suite_s", "suite_read_only_s", "floor_s", "floor_clush_s", "floor_paramiko_s", "naive_s",
         "suite_over_floor", "naive_over_suite", "ssh_sessions_per_node", "api_lists", "peak_rss_mb", "report_mb",
-        "mst_latency_s", "machine"}
+        "transports_identical", "mst_latency_s", "machine"}
 
 
 def fleet(tmp_path: Path, nodes: int, *extra: str) -> dict:
@@ -46,6 +46,15 @@ def test_every_key_with_sane_values(four):
     assert 0 < four["report_mb"] < 15
     assert four["machine"]["cores"] == os.cpu_count()
     assert four["machine"]["python"] == platform.python_version()
+
+
+def test_results_identical_over_ssh_and_config_daemon_exec(four):
+    assert four["transports_identical"] is True
+    run = four["details"]["config_daemon"]
+    assert run["exit_code"] == 0 and run["items"] == four["details"]["items"] and run["differing_items"] == []
+    assert run["ssh_sessions"] == {"min": 0, "max": 0}
+    # one exec per node; the read-only run's own LIST of pods and one of the config-daemon pods
+    assert run["api_by_verb"]["create pods/exec"] == 4 and run["api_by_verb"]["list pods"] == 2
 
 
 def test_one_ssh_session_per_node(four):
