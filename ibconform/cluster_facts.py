@@ -7,6 +7,7 @@ could not be read raises ``Unproven`` (a missing CRD: the operator is not instal
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 from functools import cached_property
 
@@ -151,14 +152,23 @@ class ClusterFacts:
                            "sriovnetwork.openshift.io/device-plugin, nodeSelector)?")
         return state
 
+    @functools.cache  # noqa: B019  (one ClusterFacts per run; the Lists never change)
     def ipam_pods(self, component: str) -> list[dict]:
         """nv-ipam pods of ``component`` (nv-ipam-node / nv-ipam-controller) by their labels."""
         return [p for p in self.pods
                 if d(d(p.get("metadata")).get("labels")).get("component") == component
                 or d(d(p.get("metadata")).get("labels")).get("name") == component]
 
+    @functools.cache  # noqa: B019
+    def _pods_by_node(self, component: str) -> dict[object, list[dict]]:
+        by_node: dict[object, list[dict]] = {}
+        for pod in self.ipam_pods(component):
+            by_node.setdefault(d(pod.get("spec")).get("nodeName"), []).append(pod)
+        return by_node
+
     def pods_on(self, node: str, component: str) -> list[dict]:
-        return [p for p in self.ipam_pods(component) if d(p.get("spec")).get("nodeName") == node]
+        """The ``component`` pods bound to ``node`` (indexed once: every node asks)."""
+        return list(self._pods_by_node(component).get(node, []))
 
     @cached_property
     def nic_cluster_policy(self) -> dict:
