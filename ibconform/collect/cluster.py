@@ -157,11 +157,14 @@ def _status_message(exc: ApiException) -> str | None:
         return None
 
 
-def _list_page(api: client.ApiClient, res: Resource, namespace: str | None, token: str | None):
+def _list_page(api: client.ApiClient, res: Resource, namespace: str | None, token: str | None,
+               label_selector: str | None = None):
     """One LIST call; the raw response (not the client's models: the bundle keeps the API's JSON)."""
     kwargs = {"limit": PAGE_SIZE, "_preload_content": False, "_request_timeout": api.ibconform_timeout}
     if token:
         kwargs["_continue"] = token
+    if label_selector:
+        kwargs["label_selector"] = label_selector
     if not res.group:
         core = client.CoreV1Api(api)
         call = (lambda **kw: core.list_namespaced_pod(namespace, **kw)) if res.namespaced else core.list_node
@@ -172,12 +175,12 @@ def _list_page(api: client.ApiClient, res: Resource, namespace: str | None, toke
     return custom.list_cluster_custom_object(res.group, res.version, res.plural, **kwargs)
 
 
-def list_all(api: client.ApiClient, res: Resource, namespace: str | None) -> dict:
-    """LIST ``res`` page by page (limit/continue) and return one List document."""
+def list_all(api: client.ApiClient, res: Resource, namespace: str | None, label_selector: str | None = None) -> dict:
+    """LIST ``res`` (those matching ``label_selector``) page by page (limit/continue); one List document."""
     items: list = []
     token = None
     while True:
-        response = _list_page(api, res, namespace, token)
+        response = _list_page(api, res, namespace, token, label_selector)
         if not 200 <= response.status < 300:
             raise ApiException(status=response.status, reason=response.reason, body=response.data)
         page = json.loads(response.data)

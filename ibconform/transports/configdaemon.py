@@ -99,7 +99,6 @@ class DaemonPods:
 
     def _list(self) -> None:
         """One paginated LIST of the daemon pods, indexed by node; on failure, the one line every node reports."""
-        pods = cluster.Resource("pods", "", "v1", True, "Kubernetes")
         try:
             api = cluster.api_client(
                 *cluster.kube_target(self.session.inventory, self.session.kubeconfig, self.session.context),
@@ -110,17 +109,17 @@ class DaemonPods:
             self._error = f"no Kubernetes API access to find the node's {CONTAINER} pod: {exc}"
             return
         try:
-            items = _list_pods(api, self.namespace, self.timeout)
+            items = cluster.list_all(api, cluster.PODS, self.namespace, label_selector=APP_SELECTOR)["items"]
         except cluster.LIST_ERRORS as exc:
             reason = cluster.describe_error(
-                exc, "list", pods, self.namespace, grant=f"bind {RBAC}", timeout=self.timeout
+                exc, "list", cluster.PODS, self.namespace, grant=f"bind {RBAC}", timeout=self.timeout
             )
             self._error = f"cannot find the node's {CONTAINER} pod: {reason}"
             return
         self.configuration = api.configuration
         self._by_node = {}
-        for pod in items:
-            name, node = d(d(pod).get("metadata")).get("name"), d(d(pod).get("spec")).get("nodeName")
+        for pod in (p for p in items if isinstance(p, dict)):
+            name, node = d(pod.get("metadata")).get("name"), d(pod.get("spec")).get("nodeName")
             containers = {d(c).get("name") for c in lst(d(pod.get("spec")).get("containers"))}
             if (
                 isinstance(name, str)
@@ -129,29 +128,6 @@ class DaemonPods:
                 and CONTAINER in containers
             ):
                 self._by_node.setdefault(node, []).append(pod)
-
-
-def _list_pods(api: client.ApiClient, namespace: str, timeout: float) -> list[dict]:
-    """LIST the config-daemon pods page by page (limit/continue)."""
-    core = client.CoreV1Api(api)
-    items: list = []
-    token = None
-    while True:
-        response = core.list_namespaced_pod(
-            namespace,
-            label_selector=APP_SELECTOR,
-            limit=cluster.PAGE_SIZE,
-            _preload_content=False,
-            _request_timeout=timeout,
-            **({"_continue": token} if token else {}),
-        )
-        if not 200 <= response.status < 300:
-            raise ApiException(status=response.status, reason=response.reason, body=response.data)
-        page = d(json.loads(response.data))
-        items += [pod for pod in lst(page.get("items")) if isinstance(pod, dict)]
-        token = d(page.get("metadata")).get("continue")
-        if not token:
-            return items
 
 
 class ConfigDaemonTransport:
