@@ -124,13 +124,17 @@ def timed_out(exc: Exception) -> bool:
         reason, urllib3.exceptions.NewConnectionError)  # a refused connection, though a ConnectTimeoutError by class
 
 
+def call_name(verb: str, res: Resource, namespace: str | None) -> str:
+    """How messages name an API call: ``list pods in namespace x`` / ``list nodes (cluster-wide)``."""
+    return f"{verb} {res.full_name}" + (f" in namespace {namespace}" if namespace else " (cluster-wide)")
+
+
 def describe_error(exc: Exception, verb: str, res: Resource, namespace: str | None,
                    grant: str = "bind the ibconform role (deploy/rbac/readonly.yaml)",
                    timeout: float | None = None) -> str:
     """One line saying why a call failed and what to do (``grant``: how to get the permission; ``timeout``:
     the request timeout, named when it passed); never echoes credentials."""
-    where = f" in namespace {namespace}" if namespace else " (cluster-wide)"
-    what = f"{verb} {res.full_name}{where}"
+    what = call_name(verb, res, namespace)
     if timeout is not None and timed_out(exc):
         return (f"{what}: no answer within {timeout:g} s (kubernetes.timeout): the API server is overloaded or "
                 "unreachable — check its health, or raise kubernetes.timeout")
@@ -141,7 +145,7 @@ def describe_error(exc: Exception, verb: str, res: Resource, namespace: str | No
         if exc.status == 401:
             return f"{what}: unauthorized (401): the kubeconfig credentials were rejected — renew the token"
         if exc.status == 403:
-            return f"{what}: forbidden (403): the account may not {verb} {res.full_name}{where} — {grant}"
+            return f"{what}: forbidden (403): the account may not {what} — {grant}"
         reason = _status_message(exc) or exc.reason
         return f"{what}: API error {exc.status}: {reason}"
     if isinstance(exc, urllib3.exceptions.HTTPError | OSError):
@@ -209,7 +213,7 @@ def collect_cluster(api: client.ApiClient, inventory: Inventory) -> tuple[dict[s
     silent = None  # the first LIST the API server did not answer in time
     for res in RESOURCES:
         ns = namespace if res.namespaced else None
-        what = f"list {res.full_name}" + (f" in namespace {ns}" if ns else " (cluster-wide)")
+        what = call_name("list", res, ns)
         if silent is not None:
             errors[res.plural] = (f"{what}: not sent: the API server did not answer {silent} within "
                                   f"{api.ibconform_timeout:g} s (kubernetes.timeout) — check its health, or raise "
