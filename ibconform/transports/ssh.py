@@ -5,7 +5,8 @@ Host keys are checked against the inventory's known_hosts; an unknown key is ref
 (``ssh.config``) supplies HostName, Port, User and IdentityFile per host, as on real sites.
 Both files are parsed once per run, not once per node: paramiko's own loading is quadratic in the number
 of hosts listed (each known_hosts line is checked against all before it), so per-node loading made a
-256-node collection spend seconds of CPU re-reading them.
+256-node collection spend seconds of CPU re-reading them; ssh_config lookups read only the stanzas that
+can apply (``sshconfig``).
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ import paramiko
 from ibconform.errors import TransportError
 from ibconform.inventory import Inventory, Node
 from ibconform.transports import CommandResult, register
+from ibconform.transports.sshconfig import IndexedConfig
 
 # paramiko logs connection failures with tracebacks from its own threads; the transport reports them as
 # one line per node instead (a NullHandler keeps Python's last-resort handler from printing them)
@@ -42,13 +44,14 @@ class Target:
 
 
 @functools.lru_cache(maxsize=8)
-def _parsed(kind: type, path: str, mtime_ns: int) -> paramiko.SSHConfig | paramiko.HostKeys:
+def _parsed(kind: type, path: str, mtime_ns: int) -> IndexedConfig | paramiko.HostKeys:
     """``path`` parsed as ``kind`` (SSHConfig or HostKeys), once per version of the file."""
-    return paramiko.SSHConfig.from_path(path) if kind is paramiko.SSHConfig else paramiko.HostKeys(path)
+    return IndexedConfig(paramiko.SSHConfig.from_path(path)) if kind is paramiko.SSHConfig else paramiko.HostKeys(path)
 
 
-def parsed_file(kind: type, path: Path) -> paramiko.SSHConfig | paramiko.HostKeys:
-    """An ssh_config (``paramiko.SSHConfig``) or known_hosts (``paramiko.HostKeys``) file, parsed once."""
+def parsed_file(kind: type, path: Path) -> IndexedConfig | paramiko.HostKeys:
+    """An ssh_config (``paramiko.SSHConfig``: an ``IndexedConfig``) or known_hosts (``paramiko.HostKeys``)
+    file, parsed once."""
     return _parsed(kind, str(path), path.stat().st_mtime_ns)
 
 
