@@ -24,7 +24,7 @@ import os
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
-from pathlib import Path, PurePosixPath
+from pathlib import Path
 
 from ibconform import __version__
 from ibconform import inventory as inventory_mod
@@ -50,12 +50,13 @@ def now() -> str:
     return dt.datetime.now(dt.UTC).isoformat(timespec="seconds")
 
 
-def _sysfs_relpath(path: str) -> PurePosixPath | None:
-    """``/sys/class/net/x/device/sriov_numvfs`` -> ``class/net/x/device/sriov_numvfs``; None if unsafe."""
-    p = PurePosixPath(path)
-    if not p.is_absolute() or p.parts[:2] != ("/", "sys") or any(part in ("..", ".", "") for part in p.parts[2:]):
+def _sysfs_relpath(path: str) -> str | None:
+    """``/sys/class/net/x/device/sriov_numvfs`` -> ``class/net/x/device/sriov_numvfs``; None if unsafe
+    (string operations: called for every file of every node)."""
+    rel = path.removeprefix("/sys/")
+    if rel == path or any(part in ("..", ".", "") for part in rel.split("/")):
         return None
-    return PurePosixPath(*p.parts[2:])
+    return rel
 
 
 class BundleWriter:
@@ -142,6 +143,15 @@ def _write_json(path: Path, data: object, compact: bool = False) -> None:
     tmp.replace(path)
 
 
+def _read_text(path: str) -> str | None:
+    """The file's text; None if it cannot be read (not seen, or a folder)."""
+    try:
+        with open(path) as f:
+            return f.read()
+    except OSError:
+        return None
+
+
 def _writer_alive(root: Path) -> bool:
     """Whether a BundleWriter still holds ``root``'s lock."""
     try:
@@ -223,23 +233,19 @@ class Bundle:
 
     def sysfs(self, node: str, path: str) -> str | None:
         rel = _sysfs_relpath(path)
-        try:
-            return (self._node(node) / "sysfs" / rel).read_text() if rel else None
-        except OSError:  # not seen (or a folder)
-            return None
+        return _read_text(os.path.join(self._node(node), "sysfs", rel)) if rel else None
 
     def sysfs_glob(self, node: str, pattern: str) -> dict[str, str]:
         """Every file seen whose /sys path matches the shell-style ``pattern``, in path order."""
         rel = _sysfs_relpath(pattern)
         if rel is None:
             return {}
-        base = self._node(node) / "sysfs"
+        base = os.path.join(self._node(node), "sysfs")
         found = {}
-        for match in sorted(glob.glob(str(rel), root_dir=base)):
-            try:
-                found[f"/sys/{match}"] = (base / match).read_text()
-            except OSError:
-                continue
+        for match in sorted(glob.glob(rel, root_dir=base)):
+            text = _read_text(os.path.join(base, match))
+            if text is not None:
+                found[f"/sys/{match}"] = text
         return found
 
     @functools.cache  # noqa: B019

@@ -297,11 +297,12 @@ class ProbeRun:
         """One LIST of the namespace's pod events; the scheduler's or kubelet's words become the message."""
         names = {r["pod"]: r for r in records.values() if r["pod"]}
         try:
-            events = self.core.list_namespaced_event(self.namespace, field_selector="involvedObject.kind=Pod",
-                                                     _request_timeout=self.timeout_s)
+            response = self.core.list_namespaced_event(self.namespace, field_selector="involvedObject.kind=Pod",
+                                                       _request_timeout=self.timeout_s, _preload_content=False)
+            events = lst(d(json.loads(response.data)).get("items"))  # plain JSON: no client models to build
         except LIST_ERRORS:
             return  # the verdicts stand; only the scheduler's and kubelet's own words are missing
-        for event in self.core.api_client.sanitize_for_serialization(events).get("items", []):
+        for event in map(d, events):
             record = names.get(d(event.get("involvedObject")).get("name"))
             if record is None:
                 continue

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import glob
 import json
 import os
 import subprocess
@@ -95,3 +96,29 @@ def test_an_unsafe_device_name_from_a_node_is_refused(tmp_path, inventory):
                      "ignored unsafe sysfs path '/sys/../etc/passwd'"]
     assert Bundle(tmp_path / "b").mstconfig(node, "0000:18:00.0") == ("NUM_OF_VFS 8 8 8\n", 0)
     assert os.listdir(tmp_path) == ["b"]
+
+
+GLOB_FILES = ["class/net/ib0/device/infiniband/mlx5_0/ports/1/state", "class/net/ib0/device/infiniband/mlx5_0/ports/2/state",
+              "class/net/ib0/device/infiniband/mlx5_0/ports/1/rate", "class/net/ib0/device/infiniband/mlx5_0/fw_ver",
+              "class/net/ib0/device/infiniband/.hidden/fw_ver", "class/net/ib0/device/.sriov_numvfs",
+              "class/net/ib0/device/sriov_numvfs", "class/net/ib1/device/sriov_numvfs", "bus/pci/devices/x[1]/y"]
+GLOBS = ["class/net/ib0/device/infiniband/*/ports/*/state", "class/net/*/device/sriov_numvfs",
+         "class/net/ib0/device/*", "class/net/ib0/device/.*", "class/net/ib0/device/infiniband/*/fw_ver",
+         "class/net/ib?/device/sriov_numvfs", "class/net/ib[!0]/device/sriov_numvfs", "class/net/ib0/device",
+         "class/net/ib0/device/infiniband/mlx5_0/ports/1/state", "class/*", "class/net/ib9/*", "*/*/*/*/*",
+         "bus/pci/devices/x[[]1]/y", "class/net/ib0/device/infiniband/*/ports/1"]
+
+
+@pytest.mark.parametrize("pattern", GLOBS)
+def test_sysfs_glob_finds_what_glob_finds_on_disk(tmp_path, inventory, pattern):
+    """Shell-style patterns as glob has them (hidden names, brackets), files only, read, in path order."""
+    node = inventory.nodes[0].name
+    output = NodeOutput(hostname=node, mstconfig={}, files={f"/sys/{f}": f"{f}\n" for f in GLOB_FILES})
+    writer = BundleWriter(tmp_path / "b", inventory, read_only=True)
+    writer.node(node, _status(), output)
+    writer.finish()
+    base = tmp_path / "b" / "nodes" / node / "sysfs"
+    on_disk = {f"/sys/{m}": (base / m).read_text() for m in sorted(glob.glob(pattern, root_dir=base))
+               if (base / m).is_file()}
+    assert Bundle(tmp_path / "b").sysfs_glob(node, f"/sys/{pattern}") == on_disk
+    assert list(on_disk) == sorted(on_disk)
