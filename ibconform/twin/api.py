@@ -350,15 +350,16 @@ class ApiTwin:
         return [copy.deepcopy(obj) for _, obj in self.store.items(rt, namespace)
                 if label_selector_matches(labels, meta(obj).get("labels")) and field_selector_matches(fields, obj)]
 
-    def peek(self, plural: str, namespace: str | None = None, *,
-             api_version: str | None = None) -> list[dict[str, Any]]:
+    def peek(self, plural: str, namespace: str | None = None, *, api_version: str | None = None,
+             node_name: str | None = None) -> list[dict[str, Any]]:
         """The stored objects themselves (no copies: never modify them), for controllers that read many
-        objects per event; [] if the resource is not served."""
+        objects per event, sorted by namespace/name; [] if the resource is not served. ``node_name`` (pods
+        only): the pods bound to that node, from the store's index."""
         try:
             rt = self._type(api_version, plural)
         except KeyError:
             return []
-        return [obj for _, obj in self.store.items(rt, namespace)]
+        return [obj for _, obj in self.store.items(rt, namespace, node_name=node_name)]
 
     def patch(self, api_version: str | None, kind_or_plural: str, name: str, namespace: str | None = None, *,
               merge: dict[str, Any]) -> dict[str, Any]:

@@ -6,13 +6,16 @@ registers its resource; deleting it unregisters the resource and drops its objec
 
 ``Store`` holds the objects in kmock's ``ObjectsArray`` (so ``emulator.objects`` keeps kmock's
 history and pattern-matching views), assigns resource versions from one cluster-wide counter, keeps a
-bounded event log for watch resumes, and pushes every change to the live watches. It is thread-safe:
-the HTTP server's loop and the test thread (``ApiTwin.put``) both write through it under one lock.
+bounded event log for watch resumes, and pushes every change to the live watches. It keeps each resource's
+keys sorted and pods indexed by ``spec.nodeName`` (as kube-apiserver's watch cache does), so a namespace or a
+node's pods are found without a scan. It is thread-safe: the HTTP server's loop and the test thread
+(``ApiTwin.put``) both write through it under one lock.
 """
 
 from __future__ import annotations
 
 import asyncio
+import bisect
 import collections
 import contextlib
 import copy
@@ -33,6 +36,7 @@ SERVED_SUBRESOURCES = frozenset({"status", "binding", "log", "exec"})
 # Groups in kmock's bundled K3s discovery data that a plain cluster serves from CRDs or add-ons, not built in.
 NOT_BUILT_IN = frozenset({"metrics.k8s.io", "gateway.networking.k8s.io"})
 CRD_GROUP, CRD_PLURAL = "apiextensions.k8s.io", "customresourcedefinitions"
+PODS = ("", "pods")
 ACCESS_REVIEW = ("authorization.k8s.io", "selfsubjectaccessreviews")   # served: `kubectl auth can-i`
 
 COMMON_FIELD_LABELS = frozenset({"metadata.name", "metadata.namespace"})
@@ -326,6 +330,8 @@ class Store:
         self._events: collections.deque[Change] = collections.deque(maxlen=event_limit)
         self._history_limit = history_limit
         self._index: dict[tuple[str, str], dict[str, dict[str, Any]]] = collections.defaultdict(dict)
+        self._keys: dict[tuple[str, str], list[str]] = collections.defaultdict(list)   # each _index's keys, sorted
+        self._pods_on: dict[str, set[str]] = {}                                        # node name -> pod keys
         self._dependents: dict[str, set[tuple[tuple[str, str], str]]] = collections.defaultdict(set)
         self._watchers: set[Watcher] = set()
 
@@ -339,13 +345,22 @@ class Store:
         with self.lock:
             return self._index.get(rt.group_plural, {}).get(object_key(namespace, name))
 
-    def items(self, rt: ResourceType, namespace: str | None = None) -> list[tuple[str, dict[str, Any]]]:
-        """(key, object) sorted by key; ``namespace`` None means all namespaces."""
+    def items(self, rt: ResourceType, namespace: str | None = None, *,
+              node_name: str | None = None) -> list[tuple[str, dict[str, Any]]]:
+        """(key, object) sorted by key; ``namespace`` None means all namespaces; ``node_name``: only the pods
+        bound to that node (ValueError for another resource)."""
         with self.lock:
             objects = self._index.get(rt.group_plural, {})
-            prefix = f"{namespace}/" if namespace and rt.namespaced else None
-            return sorted(((k, o) for k, o in objects.items() if prefix is None or k.startswith(prefix)),
-                          key=lambda item: item[0])
+            prefix = f"{namespace}/" if namespace and rt.namespaced else ""
+            if node_name is not None:
+                if rt.group_plural != PODS:
+                    raise ValueError(f"only pods are indexed by node, not {rt.qualified}")
+                keys = sorted(k for k in self._pods_on.get(node_name, ()) if k.startswith(prefix))
+            else:
+                keys = self._keys.get(rt.group_plural, [])
+                if prefix:              # "ns/" <= every "ns/..." key < "ns0" ("0" follows "/")
+                    keys = keys[bisect.bisect_left(keys, prefix):bisect.bisect_left(keys, f"{namespace}0")]
+            return [(k, objects[k]) for k in keys]
 
     def namespace_exists(self, namespace: str) -> bool:
         namespaces = self.registry.storage("", "namespaces")
@@ -389,6 +404,10 @@ class Store:
             self.resource_version += 1
             metadata["resourceVersion"] = str(self.resource_version)
             self._index[rt.group_plural][key] = obj
+            if old is None:
+                bisect.insort(self._keys[rt.group_plural], key)
+            if rt.group_plural == PODS:
+                self._track_node(key, old, obj)
             kmock_key = (resource(rt.group, rt.version, rt.plural), metadata.get("namespace"), metadata["name"])
             if kmock_key in self.objects and old is not None:
                 history = self.objects[kmock_key].history
@@ -438,6 +457,10 @@ class Store:
                 else:
                     changes += self.remove(dep_rt, meta(dep).get("namespace"), meta(dep)["name"], propagation)
             del self._index[rt.group_plural][key]
+            keys = self._keys[rt.group_plural]
+            del keys[bisect.bisect_left(keys, key)]
+            if rt.group_plural == PODS:
+                self._track_node(key, old, None)
             self.resource_version += 1
             gone = copy.copy(old)
             gone["metadata"] = {**meta(old), "resourceVersion": str(self.resource_version)}
@@ -462,6 +485,18 @@ class Store:
         for uid in uids(new) - uids(old):
             self._dependents[uid].add((rt.group_plural, key))
 
+    def _track_node(self, key: str, old: Mapping[str, Any] | None, new: Mapping[str, Any] | None) -> None:
+        """Keep the pod ``key`` under the node it is bound to (``spec.nodeName``), if any."""
+        before, after = _node_name(old), _node_name(new)
+        if before == after:
+            return
+        if before:
+            self._pods_on[before].discard(key)
+            if not self._pods_on[before]:
+                del self._pods_on[before]
+        if after:
+            self._pods_on.setdefault(after, set()).add(key)
+
     def _crd_changed(self, old: Mapping[str, Any] | None, new: Mapping[str, Any] | None) -> list[Change]:
         """Register the resources of a stored CRD; drop them (and all their objects) when it goes."""
         changes: list[Change] = []
@@ -475,6 +510,7 @@ class Store:
                         changes += self.remove(storage, meta(obj).get("namespace"), meta(obj)["name"])
                 self.registry.remove(*gp)
                 self._index.pop(gp, None)
+                self._keys.pop(gp, None)
             for rt in old_types:
                 if new is not None:
                     self.registry.remove(rt.group, rt.plural)
@@ -519,6 +555,12 @@ class Store:
                     watcher.loop.call_soon_threadsafe(watcher.queue.put_nowait, change)
                 except RuntimeError:  # its loop is closed: the watch is gone
                     self._watchers.discard(watcher)
+
+
+def _node_name(pod: Mapping[str, Any] | None) -> str:
+    spec = pod.get("spec") if pod is not None else None
+    node = spec.get("nodeName") if isinstance(spec, dict) else None
+    return str(node) if node else ""
 
 
 def _spec_part(obj: Mapping[str, Any] | None) -> dict[str, Any]:

@@ -41,7 +41,7 @@ from typing import Any
 
 from ibconform.twin import ipam, kubelet, operator, scheduler, workloads
 from ibconform.twin.api import ApiTwin
-from ibconform.twin.api_store import now_rfc3339
+from ibconform.twin.api_store import now_rfc3339, object_key
 from ibconform.twin.hardware import Node
 from ibconform.twin.kube import MAINTENANCE_TAINT
 from ibconform.twin.scenario import Scenario
@@ -190,6 +190,7 @@ class ClusterEmulation:
         self.drained: dict[str, bool] = {}
         self.advertised: dict[str, dict[str, int]] = {}
         self._pod_ips: dict[str, int] = {}
+        self._unschedulable: set[tuple[str, str]] = set()      # (namespace, name) of the pods left Unschedulable
         self._events: collections.deque[tuple[float, str, str]] = collections.deque()
 
     # -- set-up
@@ -355,21 +356,18 @@ class ClusterEmulation:
 
     # -- kube-scheduler
 
-    def _bound(self) -> dict[str, list[dict[str, Any]]]:
-        out: dict[str, list[dict[str, Any]]] = {}
-        for pod in self.api.peek("pods"):
-            node = _d(pod.get("spec")).get("nodeName")
-            if node:
-                out.setdefault(str(node), []).append(pod)
-        return out
+    def _bound(self, node: str) -> list[dict[str, Any]]:
+        """The pods bound to ``node`` (stored objects: never modify them)."""
+        return self.api.peek("pods", node_name=node)
 
     def schedule(self, pod: dict[str, Any]) -> None:
         """Bind ``pod`` (then run it), or mark it Unschedulable with the scheduler's FailedScheduling event."""
         metadata = _d(pod.get("metadata"))
         name, namespace = str(metadata.get("name")), str(metadata.get("namespace"))
-        target, verdicts = scheduler.schedule(pod, self.api.peek("nodes"), self._bound())
+        target, verdicts = scheduler.schedule(pod, self.api.peek("nodes"), self._bound)
         when = now_rfc3339()
         if target is not None:
+            self._unschedulable.discard((namespace, name))
             bound = self.api.patch("v1", "Pod", name, namespace, merge={
                 "spec": {"nodeName": target},
                 "status": {"conditions": [{"type": "PodScheduled", "status": "True", "lastProbeTime": None,
@@ -378,6 +376,7 @@ class ClusterEmulation:
                                   f"Successfully assigned {namespace}/{name} to {target}")
             self._kubelet(bound, target)
             return
+        self._unschedulable.add((namespace, name))
         message = scheduler.failure_message(pod, verdicts)
         conditions = [c for c in _d(pod.get("status")).get("conditions") or [] if _d(c).get("type") == "PodScheduled"]
         if conditions and conditions[0].get("message") == message:
@@ -396,15 +395,23 @@ class ClusterEmulation:
         event.pop("count", None)
         self._record(event)
 
+    @staticmethod
+    def _waiting(pod: dict[str, Any]) -> bool:
+        """Marked Unschedulable, not bound and not being deleted: a pod the scheduler tries again."""
+        waiting = any(_d(c).get("type") == "PodScheduled" and _d(c).get("reason") == "Unschedulable"
+                      for c in _d(pod.get("status")).get("conditions") or [])
+        return waiting and not _d(pod.get("spec")).get("nodeName") and not _d(pod.get("metadata")).get(
+            "deletionTimestamp")
+
     def retry_pending(self) -> None:
-        """Try every pod the scheduler left Unschedulable again (a pod went, a node changed)."""
-        for pod in self.api.peek("pods"):
-            status = _d(pod.get("status"))
-            waiting = any(_d(c).get("type") == "PodScheduled" and _d(c).get("reason") == "Unschedulable"
-                          for c in status.get("conditions") or [])
-            if waiting and not _d(pod.get("spec")).get("nodeName") and not _d(pod.get("metadata")).get(
-                    "deletionTimestamp"):
+        """Try every pod left Unschedulable again, in namespace/name order (a pod went, a node changed); those
+        gone, bound or being deleted are forgotten."""
+        for namespace, name in sorted(self._unschedulable, key=lambda key: object_key(*key)):
+            pod = self.api.get("v1", "Pod", name, namespace, copy=False)
+            if pod is not None and self._waiting(pod):
                 self.schedule(pod)
+            else:
+                self._unschedulable.discard((namespace, name))
 
     # -- kubelet
 
@@ -460,7 +467,7 @@ class ClusterEmulation:
                    check_resources: bool) -> tuple[str, str] | None:
         requests = scheduler.pod_requests(pod)
         if check_resources:                          # bound without the scheduler: kubelet's own fit check
-            others = [p for p in self._bound().get(node, []) if _name(p) != _name(pod)]
+            others = [p for p in self._bound(node) if _name(p) != _name(pod)]
             for reason in scheduler.fit_reasons(pod, node_obj, others):
                 if reason.startswith("Insufficient "):
                     resource = reason.removeprefix("Insufficient ")
@@ -479,9 +486,8 @@ class ClusterEmulation:
 
     def _ipam_ready(self, node: str) -> bool:
         """Whether nv-ipam's node daemon runs Ready on ``node`` (without it no IPAM for the pod's networks)."""
-        for pod in self.api.peek("pods", NAMESPACE):
-            if _d(_d(pod.get("metadata")).get("labels")).get("name") == "nv-ipam-node" and \
-                    _d(pod.get("spec")).get("nodeName") == node:
+        for pod in self.api.peek("pods", NAMESPACE, node_name=node):
+            if _d(_d(pod.get("metadata")).get("labels")).get("name") == "nv-ipam-node":
                 status = _d(pod.get("status"))
                 ready = [c for c in status.get("conditions") or [] if _d(c).get("type") == "Ready"]
                 return status.get("phase") == "Running" and bool(ready) and ready[0].get("status") == "True"
@@ -514,6 +520,8 @@ class ClusterEmulation:
                 current = self.api.get("v1", "Pod", name, _d(obj.get("metadata")).get("namespace"))
                 if current is not None and self._newly_bound(current):
                     self._kubelet(current, str(current["spec"]["nodeName"]), check_resources=True)
+            elif event == "MODIFIED" and self._waiting(obj):         # marked Unschedulable through pods/status
+                self._unschedulable.add((str(_d(obj.get("metadata")).get("namespace")), name))
             elif event == "DELETED":
                 self.retry_pending()
         elif kind == "Node" and event != "DELETED":

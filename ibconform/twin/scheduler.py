@@ -16,18 +16,23 @@ UnschedulableAndUnresolvable ("Preemption is not helpful"); one short of resourc
 every pod here having priority 0 or more than the lower-priority pods it would need to evict, reports
 "No preemption victims found" (v1.31: the v1.34 rule making "request > allocatable" unresolvable is not
 in it). Victims are never evicted.
+
+A pod pinned to named nodes (``nodeSelector`` on ``kubernetes.io/hostname``, or every required term naming
+hostnames or ``metadata.name`` values) is first tried on those nodes only, as kube-scheduler's NodeAffinity
+PreFilter narrows the nodes it filters; when none fits, every node is filtered for the message.
 """
 
 from __future__ import annotations
 
 import re
 from collections import Counter
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from fractions import Fraction
 from typing import Any
 
 UNSCHEDULABLE_TAINT = "node.kubernetes.io/unschedulable"
+HOSTNAME_LABEL = "kubernetes.io/hostname"
 NO_NODES = "no nodes available to schedule pods"
 NOT_HELPFUL = "Preemption is not helpful for scheduling"
 NO_VICTIMS = "No preemption victims found for incoming pod"
@@ -203,18 +208,69 @@ def failure_message(pod: dict[str, Any], verdicts: dict[str, NodeVerdict]) -> st
     return f"{message} preemption: {_histogram(total, after)}"
 
 
-def schedule(pod: dict[str, Any], nodes: list[dict[str, Any]],
-             bound: dict[str, list[dict[str, Any]]]) -> tuple[str | None, dict[str, NodeVerdict]]:
-    """The node to bind ``pod`` to (the feasible one with the fewest pods, then by name) or None, and
-    every infeasible node's verdict. ``bound``: the pods bound to each node."""
+def pinned_nodes(pod: dict[str, Any], nodes: list[dict[str, Any]]) -> list[dict[str, Any]] | None:
+    """The nodes NodeAffinity may admit (it refuses every other) when the pod names its nodes, told by each
+    node's name and hostname label alone; None when the pod does not name them."""
+    spec = _d(pod.get("spec"))
+    selected = _d(spec.get("nodeSelector")).get(HOSTNAME_LABEL)
+    affinity = _d(_d(spec.get("affinity")).get("nodeAffinity"))
+    terms = [_d(t) for t in _l(_d(affinity.get("requiredDuringSchedulingIgnoredDuringExecution")).get(
+        "nodeSelectorTerms"))]
+    by_terms = bool(terms)                                       # then a node is in hostnames or names
+    hostnames: set[str] = set()
+    names: set[str] = set()
+    for term in terms:
+        if not term.get("matchExpressions") and not term.get("matchFields"):
+            continue                                             # an empty term matches nothing
+        by_label = [e for e in map(_d, _l(term.get("matchExpressions")))
+                    if e.get("key") == HOSTNAME_LABEL and e.get("operator") == "In"]
+        by_name = [e for e in map(_d, _l(term.get("matchFields")))
+                   if e.get("key") == "metadata.name" and e.get("operator") == "In"]
+        if by_label:
+            hostnames |= {str(v) for v in _l(by_label[0].get("values"))}
+        elif by_name:
+            names |= {str(v) for v in _l(by_name[0].get("values"))}
+        else:
+            by_terms = False                                     # this term may match any node
+            break
+    if selected is None and not by_terms:
+        return None
+    out = []
+    for node in nodes:
+        metadata = _d(node.get("metadata"))
+        labels = _d(metadata.get("labels"))
+        hostname = str(labels[HOSTNAME_LABEL]) if HOSTNAME_LABEL in labels else None
+        if selected is not None and hostname != str(selected):
+            continue
+        if by_terms and hostname not in hostnames and str(metadata.get("name", "")) not in names:
+            continue
+        out.append(node)
+    return out
+
+
+def _filter(pod: dict[str, Any], nodes: list[dict[str, Any]], bound: Callable[[str], list[dict[str, Any]]]
+            ) -> tuple[str | None, dict[str, NodeVerdict]]:
     verdicts: dict[str, NodeVerdict] = {}
     feasible = []
     for node in nodes:
         name = str(_d(node.get("metadata")).get("name", ""))
-        pods = bound.get(name, [])
+        pods = bound(name)
         verdict = filter_node(pod, node, pods)
         if verdict is None:
             feasible.append((sum(not terminated(p) for p in pods), name))
         else:
             verdicts[name] = verdict
     return (min(feasible)[1] if feasible else None), verdicts
+
+
+def schedule(pod: dict[str, Any], nodes: list[dict[str, Any]],
+             bound: Callable[[str], list[dict[str, Any]]]) -> tuple[str | None, dict[str, NodeVerdict]]:
+    """The node to bind ``pod`` to (the feasible one with the fewest pods, then by name) and no verdicts, or
+    None and every node's verdict. ``bound``: the pods bound to a node, by its name."""
+    pinned = pinned_nodes(pod, nodes)
+    if pinned:
+        target, _ = _filter(pod, pinned, bound)
+        if target is not None:
+            return target, {}
+    target, verdicts = _filter(pod, nodes, bound)
+    return (target, {}) if target is not None else (None, verdicts)
