@@ -12,7 +12,7 @@ import subprocess
 import sys
 import threading
 from collections.abc import Callable
-from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
@@ -65,10 +65,10 @@ def terminal_progress(total: int) -> Callable[[str, NodeStatus], None]:
 def collect(inventory_path: str | Path, bundle_dir: Path, read_only: bool,
             kubeconfig: str | None = None, context: str | None = None,
             begun: Callable[[Path], None] | None = None, nodes: str | None = None) -> Path:
-    """Collect the cluster's Lists, probe every node (unless read-only) while the nodes are collected
-    over SSH, and write it all to a new evidence bundle; return its path. ``begun`` is called once the
-    bundle exists (its manifest and inventory written), before anything is collected. ``nodes``: only
-    the inventory's nodes in this NodeSet (a shard of a large fleet)."""
+    """Collect the nodes over SSH while, beside them, the cluster's Lists are read and (unless read-only)
+    every node is probed; write it all to a new evidence bundle and return its path. ``begun`` is called
+    once the bundle exists (its manifest and inventory written), before anything is collected. ``nodes``:
+    only the inventory's nodes in this NodeSet (a shard of a large fleet)."""
     inventory = inventory_mod.load(inventory_path)
     if nodes:
         inventory = inventory.only(nodes)
@@ -76,11 +76,13 @@ def collect(inventory_path: str | Path, bundle_dir: Path, read_only: bool,
         raise UsageError(f"{bundle_dir}: exists and is not empty (a bundle is never overwritten)")
     writer = BundleWriter(bundle_dir, inventory, read_only=read_only, nodes=nodes)
     stop = threading.Event()
-    pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="probes")
+    pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="cluster")
     try:  # an interrupt in any phase marks the bundle, after the probes deleted their pods
         if begun is not None:
             begun(bundle_dir)
-        _collect_into(writer, inventory, read_only, kubeconfig, context, pool, stop)
+        cluster_side = pool.submit(_collect_cluster, writer, inventory, read_only, kubeconfig, context, stop)
+        collect_nodes(inventory, writer, terminal_progress(len(inventory.nodes)), kubeconfig, context)
+        cluster_side.result()
     except BaseException:
         stop.set()  # the probe run deletes its pods and returns within a few seconds
         pool.shutdown(wait=True)
@@ -91,9 +93,9 @@ def collect(inventory_path: str | Path, bundle_dir: Path, read_only: bool,
     return bundle_dir
 
 
-def _collect_into(writer: BundleWriter, inventory: inventory_mod.Inventory, read_only: bool,
-                  kubeconfig: str | None, context: str | None, pool: ThreadPoolExecutor,
-                  stop: threading.Event) -> None:
+def _collect_cluster(writer: BundleWriter, inventory: inventory_mod.Inventory, read_only: bool,
+                     kubeconfig: str | None, context: str | None, stop: threading.Event) -> None:
+    """The cluster side of a collection: its Lists, then the probe pods (which need the Lists)."""
     try:
         api = cluster.api_client(*cluster.kube_target(inventory, kubeconfig, context),
                                  timeout=inventory.model.kubernetes.timeout, read_only=read_only)
@@ -105,18 +107,14 @@ def _collect_into(writer: BundleWriter, inventory: inventory_mod.Inventory, read
     for plural, document in lists.items():
         writer.cluster(plural, document)
     writer.cluster("errors", errors)
-    probing = None
-    if api is not None and not read_only and "nodes" in lists:
-        probing = pool.submit(probes.ProbeRun(api, inventory, lists, stop=stop).run)
-    collect_nodes(inventory, writer, terminal_progress(len(inventory.nodes)), kubeconfig, context)
-    if probing is not None:
-        writer.cluster("probes", _probe_result(probing))
+    if api is not None and not read_only and "nodes" in lists and not stop.is_set():
+        writer.cluster("probes", _probe_run(probes.ProbeRun(api, inventory, lists, stop=stop)))
 
 
-def _probe_result(probing: Future) -> dict:
+def _probe_run(run: probes.ProbeRun) -> dict:
     """The probe run's document; a failure of the run itself becomes its error, never a crash of the run."""
     try:
-        return probing.result()
+        return run.run()
     except Exception as exc:  # judged per node as an error naming the cause
         return {"error": f"probe run failed: {type(exc).__name__}: {exc}", "probes": []}
 

@@ -17,6 +17,7 @@ import logging
 import os
 import select
 import socket
+import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -49,10 +50,15 @@ def _parsed(kind: type, path: str, mtime_ns: int) -> IndexedConfig | paramiko.Ho
     return IndexedConfig(paramiko.SSHConfig.from_path(path)) if kind is paramiko.SSHConfig else paramiko.HostKeys(path)
 
 
+_PARSING = threading.Lock()
+
+
 def parsed_file(kind: type, path: Path) -> IndexedConfig | paramiko.HostKeys:
     """An ssh_config (``paramiko.SSHConfig``: an ``IndexedConfig``) or known_hosts (``paramiko.HostKeys``)
-    file, parsed once."""
-    return _parsed(kind, str(path), path.stat().st_mtime_ns)
+    file, parsed once (the lock: a run's first connections all ask at once, and would each parse it)."""
+    mtime_ns = path.stat().st_mtime_ns
+    with _PARSING:
+        return _parsed(kind, str(path), mtime_ns)
 
 
 def add_known_keys(client: paramiko.SSHClient, known: paramiko.HostKeys, hostname: str, port: int) -> None:
