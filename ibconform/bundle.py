@@ -14,6 +14,7 @@ folder until then, so a reader also sees a writer that died (the lock is free, n
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import fcntl
 import functools
@@ -66,7 +67,7 @@ class BundleWriter:
                  nodes: str | None = None) -> None:
         self.root = root
         self.inventory = inventory
-        root.mkdir(parents=True, exist_ok=True)
+        (root / "nodes").mkdir(parents=True, exist_ok=True)
         self._lock = os.open(root, os.O_RDONLY | os.O_DIRECTORY)  # held until finish(): "still writing"
         fcntl.flock(self._lock, fcntl.LOCK_EX)
         (root / "inventory.yaml").write_text(inventory.text)
@@ -98,16 +99,12 @@ class BundleWriter:
             files["links.json"] = _json_text(output.links)
             status.unreadable = dict(output.unreadable)
             status.hostname = output.hostname
-        made: set[str] = set()
-        for rel, text in files.items():  # plain os calls: ~90 small files per node, thousands of nodes
+        made = {str(self.root), os.path.join(self.root, "nodes")}
+        _make_folder(base, made)
+        for rel, text in files.items():  # ~90 small files per node, thousands of nodes
             path = os.path.join(base, rel)
-            folder = os.path.dirname(path)
-            if folder not in made:
-                os.makedirs(folder, exist_ok=True)
-                made.add(folder)
-            with open(path, "w") as f:
-                f.write(text)
-        os.makedirs(base, exist_ok=True)
+            _make_folder(os.path.dirname(path), made)
+            _write_file(path, text.encode())
         _write_json(Path(base) / "status.json", asdict(status))  # last: the node is complete once it exists
 
     def cluster(self, plural: str, document: dict) -> None:
@@ -120,6 +117,28 @@ class BundleWriter:
         if self._lock >= 0:
             os.close(self._lock)
             self._lock = -1
+
+
+def _make_folder(folder: str, made: set[str]) -> None:
+    """``mkdir -p`` with one mkdir per folder not in ``made`` and nothing else (no stat of each parent)."""
+    if folder in made:
+        return
+    _make_folder(os.path.dirname(folder), made)
+    with contextlib.suppress(FileExistsError):
+        os.mkdir(folder)
+    made.add(folder)
+
+
+def _write_file(path: str, data: bytes) -> None:
+    """Write ``data`` to a new file in three system calls (Python's ``open`` adds fstat, isatty and lseek):
+    the bundle of 256 nodes is 22,000 files, written beside 32 SSH sessions."""
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o666)
+    try:
+        view = memoryview(data)
+        while view:
+            view = view[os.write(fd, view):]
+    finally:
+        os.close(fd)
 
 
 def _user() -> str:
