@@ -6,6 +6,7 @@ the healthy node passes every node-side check.
 
 from __future__ import annotations
 
+import json
 import re
 import shutil
 
@@ -111,6 +112,12 @@ def test_evaluate_on_a_copied_bundle_gives_the_live_results(faults_run, tmp_path
     shutil.copytree(faults_run.out / "bundle", copy)
     proc = ibconform("evaluate", str(copy), "--out", str(tmp_path / "re"))
     assert proc.returncode == faults_run.code, proc.stderr
-    import json
     again = {r["id"]: r for r in json.loads((tmp_path / "re" / "results.json").read_text())["results"]}
     assert again == faults_run.results
+
+
+def test_evaluate_with_xdist_workers_gives_the_same_results_in_the_same_order(faults_run, tmp_path):
+    proc = ibconform("evaluate", str(faults_run.out / "bundle"), "--out", str(tmp_path / "xdist"), "--workers", "2")
+    assert proc.returncode == faults_run.code, proc.stderr
+    serial = json.loads((faults_run.out / "results.json").read_text())["results"]
+    assert json.loads((tmp_path / "xdist" / "results.json").read_text())["results"] == serial
