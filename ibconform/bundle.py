@@ -221,8 +221,11 @@ class Bundle:
             if ready():
                 return True
             manifest = self._read_manifest()
-            if "finished" in manifest or not _writer_alive(self.root):
+            if "finished" in manifest:
                 self.manifest, self._settled = manifest, True
+                break
+            if not _writer_alive(self.root):  # died, or finished since the read above: read what it left
+                self.manifest, self._settled = self._read_manifest(), True
                 break
             time.sleep(FOLLOW_POLL_S)
         return ready()

@@ -13,6 +13,7 @@ from pathlib import Path
 
 import pytest
 
+from ibconform import bundle as bundle_mod
 from ibconform.bundle import Bundle, BundleWriter, NodeStatus
 from ibconform.collect.nodescript import NodeOutput
 from ibconform.inventory import load as load_inventory
@@ -97,6 +98,21 @@ def test_an_unsafe_device_name_from_a_node_is_refused(tmp_path, inventory):
     assert Bundle(tmp_path / "b").mstconfig(node, "0000:18:00.0") == ("NUM_OF_VFS 8 8 8\n", 0)
     assert os.listdir(tmp_path) == ["b"]
 
+
+
+def test_a_writer_finishing_between_the_readers_two_looks_is_seen_finished(tmp_path, inventory, monkeypatch):
+    """The reader reads the manifest, then finds the lock free: the writer may have finished in between
+    (its last manifest written, then the lock released), so what it left is read again."""
+    writer = BundleWriter(tmp_path / "b", inventory, read_only=True)
+    reader = Bundle(tmp_path / "b", follow=True)
+    alive = bundle_mod._writer_alive
+
+    def finish_first(root: Path) -> bool:
+        writer.finish(interrupted=True, complete=False)
+        return alive(root)
+
+    monkeypatch.setattr(bundle_mod, "_writer_alive", finish_first)
+    assert reader.settled().manifest.get("interrupted") is True
 
 GLOB_FILES = ["class/net/ib0/device/infiniband/mlx5_0/ports/1/state", "class/net/ib0/device/infiniband/mlx5_0/ports/2/state",
               "class/net/ib0/device/infiniband/mlx5_0/ports/1/rate", "class/net/ib0/device/infiniband/mlx5_0/fw_ver",
