@@ -24,7 +24,7 @@ from kubernetes.client.rest import ApiException
 from ibconform import policies as policies_mod
 from ibconform.bundle import now
 from ibconform.cluster_facts import name_of
-from ibconform.collect.cluster import LIST_ERRORS, PODS, Resource, describe_error
+from ibconform.collect.cluster import LIST_ERRORS, PODS, Resource, describe_error, list_all
 from ibconform.inventory import Inventory, Node
 from ibconform.untrusted import d, lst
 
@@ -242,11 +242,9 @@ class ProbeRun:
         version = None
         while pending and time.monotonic() < deadline and not self.stop.is_set():
             if version is None:
-                response = self.core.list_namespaced_pod(self.namespace, label_selector=selector,
-                                                         _request_timeout=self.timeout_s, _preload_content=False)
-                listing = d(json.loads(response.data))
-                version = d(listing.get("metadata")).get("resourceVersion")
-                for pod in lst(listing.get("items")):
+                listing = list_all(self.core.api_client, PODS, self.namespace, label_selector=selector)
+                version = listing["metadata"]["resourceVersion"]
+                for pod in listing["items"]:
                     self._observe(d(pod), pods, records, pending)
                 continue
             stream = watch.Watch(return_type=object)  # events as plain JSON objects, not client models
