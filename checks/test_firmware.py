@@ -30,8 +30,9 @@ def test_firmware_sriov_enabled(hca):
 
 
 def test_firmware_link_type(hca):
-    link = hca.param("LINK_TYPE_P1")
+    name = hca.link_type_param   # each PF by its own port: a VPI card may run port 1 as ETH and port 2 as IB
+    link = hca.param(name)
     wanted = {"IB": 1, "ETH": 2}[hca.expect.link_type]
     assert link.active == wanted, (
-        f"LINK_TYPE_P1 on {hca} expected {hca.expect.link_type}({wanted}) vs {link.active_text}: "
-        f"set LINK_TYPE_P1={wanted} in firmware and power-cycle the node, or fix expect.linkType")
+        f"{name} on {hca} expected {hca.expect.link_type}({wanted}) vs {link.active_text}: "
+        f"set {name}={wanted} in firmware and power-cycle the node, or fix expect.linkType")

@@ -1,10 +1,13 @@
-"""The evidence bundle (format ``ibconform-evidence/v1``): exactly what was seen, on disk.
+"""The evidence bundle (format ``ibconform-evidence/v2``): exactly what was seen, on disk.
 
-Collectors write it; checks read only it, so a run can be re-evaluated offline. Layout::
+Collectors write it; checks read only it, so a run can be re-evaluated offline. Layout (docs/bundle.md)::
 
     manifest.json  inventory.yaml  cluster/<plural>.json
     nodes/<node>/status.json  nodes/<node>/mstconfig/<pci>.out|.rc
-    nodes/<node>/sysfs/...   (mirrors /sys)   nodes/<node>/links.json
+    nodes/<node>/sysfs/...   (mirrors /sys)   nodes/<node>/proc/...  (mirrors /proc)   nodes/<node>/links.json
+
+Bundles of an older format stay readable: :data:`FORMATS` says which facts each format holds, and a
+fact a bundle lacks raises :class:`~ibconform.errors.MissingEvidence` (the check ends in error saying so).
 
 A bundle can be read while it is written (``Bundle(root, follow=True)``): a node's files are complete
 once its ``status.json`` exists (written last), a cluster document once its file exists, and the
@@ -30,9 +33,20 @@ from pathlib import Path
 from ibconform import __version__
 from ibconform import inventory as inventory_mod
 from ibconform.collect.nodescript import NodeOutput
-from ibconform.errors import UsageError
+from ibconform.errors import MissingEvidence, UsageError
 
-FORMAT = "ibconform-evidence/v1"
+FORMAT = "ibconform-evidence/v2"
+#: What the bundles of each format hold: the node facts (what the node script gathered) and the cluster Lists.
+V1_NODE_FACTS = frozenset({"host", "mstconfig", "sysfs", "links"})
+V1_CLUSTER_LISTS = frozenset({"nodes", "pods", "sriovnetworknodestates", "sriovnetworknodepolicies",
+                              "sriovibnetworks", "nicclusterpolicies", "ippools"})
+FORMATS: dict[str, tuple[frozenset[str], frozenset[str]]] = {
+    "ibconform-evidence/v1": (V1_NODE_FACTS, V1_CLUSTER_LISTS),
+    # v2: the kernel's side (/proc/cmdline, lockdown, RDMA netns mode), mstconfig asks each PF's own port's
+    # LINK_TYPE_P<n>, and the operator's configuration and its other objects are listed
+    FORMAT: (V1_NODE_FACTS | {"kernel", "port-link-type"},
+             V1_CLUSTER_LISTS | {"sriovoperatorconfigs", "sriovnetworkpoolconfigs", "cidrpools", "nodemaintenances"}),
+}
 FOLLOW_POLL_S = 0.02  # how often a following reader looks for what it waits for
 
 
@@ -51,13 +65,18 @@ def now() -> str:
     return dt.datetime.now(dt.UTC).isoformat(timespec="seconds")
 
 
-def _sysfs_relpath(path: str) -> str | None:
-    """``/sys/class/net/x/device/sriov_numvfs`` -> ``class/net/x/device/sriov_numvfs``; None if unsafe
+_MIRRORS = (("/sys/", "sysfs/"), ("/proc/", "proc/"))
+
+
+def _evidence_relpath(path: str) -> str | None:
+    """Where a node file is kept in its folder: ``/sys/class/net/x/device/sriov_numvfs`` ->
+    ``sysfs/class/net/x/device/sriov_numvfs``, ``/proc/cmdline`` -> ``proc/cmdline``; None if unsafe
     (string operations: called for every file of every node)."""
-    rel = path.removeprefix("/sys/")
-    if rel == path or any(part in ("..", ".", "") for part in rel.split("/")):
-        return None
-    return rel
+    for prefix, folder in _MIRRORS:
+        rel = path.removeprefix(prefix)
+        if rel != path:
+            return None if any(part in ("..", ".", "") for part in rel.split("/")) else folder + rel
+    return None
 
 
 class BundleWriter:
@@ -91,11 +110,11 @@ class BundleWriter:
                     continue
                 files[f"mstconfig/{pci}.out"], files[f"mstconfig/{pci}.rc"] = text, f"{code}\n"
             for path, text in output.files.items():
-                rel = _sysfs_relpath(path)
+                rel = _evidence_relpath(path)
                 if rel is None:
-                    status.notes.append(f"ignored unsafe sysfs path {path!r}")
+                    status.notes.append(f"ignored unsafe file path {path!r}")
                     continue
-                files[f"sysfs/{rel}"] = text
+                files[rel] = text
             files["links.json"] = _json_text(output.links)
             status.unreadable = dict(output.unreadable)
             status.hostname = output.hostname
@@ -196,9 +215,11 @@ class Bundle:
     def __init__(self, root: Path, follow: bool = False) -> None:
         self.root = Path(root)
         self.manifest = self._read_manifest()
-        if self.manifest.get("format") != FORMAT:
-            raise UsageError(f"{self.root}/manifest.json: format: expected {FORMAT!r}, "
-                             f"got {self.manifest.get('format')!r}")
+        self.format = self.manifest.get("format")
+        if self.format not in FORMATS:
+            raise UsageError(f"{self.root}/manifest.json: format: expected one of {', '.join(FORMATS)}, "
+                             f"got {self.format!r} (a newer ibconform wrote it? evaluate it with that version)")
+        self.node_facts, self.cluster_lists = FORMATS[self.format]
         self.inventory = inventory_mod.load(self.root / "inventory.yaml")
         if self.manifest.get("nodes"):  # a shard: the inventory's nodes in this NodeSet
             self.inventory = self.inventory.only(str(self.manifest["nodes"]))
@@ -253,30 +274,47 @@ class Bundle:
         except (OSError, ValueError):
             return None
 
+    def written_by(self) -> str:
+        """Which ibconform wrote the bundle, for messages about facts it lacks."""
+        return f"ibconform {self.manifest.get('tool', '?')} (format {self.format})"
+
+    def require_node_fact(self, node: str, fact: str, what: str) -> None:
+        """MissingEvidence unless this bundle's format gathers node fact ``fact`` (``what``: its name for people)."""
+        if fact not in self.node_facts:
+            raise MissingEvidence(f"{what} of {node} is not in the bundle: {self.written_by()} did not collect it "
+                                  "— run ibconform again to judge it")
+
     def sysfs(self, node: str, path: str) -> str | None:
-        rel = _sysfs_relpath(path)
-        return _read_text(os.path.join(self._node(node), "sysfs", rel)) if rel else None
+        """The content of a node file seen under /sys or /proc (None: not seen or not readable)."""
+        rel = _evidence_relpath(path)
+        return _read_text(os.path.join(self._node(node), rel)) if rel else None
 
     def sysfs_glob(self, node: str, pattern: str) -> dict[str, str]:
         """Every file seen whose /sys path matches the shell-style ``pattern``, in path order."""
-        rel = _sysfs_relpath(pattern)
+        rel = _evidence_relpath(pattern)
         if rel is None:
             return {}
-        base = os.path.join(self._node(node), "sysfs")
+        base = self._node(node)
         found = {}
         for match in sorted(glob.glob(rel, root_dir=base)):
             text = _read_text(os.path.join(base, match))
             if text is not None:
-                found[f"/sys/{match}"] = text
+                found["/sys/" + match.removeprefix("sysfs/")] = text
         return found
 
     @functools.cache  # noqa: B019
     def _links(self, node: str) -> dict:
+        path = self._node(node) / "links.json"
         try:
-            links = json.loads((self._node(node) / "links.json").read_text())
-        except (OSError, ValueError):
-            return {}
-        return links if isinstance(links, dict) else {}
+            links = json.loads(path.read_text())
+        except (OSError, ValueError) as exc:
+            reason = "absent" if isinstance(exc, FileNotFoundError) else f"unreadable ({exc})"
+            raise MissingEvidence(f"nodes/{node}/links.json (where each interface's PCI function was seen) is "
+                                  f"{reason} in the bundle: it was cut short or damaged — run ibconform again"
+                                  ) from None
+        if not isinstance(links, dict):
+            raise MissingEvidence(f"nodes/{node}/links.json is not a JSON object: the bundle is damaged")
+        return links
 
     def link(self, node: str, path: str) -> str | None:
         return self._links(node).get(path)

@@ -13,7 +13,7 @@ from functools import cached_property
 
 from ibconform import policies as policies_mod
 from ibconform.bundle import Bundle
-from ibconform.errors import Unproven
+from ibconform.errors import CannotJudge, MissingEvidence, Unproven
 from ibconform.inventory import ExcludedDevice, Hca, Node
 from ibconform.untrusted import d, lst
 
@@ -23,7 +23,7 @@ CURRENT_ANNOTATION = "sriovnetwork.openshift.io/current-state"
 NCP_NAME = "nic-cluster-policy"
 
 
-class ClusterUnavailable(Exception):
+class ClusterUnavailable(CannotJudge):
     """The cluster evidence a check needs could not be collected (401, 403, API down, no kubeconfig)."""
 
 
@@ -112,8 +112,22 @@ class ClusterFacts:
             raise ClusterUnavailable(error)
         document = self.bundle.cluster(plural)
         if document is None:
-            raise ClusterUnavailable(f"cluster/{plural}.json missing from the bundle: cluster evidence not collected")
+            if plural not in self.bundle.cluster_lists:
+                raise MissingEvidence(f"the {plural} List is not in the bundle: {self.bundle.written_by()} did not "
+                                      "collect it — run ibconform again to judge it")
+            raise MissingEvidence(f"cluster/{plural}.json is missing from the bundle: it was cut short or damaged "
+                                  "— run ibconform again")
         return [i for i in lst(document.get("items")) if isinstance(i, dict)]
+
+    def optional_items(self, plural: str) -> list[dict] | None:
+        """The items of a List that only refines a verdict: None when the bundle does not hold it (an older
+        format) or its API is not served (404: that operator or CRD is not installed); errors as ``items``."""
+        if plural not in self.bundle.cluster_lists:
+            return None
+        try:
+            return self.items(plural)
+        except Unproven:   # 404
+            return None
 
     def _by_name(self, plural: str) -> dict[str, dict]:
         return {name_of(i): i for i in self.items(plural)}

@@ -40,5 +40,14 @@ class Unproven(AssertionError):
     """The evidence a check needs is missing or unreadable: the check fails with this message."""
 
 
-class NodeUnreachable(Exception):
+class CannotJudge(Exception):
+    """A check could not judge: it ends in **error** with this reason, never in a failure that blames the node."""
+
+
+class NodeUnreachable(CannotJudge):
     """The node's facts were never collected: its checks end in error with this reason."""
+
+
+class MissingEvidence(CannotJudge):
+    """The bundle lacks a fact the check needs (written by an older ibconform, or cut short): the check ends
+    in error naming the fact and why it is missing."""

@@ -14,8 +14,8 @@ from pathlib import PurePosixPath
 
 from ibconform.bundle import Bundle, NodeStatus
 from ibconform.cluster_facts import ClusterFacts, cite, expected_vfs
-from ibconform.collect.nodescript import MSTCONFIG_QUERY, hca_dir, pci_dir
-from ibconform.errors import NodeUnreachable, ParseError, Unproven
+from ibconform.collect.nodescript import MSTCONFIG_QUERY, hca_dir, mstconfig_query, pci_dir
+from ibconform.errors import MissingEvidence, NodeUnreachable, ParseError, Unproven
 from ibconform.inventory import ExcludedDevice, Hca, Node
 from ibconform.parsers import mstconfig, sysfs
 
@@ -95,20 +95,29 @@ class NodeFacts:
         except ParseError as exc:
             raise Unproven(f"{path} is not an integer ({exc}): raw {text[:80]!r}") from None
 
-    def firmware(self, pci: str) -> dict[str, Triple]:
-        """The mstconfig rows of device ``pci``; Unproven when mstconfig failed or printed no table."""
+    def kernel_file(self, path: str) -> str | None:
+        """A file of KERNEL_FILES as the node script read it (cited); None when the node could not read it."""
+        self.bundle.require_node_fact(self.node.name, "kernel", path)
+        text = self.bundle.sysfs(self.node.name, path)
+        error = self.status.unreadable.get(path) if self.status else None
+        cite(self.ledger, f"{path}: {text.strip()[:EVIDENCE_CAP]!r}" if text is not None
+             else f"{path}: unreadable ({error or 'not read'})")
+        return text
+
+    def firmware(self, pci: str, query: tuple[str, ...] = MSTCONFIG_QUERY) -> dict[str, Triple]:
+        """The rows of ``mstconfig -d <pci> <query>``; Unproven when mstconfig failed or printed no table."""
         seen = self.bundle.mstconfig(self.node.name, pci)
         if seen is None:
             raise Unproven(f"no mstconfig output for {pci} on {self.node.name}: the query did not run")
         text, code = seen
-        command = f"mstconfig -d {pci} {' '.join(MSTCONFIG_QUERY)}"
+        command = f"mstconfig -d {pci} {' '.join(query)}"
         try:
-            return self._firmware(pci, text, code, command)
+            return self._firmware(pci, text, code, command, query[2:])
         except Unproven:  # the output itself is the evidence of a failure (capped: the bundle keeps it all)
             cite(self.ledger, f"{command} (exit {code}):\n{text.strip()[:EVIDENCE_CAP]}")
             raise
 
-    def _firmware(self, pci: str, text: str, code: int, command: str) -> dict[str, Triple]:
+    def _firmware(self, pci: str, text: str, code: int, command: str, params: tuple[str, ...]) -> dict[str, Triple]:
         if code == 127:
             raise Unproven(f"mstconfig not found on {self.node.name} (exit 127): install mstflint on the node "
                            "(or run the suite through a transport that reaches a host with it)")
@@ -127,7 +136,7 @@ class NodeFacts:
                         "run the same query by hand on the node and check mstflint's support for the device")
             raise Unproven(f"mstconfig -d {pci} failed (exit {code}): {error}: {hint}")
         device = devices[0]
-        incomplete = _incomplete(device)
+        incomplete = _incomplete(device, params)
         if incomplete:  # mstconfig names a parameter it does not support (-E-, exit 3): this output was cut
             raise Unproven(f"mstconfig -d {pci} output incomplete (exit {code}): {incomplete}: the output was cut "
                            f"short — run {command} again on the node")
@@ -143,9 +152,13 @@ class NodeFacts:
                 continue
         return triples
 
-    def param(self, pci: str, name: str) -> Triple:
-        """One firmware parameter of device ``pci``; its header and row are cited as the evidence."""
-        triples = self.firmware(pci)
+    def param(self, pci: str, name: str, query: tuple[str, ...] = MSTCONFIG_QUERY) -> Triple:
+        """One firmware parameter of device ``pci`` (asked with ``query``); its header and row are cited."""
+        if name not in query:
+            raise MissingEvidence(f"{name} of {pci} on {self.node.name} is not in the bundle: "
+                                  f"{self.bundle.written_by()} asked mstconfig for {', '.join(query[2:])} only "
+                                  "— run ibconform again to judge it")
+        triples = self.firmware(pci, query)
         if name not in triples:
             raise Unproven(f"mstconfig -d {pci} printed no numeric {name} row: the firmware does not report it")
         cite(self.ledger, triples[name].raw)
@@ -175,23 +188,22 @@ class NodeFacts:
         return {PurePosixPath(p).parent.name: text.strip() for p, text in found.items()}
 
 
-_PARAMS = MSTCONFIG_QUERY[2:]  # the parameters the node script asks mstconfig for
 # parse each device's output once, not once per firmware check (parsing is pure; errors are not cached)
 _parse_query = functools.lru_cache(maxsize=4096)(mstconfig.parse_query)
 EVIDENCE_CAP = 2000  # characters of raw tool output cited under a failed check
 _ROW_FIELDS = {"Default": "default", "Current": "current", "Next Boot": "next_boot", "New": "new"}
 
 
-def _incomplete(device: mstconfig.MstconfigDevice) -> str | None:
+def _incomplete(device: mstconfig.MstconfigDevice, params: tuple[str, ...]) -> str | None:
     """What is missing from a table mstconfig printed for the suite's query: a queried row, or values of a row."""
-    names = [name for name in _PARAMS if name in device.params]
+    names = [name for name in params if name in device.params]
     for name in names:
         row = device.params[name]
         seen = [column for column in device.columns if getattr(row, _ROW_FIELDS[column]) is not None]
         if len(seen) < len(device.columns):
             return (f"row {name} has {len(seen)} of {len(device.columns)} values "
                     f"({' / '.join(device.columns)}): {row.raw.strip()!r}")
-    missing = [name for name in _PARAMS if name not in device.params]
+    missing = [name for name in params if name not in device.params]
     return f"no {', '.join(missing)} row" if missing else None
 
 
@@ -211,6 +223,13 @@ class HcaFacts:
         self.node, self.hca = node, hca
         self.dir = hca_dir(hca.iface)
         self.expect = node.node.expect
+        per_port = "port-link-type" in node.bundle.node_facts   # format v1 asked every device for LINK_TYPE_P1
+        self.query = mstconfig_query(hca.port) if per_port else MSTCONFIG_QUERY
+
+    @property
+    def link_type_param(self) -> str:
+        """The firmware parameter of this PF's own port: LINK_TYPE_P1, or LINK_TYPE_P2 for a card's second PF."""
+        return f"LINK_TYPE_P{self.hca.port}"
 
     @property
     def expected_vfs(self) -> int:
@@ -223,7 +242,7 @@ class HcaFacts:
         return f"{self.hca.iface} ({self.hca.pci})"
 
     def param(self, name: str) -> Triple:
-        return self.node.param(self.hca.pci, name)
+        return self.node.param(self.hca.pci, name, self.query)
 
     def sysfs_uint(self, name: str) -> int:
         return self.node.sysfs_uint(f"{self.dir}/{name}")

@@ -34,10 +34,18 @@ class _Model(BaseModel):
 
 
 class Hca(_Model):
-    """One HCA whose VFs the suite proves."""
+    """One HCA (a PF) whose VFs the suite proves."""
 
     iface: Iface
     pci: PciAddress
+    port_number: int | None = Field(None, alias="port", ge=1, le=4,
+                                    description="the card port this PF drives (LINK_TYPE_P<port>); default: "
+                                                "PCI function + 1")
+
+    @property
+    def port(self) -> int:
+        """The card port of this PF: function .0 drives port 1, .1 port 2 (dual-port VPI cards)."""
+        return self.port_number or int(self.pci.rsplit(".", 1)[1], 16) + 1
 
 
 class ExcludedDevice(_Model):
@@ -83,12 +91,37 @@ class Ssh(_Model):
     command_timeout: float = Field(120.0, alias="commandTimeout", gt=0)
 
 
+class Namespaces(_Model):
+    """Where each component runs when not all in ``kubernetes.namespace`` (OpenShift, standalone nv-ipam)."""
+
+    sriov_operator: str | None = Field(
+        None, alias="sriovOperator", min_length=1,
+        description="SR-IOV Network Operator: its policies, node states, operator config, config daemon, device plugin")
+    nv_ipam: str | None = Field(None, alias="nvIpam", min_length=1, description="nv-ipam pods, IPPools, CIDRPools")
+    network_operator: str | None = Field(None, alias="networkOperator", min_length=1,
+                                         description="the NVIDIA Network Operator's own pod")
+
+
+#: The components whose namespace an inventory can set, and the key that sets it.
+COMPONENTS = {"sriov": "sriov_operator", "ipam": "nv_ipam", "network-operator": "network_operator"}
+
+
 class Kubernetes(_Model):
     context: str | None = None
     kubeconfig: str | None = None
     namespace: str = "network-operator"
+    namespaces: Namespaces = Namespaces()
     resource_prefix: str = Field("nvidia.com", alias="resourcePrefix")
     timeout: float = Field(30.0, gt=0, description="seconds per API request")
+
+    def namespace_of(self, component: str) -> str:
+        """The namespace of ``component`` (a key of COMPONENTS): its own key, else ``namespace``."""
+        return getattr(self.namespaces, COMPONENTS[component]) or self.namespace
+
+    @property
+    def component_namespaces(self) -> list[str]:
+        """Every namespace a component runs in, each once, in COMPONENTS order."""
+        return list(dict.fromkeys(self.namespace_of(c) for c in COMPONENTS))
 
 
 class Collect(_Model):

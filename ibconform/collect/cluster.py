@@ -28,8 +28,9 @@ class Resource:
     plural: str
     group: str          # "" for core
     version: str
-    namespaced: bool    # listed in the operator namespace, else cluster-wide
+    namespaced: bool    # listed in its component's namespace, else cluster-wide
     owner: str          # what installs it, for "not installed" messages
+    component: str = "sriov"   # whose namespace it is listed in (inventory.COMPONENTS)
 
     @property
     def api_path(self) -> str:
@@ -42,14 +43,20 @@ class Resource:
 
 PODS = Resource("pods", "", "v1", True, "Kubernetes")
 EVENTS = Resource("events", "", "v1", True, "Kubernetes")
+SRIOV = "the SR-IOV Network Operator"
+IPAM = "nv-ipam (NicClusterPolicy spec.nvIpam)"
 RESOURCES = (
     Resource("nodes", "", "v1", False, "Kubernetes"),
-    PODS,
-    Resource("sriovnetworknodestates", "sriovnetwork.openshift.io", "v1", True, "the SR-IOV Network Operator"),
-    Resource("sriovnetworknodepolicies", "sriovnetwork.openshift.io", "v1", True, "the SR-IOV Network Operator"),
-    Resource("sriovibnetworks", "sriovnetwork.openshift.io", "v1", True, "the SR-IOV Network Operator"),
+    PODS,   # listed in every component's namespace (collect_cluster)
+    Resource("sriovnetworknodestates", "sriovnetwork.openshift.io", "v1", True, SRIOV),
+    Resource("sriovnetworknodepolicies", "sriovnetwork.openshift.io", "v1", True, SRIOV),
+    Resource("sriovibnetworks", "sriovnetwork.openshift.io", "v1", True, SRIOV),
+    Resource("sriovoperatorconfigs", "sriovnetwork.openshift.io", "v1", True, SRIOV),
+    Resource("sriovnetworkpoolconfigs", "sriovnetwork.openshift.io", "v1", True, SRIOV),
     Resource("nicclusterpolicies", "mellanox.com", "v1alpha1", False, "the NVIDIA Network Operator"),
-    Resource("ippools", "nv-ipam.nvidia.com", "v1alpha1", True, "nv-ipam (NicClusterPolicy spec.nvIpam)"),
+    Resource("ippools", "nv-ipam.nvidia.com", "v1alpha1", True, IPAM, "ipam"),
+    Resource("cidrpools", "nv-ipam.nvidia.com", "v1alpha1", True, IPAM, "ipam"),
+    Resource("nodemaintenances", "maintenance.nvidia.com", "v1alpha1", False, "the NVIDIA maintenance operator"),
 )
 
 
@@ -208,21 +215,28 @@ def collect_cluster(api: client.ApiClient, inventory: Inventory) -> tuple[dict[s
     Once a LIST gets no answer within the request timeout the others are not sent (each error says so):
     a slow API server costs one timeout, not one per List.
     """
-    namespace = inventory.model.kubernetes.namespace
+    k8s = inventory.model.kubernetes
     lists, errors = {}, {}
     silent = None  # the first LIST the API server did not answer in time
     for res in RESOURCES:
-        ns = namespace if res.namespaced else None
-        what = call_name("list", res, ns)
-        if silent is not None:
-            errors[res.plural] = (f"{what}: not sent: the API server did not answer {silent} within "
-                                  f"{api.ibconform_timeout:g} s (kubernetes.timeout) — check its health, or raise "
-                                  "kubernetes.timeout")
-            continue
-        try:
-            lists[res.plural] = list_all(api, res, ns)
-        except LIST_ERRORS as exc:
-            errors[res.plural] = describe_error(exc, "list", res, ns, timeout=api.ibconform_timeout)
-            if timed_out(exc):
-                silent = what
+        # pods: one LIST per namespace a component runs in (at most three), merged into one List
+        namespaces = k8s.component_namespaces if res is PODS else [
+            k8s.namespace_of(res.component) if res.namespaced else None]
+        documents = []
+        for ns in namespaces:
+            what = call_name("list", res, ns)
+            if silent is not None:
+                errors[res.plural] = (f"{what}: not sent: the API server did not answer {silent} within "
+                                      f"{api.ibconform_timeout:g} s (kubernetes.timeout) — check its health, or raise "
+                                      "kubernetes.timeout")
+                break
+            try:
+                documents.append(list_all(api, res, ns))
+            except LIST_ERRORS as exc:
+                errors[res.plural] = describe_error(exc, "list", res, ns, timeout=api.ibconform_timeout)
+                if timed_out(exc):
+                    silent = what
+                break
+        if res.plural not in errors:
+            lists[res.plural] = {**documents[0], "items": [i for doc in documents for i in doc["items"]]}
     return lists, errors

@@ -21,8 +21,11 @@ from dataclasses import dataclass, field
 from ibconform.errors import ParseError
 from ibconform.inventory import Node
 
-MSTCONFIG_QUERY = ("-e", "q", "NUM_OF_VFS", "SRIOV_EN", "LINK_TYPE_P1")
+MSTCONFIG_QUERY = ("-e", "q", "NUM_OF_VFS", "SRIOV_EN", "LINK_TYPE_P1")  # format v1's query, for every device
 PF_FILES = ("sriov_numvfs", "sriov_totalvfs")
+#: The kernel's side of the chain: the command line (kernel arguments the operator asked for), lockdown (which
+#: makes mstconfig fail to open devices) and ib_core's RDMA netns mode (Y shared, N exclusive).
+KERNEL_FILES = ("/proc/cmdline", "/sys/kernel/security/lockdown", "/sys/module/ib_core/parameters/netns_mode")
 RDMA_FILES = ("fw_ver",)
 PORT_FILES = ("state", "phys_state", "rate", "link_layer")
 
@@ -30,7 +33,7 @@ _PRELUDE = r"""
 B=%(boundary)s
 T=$(mktemp -d 2>/dev/null) || { echo "mktemp failed" >&2; exit 90; }
 trap 'rm -rf "$T"' EXIT
-mst() { timeout -k 2 %(timeout)s mstconfig -d "$1" %(query)s >"$T/$2.out" 2>&1; echo $? >"$T/$2.rc"; }
+mst() { d=$1 i=$2; shift 2; timeout -k 2 %(timeout)s mstconfig -d "$d" "$@" >"$T/$i.out" 2>&1; echo $? >"$T/$i.rc"; }
 rec() { printf '%%s %%s %%s\n' "$B" "$1" "$2"; }
 end() { printf '\n%%s end %%s\n' "$B" "$1"; }
 file() { for f in "$@"; do rec file "$f"; cat -- "$f" 2>&1; end $?; done; }
@@ -46,14 +49,21 @@ def pci_dir(pci: str) -> str:
     return f"/sys/bus/pci/devices/{pci}"
 
 
+def mstconfig_query(port: int) -> tuple[str, ...]:
+    """What mstconfig is asked about a PF: its firmware's VFs and SR-IOV switch, and the link type of the PF's own
+    port (``LINK_TYPE_P2`` for the second PF of a dual-port card: the parameters are the card's, one per port)."""
+    return ("-e", "q", "NUM_OF_VFS", "SRIOV_EN", f"LINK_TYPE_P{port}")
+
+
 def build(node: Node, boundary: str, mstconfig_timeout: float) -> str:
     """The sh script that gathers every fact of ``node`` in one round trip."""
     q = shlex.quote
-    lines = [_PRELUDE % {"boundary": q(boundary), "timeout": f"{mstconfig_timeout:g}",
-                         "query": " ".join(MSTCONFIG_QUERY)}]
-    devices = [h.pci for h in node.hcas] + [d.pci for d in node.excluded]
-    lines += [f"mst {q(pci)} {i} &" for i, pci in enumerate(devices)]
+    lines = [_PRELUDE % {"boundary": q(boundary), "timeout": f"{mstconfig_timeout:g}"}]
+    queries = [(h.pci, mstconfig_query(h.port)) for h in node.hcas] + [(d.pci, MSTCONFIG_QUERY) for d in node.excluded]
+    lines += [f"mst {q(pci)} {i} {' '.join(query)} &" for i, (pci, query) in enumerate(queries)]
+    devices = [pci for pci, _ in queries]
     lines.append('rec host -; uname -n; end $?')
+    lines.append("file " + " ".join(KERNEL_FILES))
     for hca in node.hcas:
         base = hca_dir(hca.iface)
         lines.append(f"link {q(base)}")

@@ -3,7 +3,7 @@ the Kubernetes API, so a cluster needs no SSH access to its nodes.
 
 The SR-IOV Network Operator runs that pod on every node (DaemonSet, label ``app=sriov-network-config-daemon``):
 privileged, hostNetwork and hostPID, with mstconfig in its image, so the script SSH would run sees the same
-sysfs and firmware there. One paginated LIST per run finds the pods (in ``kubernetes.namespace``), never one
+sysfs and firmware there. One paginated LIST per run finds the pods (in the SR-IOV operator's namespace), never one
 call per node; each node then gets one exec, ``sh -c SCRIPT`` in the Running pod bound to it, over the official
 client's websocket stream (stdout, stderr, and the exit status from the error channel), with the kubeconfig,
 context and request timeout the run uses for the API. The whole exec is bounded by the command timeout, its
@@ -54,7 +54,7 @@ class DaemonPods:
 
     def __init__(self, session: Session) -> None:
         self.session = session
-        self.namespace = session.inventory.model.kubernetes.namespace
+        self.namespace = session.inventory.model.kubernetes.namespace_of("sriov")
         self.timeout = session.inventory.model.kubernetes.timeout
         self.configuration: client.Configuration | None = None
         self._lock = threading.Lock()

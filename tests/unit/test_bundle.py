@@ -94,7 +94,7 @@ def test_an_unsafe_device_name_from_a_node_is_refused(tmp_path, inventory):
     assert not (tmp_path / "b" / "nodes" / node / "etc").exists()
     notes = json.loads((tmp_path / "b" / "nodes" / node / "status.json").read_text())["notes"]
     assert notes == ["ignored unsafe mstconfig device name '../../../../escaped'",
-                     "ignored unsafe sysfs path '/sys/../etc/passwd'"]
+                     "ignored unsafe file path '/sys/../etc/passwd'"]
     assert Bundle(tmp_path / "b").mstconfig(node, "0000:18:00.0") == ("NUM_OF_VFS 8 8 8\n", 0)
     assert os.listdir(tmp_path) == ["b"]
 

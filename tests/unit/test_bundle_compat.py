@@ -1,0 +1,64 @@
+"""Bundles of an older format keep evaluating: a bundle ibconform 0.1.0 wrote (tests/data/bundle-0.1.0) is
+judged item by item as 0.1.0 judged it, except where a check needs a fact that bundle lacks: those end in
+**error** naming the fact, never in a failure that blames the hardware. A bundle cut short (a node's
+links.json gone) errs the same way.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+DATA = Path(__file__).resolve().parents[1] / "data"
+OLD = DATA / "bundle-0.1.0"
+MISSING = "is not in the bundle: ibconform 0.1.0 (format ibconform-evidence/v1) did not collect it"
+
+
+def _evaluate(bundle: Path, out: Path) -> dict[str, dict]:
+    proc = subprocess.run([sys.executable, "-m", "ibconform.cli", "evaluate", str(bundle), "--out", str(out),
+                           "--quiet"], capture_output=True, text=True, timeout=120, check=False)
+    assert proc.returncode in (0, 1), f"evaluation exit {proc.returncode}: {proc.stderr[-2000:]}"
+    return {r["id"]: r for r in json.loads((out / "results.json").read_text())["results"]}
+
+
+@pytest.fixture(scope="module")
+def judged(tmp_path_factory: pytest.TempPathFactory) -> dict[str, dict]:
+    return _evaluate(OLD, tmp_path_factory.mktemp("old") / "out")
+
+
+def test_every_item_0_1_0_judged_is_judged_alike_or_errs_naming_the_missing_fact(judged):
+    before = json.loads((DATA / "bundle-0.1.0.verdicts.json").read_text())
+    for item, old in before.items():
+        new = judged.get(item)
+        assert new is not None, f"{item}: judged by 0.1.0, absent now"
+        if new["outcome"] == "error":
+            assert "not in the bundle" in new["message"], f"{item}: {new['message']}"
+        else:
+            assert (new["outcome"], new["message"]) == (old["outcome"], old["message"]), item
+
+
+def test_checks_added_since_0_1_0_are_judged_or_err_naming_the_missing_fact(judged):
+    before = json.loads((DATA / "bundle-0.1.0.verdicts.json").read_text())
+    for item, new in judged.items():
+        if item in before:
+            continue
+        assert new["outcome"] in ("passed", "error"), f"{item}: {new['outcome']}: {new['message']}"
+        if new["outcome"] == "error":
+            assert MISSING in new["message"] or "not in the bundle" in new["message"], f"{item}: {new['message']}"
+
+
+def test_a_bundle_cut_short_errs_instead_of_blaming_the_interface(tmp_path):
+    cut = tmp_path / "cut"
+    shutil.copytree(OLD, cut)
+    (cut / "nodes" / "dgx030" / "links.json").unlink()
+    judged = _evaluate(cut, tmp_path / "out")
+    item = judged["test_iface_is_expected_pci[dgx030-ibp24s0]"]
+    assert item["outcome"] == "error"
+    assert item["message"].startswith("nodes/dgx030/links.json (where each interface's PCI function was seen) is "
+                                      "absent in the bundle: it was cut short or damaged")
+    assert judged["test_iface_is_expected_pci[dgx031-ibp24s0]"]["outcome"] == "passed"
