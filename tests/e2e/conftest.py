@@ -13,6 +13,7 @@ import yaml
 
 from ibconform.twin import Twin
 from ibconform.twin.api import ApiTwin
+from tests.bundle_schema import validate_bundle
 
 
 @dataclass
@@ -54,6 +55,8 @@ def run_suite(inventory: Path, out: Path, *extra: str) -> Run:
         assert writes == [], f"--read-only run sent writes: {writes}"
     results_path = out / "results.json"
     assert results_path.exists(), f"no results.json; exit {proc.returncode}; stderr: {proc.stderr[-2000:]}"
+    if (out / "bundle" / "manifest.json").exists():
+        validate_bundle(out / "bundle")       # every bundle an end-to-end run writes keeps docs/bundle.md's contract
     results = {r["id"]: r for r in json.loads(results_path.read_text())["results"]}
     return Run(proc.returncode, proc.stdout, proc.stderr, out, results)
 

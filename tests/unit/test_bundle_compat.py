@@ -14,6 +14,8 @@ from pathlib import Path
 
 import pytest
 
+from tests.bundle_schema import validate_bundle
+
 DATA = Path(__file__).resolve().parents[1] / "data"
 OLD = DATA / "bundle-0.1.0"
 MISSING = "is not in the bundle: ibconform 0.1.0 (format ibconform-evidence/v1) did not collect it"
@@ -62,3 +64,17 @@ def test_a_bundle_cut_short_errs_instead_of_blaming_the_interface(tmp_path):
     assert item["message"].startswith("nodes/dgx030/links.json (where each interface's PCI function was seen) is "
                                       "absent in the bundle: it was cut short or damaged")
     assert judged["test_iface_is_expected_pci[dgx031-ibp24s0]"]["outcome"] == "passed"
+
+
+def test_the_0_1_0_bundle_matches_the_documented_schema_and_broken_files_do_not(tmp_path):
+    assert validate_bundle(OLD) == 1 + 1 + 2 * 2
+    new = tmp_path / "new"
+    shutil.copytree(OLD, new)
+    manifest = json.loads((new / "manifest.json").read_text())
+    (new / "manifest.json").write_text(json.dumps({**manifest, "format": "ibconform-evidence/v9"}))
+    with pytest.raises(AssertionError, match=r"manifest.json does not match \$defs/manifest: 'ibconform-evidence/v9'"):
+        validate_bundle(new)
+    (new / "manifest.json").write_text(json.dumps(manifest))
+    (new / "nodes" / "dgx030" / "status.json").write_text(json.dumps({"reachable": "yes"}))
+    with pytest.raises(AssertionError, match=r"nodes/dgx030/status.json does not match \$defs/status"):
+        validate_bundle(new)
