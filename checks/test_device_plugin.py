@@ -1,4 +1,5 @@
-"""Link 4 of the chain: the device plugin advertises every HCA's VFs as a node resource.
+"""Link 4 of the chain: the policies configure every HCA, and the device plugin advertises every resource they
+define with the VFs they route to it (a resource may pool several PFs; a PF may be split into VF ranges).
 
 PYTEST_DONT_REWRITE: messages are the checks' own one-liners.
 """
@@ -11,39 +12,39 @@ pytestmark = [pytest.mark.link("device-plugin"), pytest.mark.cluster_lists("node
 
 
 def test_policy_matches_inventory(hca_resource):
-    matches = hca_resource.policies()
-    assert matches, (
+    config = hca_resource.config()
+    assert config is not None, (
         f"SriovNetworkNodePolicy for {hca_resource} expected vs none selecting it (nodeSelector + "
-        "pfNames/rootDevices): apply the HCA's policy or fix the inventory")
+        "nicSelector: vendor, deviceID, pfNames, rootDevices): apply the HCA's policy or fix the inventory")
     wanted = hca_resource.node.node.expect.vfs_per_hca
-    top = matches[0]
-    assert wanted is None or top.num_vfs == wanted, (
-        f"policy {top.name} numVfs for {hca_resource} expected {wanted} (inventory) vs {top.num_vfs}: "
+    assert wanted is None or config.num_vfs == wanted, (
+        f"policy {config.policy} numVfs for {hca_resource} expected {wanted} (inventory) vs {config.num_vfs}: "
         "the cluster's policy drifted from the inventory — fix one of them")
     link = hca_resource.node.node.expect.link_type
-    assert top.link_type in (None, link), (
-        f"policy {top.name} linkType for {hca_resource} expected {link} vs {top.link_type}: fix the policy")
+    assert config.link_type in (None, link), (
+        f"policy {config.policy} linkType for {hca_resource} expected {link} vs {config.link_type}: fix the policy")
 
 
-def test_resource_allocatable(hca_resource):
-    expected = hca_resource.expected_vfs()
-    for resource in hca_resource.resource_names():
-        for field in ("allocatable", "capacity"):
-            raw = hca_resource.node.resources(field).get(resource)
-            seen = quantity(raw)
-            hca_resource.node.cite(f"Node {hca_resource.node} {field} {resource}: "
-                                   f"{seen if seen is not None or raw is None else repr(raw)}")
-            shown = seen if seen is not None else "absent" if raw is None else f"{raw!r} (not a count)"
-            assert seen == expected, (
-                f"{field} {resource} on {hca_resource.node} expected {expected} vs {shown}: the device plugin does "
-                "not advertise the VFs — check the node's sync state and the sriov-device-plugin pod on the node")
+def test_resource_allocatable(resource):
+    shares = resource.shares()
+    expected = sum(shares.values())
+    for field in ("allocatable", "capacity"):
+        raw = resource.node.resources(field).get(resource.name)
+        seen = quantity(raw)
+        resource.node.cite(f"Node {resource.node} {field} {resource.name}: "
+                           f"{seen if seen is not None or raw is None else repr(raw)}")
+        shown = seen if seen is not None else "absent" if raw is None else f"{raw!r} (not a count)"
+        detail = f" ({resource.share_text(shares)})" if len(shares) > 1 else ""
+        assert seen == expected, (
+            f"{field} {resource.name} on {resource.node} expected {expected}{detail} vs {shown}: the device plugin "
+            "does not advertise the VFs — check the node's sync state and the sriov-device-plugin pod on the node")
 
 
 def test_excluded_device_has_no_resource(excluded_resource):
-    matches = excluded_resource.policies()
-    assert not matches, (
+    config = excluded_resource.config()
+    assert config is None, (
         f"SriovNetworkNodePolicy selecting excluded {excluded_resource} expected none vs "
-        f"{', '.join(m.name for m in matches)}: narrow the policy's nicSelector")
+        f"{', '.join(config.selected_by)}: narrow the policy's nicSelector")
     iface = excluded_resource.device.iface
     if iface:
         resource = f"{excluded_resource.cluster.prefix}/res{iface}"

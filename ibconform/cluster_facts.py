@@ -167,6 +167,23 @@ class ClusterFacts:
         return state
 
     @functools.cache  # noqa: B019  (one ClusterFacts per run; the Lists never change)
+    def pf_configs(self, node: Node) -> dict[str, policies_mod.PfConfig]:
+        """What the policies configure on ``node``'s PFs, by PCI address (policies.render), over the PFs its
+        SriovNetworkNodeState reports (vendor and device ids included), else over the inventory's devices."""
+        state = self.node_states.get(node.name) if "sriovnetworknodestates" not in self.errors else None
+        interfaces = lst(d(d(state).get("status")).get("interfaces"))
+        if not interfaces:
+            interfaces = [{"name": dev.iface, "pciAddress": dev.pci} for dev in (*node.hcas, *node.excluded)]
+        return policies_mod.render(self.policies, self.node_labels(node.name), interfaces)
+
+    def resource_shares(self, node: Node) -> dict[str, dict[str, int]]:
+        """``<prefix>/<resourceName>`` -> {PCI address: VFs it gives} on ``node``; without any policy in the
+        cluster, ``<prefix>/res<iface>`` of every HCA with the VFs expected of it (the seed's convention)."""
+        if self.policies:
+            return policies_mod.resource_shares(self.pf_configs(node), self.prefix)
+        return {f"{self.prefix}/res{hca.iface}": {hca.pci: expected_vfs(self, node, hca)[0]} for hca in node.hcas}
+
+    @functools.cache  # noqa: B019  (one ClusterFacts per run; the Lists never change)
     def ipam_pods(self, component: str) -> list[dict]:
         """nv-ipam pods of ``component`` (nv-ipam-node / nv-ipam-controller) by their labels."""
         return [p for p in self.pods
@@ -302,23 +319,35 @@ class ClusterHca:
     def __str__(self) -> str:
         return f"{self.hca.iface} on {self.node.name}"
 
-    def policies(self) -> list[policies_mod.PolicyMatch]:
-        found = policies_mod.matches(self.cluster.policies, self.node.cluster.node_labels(self.node.name),
-                                     self.hca.iface, self.hca.pci)
-        cite(self.node.ledger, f"SriovNetworkNodePolicies selecting {self}: "
-                                + (", ".join(f"{m.name} (numVfs {m.num_vfs}, resourceName {m.resource_name})"
-                                             for m in found) or "none"))
-        return found
+    def config(self) -> policies_mod.PfConfig | None:
+        """What the policies configure on this PF (cited), None when none selects it."""
+        config = self.cluster.pf_configs(self.node.node).get(self.hca.pci)
+        cite(self.node.ledger, f"SriovNetworkNodePolicies for {self}: "
+                                + (f"{', '.join(config.selected_by)} -> {config}" if config else "none selects it"))
+        return config
 
-    def expected_vfs(self) -> int:
-        value, source = expected_vfs(self.cluster, self.node.node, self.hca)
-        self.node.cite(f"expected VFs on {self}: {value} ({source})")
-        return value
 
-    def resource_names(self) -> list[str]:
-        """<prefix>/<resourceName> from the policies, else <prefix>/res<iface> (the seed's convention)."""
-        names = policies_mod.resource_names(self.policies(), self.cluster.prefix)
-        return names or [f"{self.cluster.prefix}/res{self.hca.iface}"]
+class ClusterResource:
+    """One SR-IOV resource of one node: the VFs the policies route to it, per PF, and what the node advertises."""
+
+    def __init__(self, node: ClusterNode, name: str) -> None:
+        self.node, self.name, self.cluster = node, name, node.cluster
+
+    def __str__(self) -> str:
+        return f"{self.name} on {self.node.name}"
+
+    def shares(self) -> dict[str, int]:
+        """PCI address -> VFs that PF gives this resource (cited, by interface name where the inventory knows it)."""
+        shares = self.cluster.resource_shares(self.node.node).get(self.name, {})
+        names = {dev.pci: dev.iface for dev in (*self.node.node.hcas, *self.node.node.excluded) if dev.iface}
+        self.node.cite(f"VFs the policies route to {self}: "
+                       + (", ".join(f"{names.get(pci, pci)} {n}" for pci, n in shares.items()) or "none"))
+        return shares
+
+    def share_text(self, shares: dict[str, int]) -> str:
+        """``ibp24s0 8 + ibp64s0 8`` (the inventory's interface names, else PCI addresses)."""
+        names = {dev.pci: dev.iface for dev in (*self.node.node.hcas, *self.node.node.excluded) if dev.iface}
+        return " + ".join(f"{names.get(pci, pci)} {n}" for pci, n in shares.items())
 
 
 class ClusterExcluded:
@@ -330,22 +359,19 @@ class ClusterExcluded:
     def __str__(self) -> str:
         return f"{self.device.iface or self.device.pci} ({self.device.reason}) on {self.node.name}"
 
-    def policies(self) -> list[policies_mod.PolicyMatch]:
-        return policies_mod.matches(self.cluster.policies, self.cluster.node_labels(self.node.name),
-                                    self.device.iface or "", self.device.pci)
+    def config(self) -> policies_mod.PfConfig | None:
+        return self.cluster.pf_configs(self.node.node).get(self.device.pci)
 
 
 def expected_vfs(cluster: ClusterFacts | None, node: Node, hca: Hca) -> tuple[int, str]:
-    """VFs expected on ``hca`` and where that number comes from: the inventory's vfsPerHca, else the
-    SriovNetworkNodePolicies' numVfs, else 8."""
+    """VFs expected on ``hca`` and where that number comes from: the inventory's vfsPerHca, else the numVfs the
+    SriovNetworkNodePolicies configure on it, else 8."""
     if node.expect.vfs_per_hca is not None:
         return node.expect.vfs_per_hca, "inventory expect.vfsPerHca"
     try:
-        labels = cluster.node_labels(node.name) if cluster else {}
-        found = [m for m in policies_mod.matches(cluster.policies, labels, hca.iface, hca.pci)
-                 if m.num_vfs is not None] if cluster else []
-    except (Unproven, ClusterUnavailable):
-        found = []
-    if found:
-        return max(m.num_vfs for m in found), f"SriovNetworkNodePolicy {found[0].name} numVfs"
+        config = cluster.pf_configs(node).get(hca.pci) if cluster else None
+    except (Unproven, CannotJudge):
+        config = None
+    if config is not None:
+        return config.num_vfs, f"SriovNetworkNodePolicy {config.policy} numVfs"
     return DEFAULT_VFS, "default (no inventory value, no policy seen)"

@@ -17,14 +17,17 @@ NOT_SELECTED = "reported by the operator, selected by no SriovNetworkNodePolicy"
 
 
 def device_map(state: dict, labels: dict, policies: list[dict]) -> tuple[tuple, tuple]:
-    """(hcas, excluded) of one node from its SriovNetworkNodeState, as sorted tuples of tuples."""
+    """(hcas, excluded) of one node from its SriovNetworkNodeState, as sorted tuples of tuples: the PFs the
+    policies give VFs to, and the others."""
+    interfaces = lst(d(state.get("status")).get("interfaces"))
+    configured = policies_mod.render(policies, labels, interfaces)
     hcas, excluded = [], []
-    for iface in lst(d(state.get("status")).get("interfaces")):
+    for iface in interfaces:
         iface = d(iface)
         name, pci = iface.get("name"), iface.get("pciAddress")
         if not isinstance(name, str) or not isinstance(pci, str):
             continue
-        if policies_mod.matches(policies, labels, name, pci):
+        if pci in configured:
             hcas.append((name, pci.lower()))
         else:
             excluded.append((name, pci.lower()))

@@ -47,12 +47,17 @@ def new_run_id() -> str:
     return dt.datetime.now(dt.UTC).strftime("%Y%m%d%H%M%S") + "-" + secrets.token_hex(3)
 
 
-def node_resources(node: Node, node_obj: dict, policies: list[dict], prefix: str) -> list[str]:
-    """The SR-IOV resources a probe on ``node`` asks one of: the policies' names, else res<iface>."""
+def node_resources(node: Node, node_obj: dict, state: dict, policies: list[dict], prefix: str) -> list[str]:
+    """The SR-IOV resources a probe on ``node`` asks one of: those the policies route the node's HCAs to (over
+    the PFs its SriovNetworkNodeState ``state`` reports), else res<iface> of each HCA."""
     labels = d(d(node_obj.get("metadata")).get("labels"))
+    interfaces = lst(d(d(state).get("status")).get("interfaces")) or [
+        {"name": h.iface, "pciAddress": h.pci} for h in node.hcas]
+    rendered = policies_mod.render(policies, labels, interfaces)
     names: list[str] = []
     for hca in node.hcas:
-        found = policies_mod.resource_names(policies_mod.matches(policies, labels, hca.iface, hca.pci), prefix)
+        config = rendered.get(hca.pci)
+        found = [f"{prefix}/{g.resource_name}" for g in config.groups if g.resource_name] if config else []
         names += found or [f"{prefix}/res{hca.iface}"]
     return list(dict.fromkeys(names))
 
@@ -69,11 +74,12 @@ def networks_for(resources: list[str], ib_networks: list[dict], prefix: str) -> 
     return found
 
 
-def probe_manifest(node: Node, node_obj: dict, lists: dict[str, dict], inventory: Inventory, run_id: str) -> dict:
-    """The probe pod for ``node`` (pure: no API call)."""
+def probe_manifest(node: Node, node_obj: dict, state: dict, lists: dict[str, dict], inventory: Inventory,
+                   run_id: str) -> dict:
+    """The probe pod for ``node`` (pure: no API call); ``state``: its SriovNetworkNodeState, or {}."""
     settings, prefix = inventory.model.probe, inventory.model.kubernetes.resource_prefix
     policies = lst(d(lists.get("sriovnetworknodepolicies")).get("items"))
-    resources = node_resources(node, node_obj, policies, prefix)
+    resources = node_resources(node, node_obj, state, policies, prefix)
     gpus = settings.gpus
     if gpus is None:
         raw = str(d(d(node_obj.get("status")).get("allocatable")).get(GPU_RESOURCE, "0"))
@@ -208,6 +214,7 @@ class ProbeRun:
     def create(self, records: dict[str, dict]) -> dict[str, str]:
         """Create one probe per node present in the cluster; pod name -> node."""
         nodes = {name_of(n): n for n in lst(d(self.lists.get("nodes")).get("items"))}
+        states = {name_of(d(s)): d(s) for s in lst(d(self.lists.get("sriovnetworknodestates")).get("items"))}
         pods = {}
         for node in self.inventory.nodes:
             if self.stop.is_set():
@@ -216,7 +223,8 @@ class ProbeRun:
             if node.name not in nodes:
                 record["message"] = f"Node {node.name} is not in the cluster"
                 continue
-            manifest = probe_manifest(node, nodes[node.name], self.lists, self.inventory, self.run_id)
+            manifest = probe_manifest(node, nodes[node.name], states.get(node.name, {}), self.lists, self.inventory,
+                                      self.run_id)
             record["pod"] = manifest["metadata"]["name"]
             record["requests"] = manifest["spec"]["containers"][0]["resources"]["requests"]
             try:

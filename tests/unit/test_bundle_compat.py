@@ -33,10 +33,19 @@ def judged(tmp_path_factory: pytest.TempPathFactory) -> dict[str, dict]:
     return _evaluate(OLD, tmp_path_factory.mktemp("old") / "out")
 
 
+def renamed(item: str) -> str:
+    """The item's id now: resource_allocatable judges each resource, no longer each HCA (res<iface> here)."""
+    check, _, param = item.partition("[")
+    if check == "test_resource_allocatable":
+        node, _, iface = param.rstrip("]").partition("-")
+        return f"{check}[{node}-res{iface}]"
+    return item
+
+
 def test_every_item_0_1_0_judged_is_judged_alike_or_errs_naming_the_missing_fact(judged):
     before = json.loads((DATA / "bundle-0.1.0.verdicts.json").read_text())
     for item, old in before.items():
-        new = judged.get(item)
+        new = judged.get(renamed(item))
         assert new is not None, f"{item}: judged by 0.1.0, absent now"
         if new["outcome"] == "error":
             assert "not in the bundle" in new["message"], f"{item}: {new['message']}"
@@ -45,7 +54,7 @@ def test_every_item_0_1_0_judged_is_judged_alike_or_errs_naming_the_missing_fact
 
 
 def test_checks_added_since_0_1_0_are_judged_or_err_naming_the_missing_fact(judged):
-    before = json.loads((DATA / "bundle-0.1.0.verdicts.json").read_text())
+    before = {renamed(item) for item in json.loads((DATA / "bundle-0.1.0.verdicts.json").read_text())}
     for item, new in judged.items():
         if item in before:
             continue
