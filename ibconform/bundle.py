@@ -4,7 +4,7 @@ Collectors write it; checks read only it, so a run can be re-evaluated offline. 
 
     manifest.json  inventory.yaml  cluster/<plural>.json
     nodes/<node>/status.json  nodes/<node>/mstconfig/<pci>.out|.rc
-    nodes/<node>/sysfs/...   (mirrors /sys)   nodes/<node>/proc/...  (mirrors /proc)   nodes/<node>/links.json
+    nodes/<node>/sysfs/...   (mirrors /sys)   nodes/<node>/proc/..., etc/...  (/proc, /etc)   nodes/<node>/links.json
 
 Bundles of an older format stay readable: :data:`FORMATS` says which facts each format holds, and a
 fact a bundle lacks raises :class:`~ibconform.errors.MissingEvidence` (the check ends in error saying so).
@@ -42,9 +42,9 @@ V1_CLUSTER_LISTS = frozenset({"nodes", "pods", "sriovnetworknodestates", "sriovn
                               "sriovibnetworks", "nicclusterpolicies", "ippools"})
 FORMATS: dict[str, tuple[frozenset[str], frozenset[str]]] = {
     "ibconform-evidence/v1": (V1_NODE_FACTS, V1_CLUSTER_LISTS),
-    # v2: the kernel's side (/proc/cmdline, lockdown, RDMA netns mode), mstconfig asks each PF's own port's
-    # LINK_TYPE_P<n>, and the operator's configuration and its other objects are listed
-    FORMAT: (V1_NODE_FACTS | {"kernel", "port-link-type"},
+    # v2: the kernel's side (/proc/cmdline, lockdown, RDMA netns mode), /etc/machine-id, mstconfig asks each PF's
+    # own port's LINK_TYPE_P<n>, and the operator's configuration and its other objects are listed
+    FORMAT: (V1_NODE_FACTS | {"kernel", "port-link-type", "machine-id"},
              V1_CLUSTER_LISTS | {"sriovoperatorconfigs", "sriovnetworkpoolconfigs", "cidrpools", "nodemaintenances"}),
 }
 FOLLOW_POLL_S = 0.02  # how often a following reader looks for what it waits for
@@ -65,7 +65,7 @@ def now() -> str:
     return dt.datetime.now(dt.UTC).isoformat(timespec="seconds")
 
 
-_MIRRORS = (("/sys/", "sysfs/"), ("/proc/", "proc/"))
+_MIRRORS = (("/sys/", "sysfs/"), ("/proc/", "proc/"), ("/etc/", "etc/"))
 
 
 def _evidence_relpath(path: str) -> str | None:

@@ -26,6 +26,8 @@ PF_FILES = ("sriov_numvfs", "sriov_totalvfs")
 #: The kernel's side of the chain: the command line (kernel arguments the operator asked for), lockdown (which
 #: makes mstconfig fail to open devices) and ib_core's RDMA netns mode (Y shared, N exclusive).
 KERNEL_FILES = ("/proc/cmdline", "/sys/kernel/security/lockdown", "/sys/module/ib_core/parameters/netns_mode")
+#: Which machine answered: kubelet reports this file as the Node's status.nodeInfo.machineID.
+MACHINE_ID = "/etc/machine-id"
 RDMA_FILES = ("fw_ver",)
 PORT_FILES = ("state", "phys_state", "rate", "link_layer")
 
@@ -63,7 +65,7 @@ def build(node: Node, boundary: str, mstconfig_timeout: float) -> str:
     lines += [f"mst {q(pci)} {i} {' '.join(query)} &" for i, (pci, query) in enumerate(queries)]
     devices = [pci for pci, _ in queries]
     lines.append('rec host -; uname -n; end $?')
-    lines.append("file " + " ".join(KERNEL_FILES))
+    lines.append("file " + " ".join((*KERNEL_FILES, MACHINE_ID)))
     for hca in node.hcas:
         base = hca_dir(hca.iface)
         lines.append(f"link {q(base)}")
