@@ -38,7 +38,7 @@ def test_firmware_version_consistent(node):
 
 @pytest.mark.link("node")
 def test_node_identity(node):
-    hostname = node.hostname or ""
-    assert hostname.split(".")[0] == node.node.name.split(".")[0], (
-        f"hostname expected {node.node.name} vs {hostname!r}: the node's address leads to another host — "
-        "fix ssh_config/DNS before trusting any result for this node")
+    identity = node.identity()
+    assert identity.problem is None, (
+        f"{identity.problem}: the node's address leads to another host — fix ssh_config/DNS before trusting any "
+        "result for this node")

@@ -12,12 +12,14 @@ import functools
 from dataclasses import dataclass
 from pathlib import PurePosixPath
 
+from ibconform import identity
 from ibconform.bundle import Bundle, NodeStatus
 from ibconform.cluster_facts import ClusterFacts, cite, expected_vfs
-from ibconform.collect.nodescript import MSTCONFIG_QUERY, hca_dir, mstconfig_query, pci_dir
-from ibconform.errors import MissingEvidence, NodeUnreachable, ParseError, Unproven
+from ibconform.collect.nodescript import MACHINE_ID, MSTCONFIG_QUERY, hca_dir, mstconfig_query, pci_dir
+from ibconform.errors import CannotJudge, MissingEvidence, NodeUnreachable, ParseError, Unproven
 from ibconform.inventory import ExcludedDevice, Hca, Node
 from ibconform.parsers import mstconfig, sysfs
+from ibconform.untrusted import d
 
 Ledger = list  # pytest's item.user_properties: [("evidence", text), ...]
 
@@ -78,6 +80,25 @@ class NodeFacts:
     def hostname(self) -> str | None:
         cite(self.ledger, f"uname -n: {self.status.hostname if self.status else None}")
         return self.status.hostname if self.status else None
+
+    def identity(self) -> identity.Identity:
+        """Whether the host that answered is this node (identity.judge), on what the bundle holds: the
+        machine-id when this bundle's format reads it, the Node object when the cluster was listed."""
+        machine_id = None
+        if "machine-id" in self.bundle.node_facts:
+            machine_id = self.bundle.sysfs(self.node.name, MACHINE_ID)
+            cite(self.ledger, f"{MACHINE_ID}: {machine_id.strip() if machine_id else 'unreadable'}")
+        try:
+            node_obj = self.cluster.node(self.node.name) if self.cluster else None
+        except (Unproven, CannotJudge):
+            node_obj = None
+        if node_obj:
+            info = d(d(node_obj.get("status")).get("nodeInfo"))
+            cite(self.ledger, f"Node {self.node.name}: machineID {info.get('machineID')!r}, names "
+                              f"{identity.node_names(self.node.name, node_obj)}")
+        verdict = identity.judge(self.node.name, self.hostname, machine_id, node_obj)
+        cite(self.ledger, f"identity: {verdict.proof}")
+        return verdict
 
     def sysfs_uint(self, path: str, absent_ok: bool = False) -> int | None:
         """A sysfs integer; Unproven when absent (unless ``absent_ok``) or not an integer."""
