@@ -15,18 +15,26 @@ def test_firmware_vfs_committed(hca):
         "power-cycle the node (cold reboot); a warm reboot does not apply NVRAM changes")
 
 
+def _who_sets(hca) -> str:
+    """Who sets the firmware: the operator, or (its mellanox plugin disabled) the admin."""
+    if hca.node.operator_sets_firmware:
+        return "the operator's mellanox plugin does"
+    return ("yourself, with mstconfig: the operator's mellanox plugin is disabled (SriovOperatorConfig default "
+            "spec.disablePlugins), it does not manage firmware")
+
+
 def test_firmware_vfs_enough(hca):
     vfs = hca.param("NUM_OF_VFS")
     assert vfs.active is not None and vfs.active >= hca.expected_vfs, (
         f"NUM_OF_VFS on {hca} expected >= {hca.expected_vfs} vs {vfs.active}: "
-        f"set NUM_OF_VFS={hca.expected_vfs} (the operator's mellanox plugin does) and power-cycle the node")
+        f"set NUM_OF_VFS={hca.expected_vfs} ({_who_sets(hca)}) and power-cycle the node")
 
 
 def test_firmware_sriov_enabled(hca):
     sriov = hca.param("SRIOV_EN")
     assert sriov.active == 1, (
         f"SRIOV_EN on {hca} expected True(1) vs {sriov.active_text}: "
-        "enable SR-IOV in firmware (mstconfig set SRIOV_EN=1) and power-cycle the node")
+        f"enable SR-IOV in firmware (SRIOV_EN=1: {_who_sets(hca)}) and power-cycle the node")
 
 
 def test_firmware_link_type(hca):
@@ -35,4 +43,4 @@ def test_firmware_link_type(hca):
     wanted = {"IB": 1, "ETH": 2}[hca.expect.link_type]
     assert link.active == wanted, (
         f"{name} on {hca} expected {hca.expect.link_type}({wanted}) vs {link.active_text}: "
-        f"set {name}={wanted} in firmware and power-cycle the node, or fix expect.linkType")
+        f"set {name}={wanted} in firmware ({_who_sets(hca)}) and power-cycle the node, or fix expect.linkType")

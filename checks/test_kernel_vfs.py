@@ -17,9 +17,11 @@ def test_iface_is_expected_pci(hca):
 
 def test_sriov_numvfs(hca):
     numvfs = hca.sysfs_uint("sriov_numvfs")
+    why = "check the SriovNetworkNodeState and the sriov-network-config-daemon log"
+    if numvfs != hca.expected_vfs and (unmanaged := hca.node.unmanaged()):
+        why = unmanaged
     assert numvfs == hca.expected_vfs, (
-        f"sriov_numvfs on {hca} expected {hca.expected_vfs} vs {numvfs}: "
-        "VFs not created — check the SriovNetworkNodeState and the sriov-network-config-daemon log")
+        f"sriov_numvfs on {hca} expected {hca.expected_vfs} vs {numvfs}: VFs not created — {why}")
 
 
 def test_sriov_totalvfs_allows_expected(hca):

@@ -8,19 +8,23 @@ could not be read raises ``Unproven`` (a missing CRD: the operator is not instal
 from __future__ import annotations
 
 import functools
+from collections.abc import Callable
 from dataclasses import dataclass
 from functools import cached_property
+from typing import TYPE_CHECKING
 
+from ibconform import components, operator_state, reboot
 from ibconform import policies as policies_mod
 from ibconform.bundle import Bundle
 from ibconform.errors import CannotJudge, MissingEvidence, Unproven
 from ibconform.inventory import ExcludedDevice, Hca, Node
 from ibconform.untrusted import d, lst
 
-STATE_ANNOTATION = "sriovnetwork.openshift.io/state"
-DESIRED_ANNOTATION = "sriovnetwork.openshift.io/desired-state"
-CURRENT_ANNOTATION = "sriovnetwork.openshift.io/current-state"
+if TYPE_CHECKING:
+    from ibconform.facts import NodeFacts
+
 NCP_NAME = "nic-cluster-policy"
+OPERATOR_CONFIG = "default"   # the SriovOperatorConfig the operator reads
 
 
 class ClusterUnavailable(CannotJudge):
@@ -70,6 +74,19 @@ def pod_images(pod: dict) -> list[str]:
     return [str(c.get("image", "")) for c in lst(d(pod.get("spec")).get("containers")) if isinstance(c, dict)]
 
 
+def label_selector_matches(selector: dict, labels: dict) -> bool:
+    """A metav1 LabelSelector (matchLabels and matchExpressions ANDed); an empty one selects every node."""
+    if any(labels.get(k) != v for k, v in d(selector.get("matchLabels")).items()):
+        return False
+    return all(_expression(d(e), labels) for e in lst(selector.get("matchExpressions")))
+
+
+def _expression(expr: dict, labels: dict) -> bool:
+    key, values = expr.get("key"), lst(expr.get("values"))
+    return {"In": key in labels and labels.get(key) in values, "NotIn": labels.get(key) not in values,
+            "Exists": key in labels, "DoesNotExist": key not in labels}.get(expr.get("operator"), False)
+
+
 def _selector_matches(selector: dict, labels: dict) -> bool:
     """A core NodeSelector (nodeSelectorTerms ORed, matchExpressions ANDed); empty selects all."""
     terms = lst(selector.get("nodeSelectorTerms"))
@@ -78,10 +95,7 @@ def _selector_matches(selector: dict, labels: dict) -> bool:
     for term in terms:
         ok = True
         for expr in lst(d(term).get("matchExpressions")):
-            key, op, values = expr.get("key"), expr.get("operator"), lst(expr.get("values"))
-            present = key in labels
-            ok &= {"In": present and labels.get(key) in values, "NotIn": labels.get(key) not in values,
-                   "Exists": present, "DoesNotExist": not present}.get(op, False)
+            ok &= _expression(d(expr), labels)
         if ok:
             return True
     return False
@@ -93,8 +107,10 @@ class ClusterFacts:
     def __init__(self, bundle: Bundle) -> None:
         self.bundle = bundle
         self.errors: dict[str, str] = bundle.cluster("errors") or {}
-        self.namespace = bundle.inventory.model.kubernetes.namespace
-        self.prefix = bundle.inventory.model.kubernetes.resource_prefix
+        k8s = bundle.inventory.model.kubernetes
+        self.namespace = k8s.namespace
+        self.sriov_namespace = k8s.namespace_of("sriov")
+        self.prefix = k8s.resource_prefix
 
     def require(self, plurals: tuple[str, ...]) -> None:
         """ClusterUnavailable unless every List in ``plurals`` was collected (a 404 is left to the check)."""
@@ -183,12 +199,76 @@ class ClusterFacts:
             return policies_mod.resource_shares(self.pf_configs(node), self.prefix)
         return {f"{self.prefix}/res{hca.iface}": {hca.pci: expected_vfs(self, node, hca)[0]} for hca in node.hcas}
 
-    @functools.cache  # noqa: B019  (one ClusterFacts per run; the Lists never change)
+    @cached_property
+    def operator_config(self) -> dict:
+        """SriovOperatorConfig ``default`` (the only one the operator reads); {} when absent or not collected."""
+        configs = self.optional_items("sriovoperatorconfigs") or []
+        return next((c for c in configs if name_of(c) == OPERATOR_CONFIG), {})
+
+    @cached_property
+    def mellanox_managed(self) -> bool:
+        """Whether the operator manages firmware: its mellanox plugin is not in ``spec.disablePlugins``."""
+        return "mellanox" not in lst(d(self.operator_config.get("spec")).get("disablePlugins"))
+
+    def unmanaged(self, node: str) -> str | None:
+        """Why the operator does not manage ``node`` (outside ``spec.configDaemonNodeSelector``), else None."""
+        selector = d(d(self.operator_config.get("spec")).get("configDaemonNodeSelector"))
+        labels = self.node_labels(node)
+        missing = {k: v for k, v in selector.items() if labels.get(k) != v}
+        if not missing:
+            return None
+        wanted = ", ".join(f"{k}={v}" for k, v in missing.items())
+        return (f"{node} is not managed by the SR-IOV operator: its labels lack {wanted} of SriovOperatorConfig "
+                f"{OPERATOR_CONFIG} spec.configDaemonNodeSelector, so no config daemon runs there — label the node "
+                "or take it out of the inventory")
+
+    @cached_property
+    def generation(self) -> operator_state.Generation:
+        """How this cluster's SR-IOV operator reports a node busy (operator_state)."""
+        try:
+            pods = self.pods
+        except (Unproven, CannotJudge):
+            pods = []
+        return operator_state.generation(list(self.node_states.values()), pods)
+
+    def maintenances(self, node: str) -> list[dict]:
+        """The NodeMaintenances for ``node`` (none when the maintenance operator is not installed)."""
+        return operator_state.maintenance_for(node, self.optional_items("nodemaintenances"))
+
+    @cached_property
+    def _daemon_pods(self) -> dict[object, str]:
+        try:
+            pods = self._components.get("sriov-network-config-daemon", [])
+        except (Unproven, CannotJudge):
+            pods = []
+        return {d(p.get("spec")).get("nodeName"): name_of(p) for p in pods}
+
+    def daemon_log_hint(self, node: str) -> str:
+        """How to read the config daemon's log on ``node`` (its pod's name when it was listed)."""
+        pod = self._daemon_pods.get(node) or f"<the sriov-network-config-daemon pod on {node}>"
+        return f"kubectl logs -n {self.sriov_namespace} {pod} | grep -i reboot"
+
+    def rdma_mode(self, node: str) -> str | None:
+        """The RDMA netns mode the operator applies on ``node``: its node state's ``spec.system.rdmaMode``, else
+        that of the first SriovNetworkPoolConfig selecting it."""
+        state = self.node_states.get(node) or {}
+        mode = d(d(d(state).get("spec")).get("system")).get("rdmaMode")
+        if isinstance(mode, str) and mode:
+            return mode
+        labels = self.node_labels(node)
+        for pool in self.optional_items("sriovnetworkpoolconfigs") or []:
+            spec = d(pool.get("spec"))
+            if spec.get("rdmaMode") and label_selector_matches(d(spec.get("nodeSelector")), labels):
+                return str(spec["rdmaMode"])
+        return None
+
+    @cached_property
+    def _components(self) -> dict[str, list[dict]]:
+        return components.by_component(self.pods)
+
     def ipam_pods(self, component: str) -> list[dict]:
-        """nv-ipam pods of ``component`` (nv-ipam-node / nv-ipam-controller) by their labels."""
-        return [p for p in self.pods
-                if d(d(p.get("metadata")).get("labels")).get("component") == component
-                or d(d(p.get("metadata")).get("labels")).get("name") == component]
+        """nv-ipam pods of ``component`` (nv-ipam-node / nv-ipam-controller) by their labels (components)."""
+        return self._components.get(component, [])
 
     @functools.cache  # noqa: B019
     def _pods_by_node(self, component: str) -> dict[object, list[dict]]:
@@ -250,11 +330,53 @@ def cite(ledger: list, text: str) -> None:
 
 
 class ClusterNode:
-    """One inventory node as the Kubernetes API shows it."""
+    """One inventory node as the Kubernetes API shows it (``host``: reads what the node itself showed, for causes
+    the API alone cannot tell; None when not given)."""
 
-    def __init__(self, cluster: ClusterFacts, node: Node, ledger: list) -> None:
-        self.cluster, self.node, self.ledger = cluster, node, ledger
+    def __init__(self, cluster: ClusterFacts, node: Node, ledger: list,
+                 host: Callable[[], NodeFacts] | None = None) -> None:
+        self.cluster, self.node, self.ledger, self._host = cluster, node, ledger, host
         self.name = node.name
+
+    def unmanaged(self) -> str | None:
+        """Why the SR-IOV operator does not manage this node (SriovOperatorConfig), else None."""
+        config = self.cluster.operator_config
+        if config:
+            cite(self.ledger, f"SriovOperatorConfig {OPERATOR_CONFIG} configDaemonNodeSelector: "
+                              f"{d(config.get('spec')).get('configDaemonNodeSelector')}")
+        return self.cluster.unmanaged(self.name)
+
+    def generation(self) -> operator_state.Generation:
+        generation = self.cluster.generation
+        cite(self.ledger, f"operator state reporting: {generation.name} ({generation.evidence})")
+        return generation
+
+    def busy(self) -> dict[str, str]:
+        """The signals of the operator's generation that say the node is not idle (cited)."""
+        state = self.state()
+        maintenances = self.cluster.maintenances(self.name)
+        annotations = {**d(d(self.obj().get("metadata")).get("annotations")),
+                       **d(d(state.get("metadata")).get("annotations"))}
+        cite(self.ledger, "annotations of Node and SriovNetworkNodeState " + str(
+            {k: v for k, v in annotations.items() if k.startswith("sriovnetwork.openshift.io/")})
+             + (f"; NodeMaintenances: {[name_of(m) for m in maintenances]}" if maintenances else ""))
+        return operator_state.busy(self.cluster.generation, self.obj(), state, maintenances)
+
+    def reboot_cause(self) -> str:
+        """Why the config daemon waits for a reboot, as far as the evidence shows (reboot.cause)."""
+        host = self._host() if self._host is not None else None
+        firmware = host.firmware_pending() if host is not None else None
+        cmdline = None
+        if host is not None and host.reached:
+            try:
+                cmdline = host.kernel_file("/proc/cmdline")
+            except CannotJudge:
+                cmdline = None
+        mode = self.cluster.rdma_mode(self.name)
+        cite(self.ledger, f"RDMA netns mode the operator applies: {mode}; mellanox plugin "
+                          f"{'enabled' if self.cluster.mellanox_managed else 'disabled'}")
+        return reboot.cause(firmware, self.cluster.mellanox_managed, cmdline, mode,
+                            self.cluster.daemon_log_hint(self.name))
 
     def __str__(self) -> str:
         return self.name

@@ -9,10 +9,11 @@ raises ``NodeUnreachable`` from the fixture, so its checks end in error naming t
 from __future__ import annotations
 
 import functools
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import PurePosixPath
 
-from ibconform import identity
+from ibconform import identity, reboot
 from ibconform.bundle import Bundle, NodeStatus
 from ibconform.cluster_facts import ClusterFacts, cite, expected_vfs
 from ibconform.collect.nodescript import MACHINE_ID, MSTCONFIG_QUERY, hca_dir, mstconfig_query, pci_dir
@@ -64,6 +65,50 @@ class NodeFacts:
     def __init__(self, bundle: Bundle, node: Node, ledger: Ledger, cluster: ClusterFacts | None = None) -> None:
         self.bundle, self.node, self.ledger, self.cluster = bundle, node, ledger, cluster
         self.status: NodeStatus | None = bundle.status(node.name)
+
+    def _cluster_says(self, ask: Callable[[ClusterFacts], object], default: object) -> object:
+        """What the cluster's Lists say (``ask``), or ``default`` when they were not collected or are unreadable."""
+        try:
+            return ask(self.cluster) if self.cluster is not None else default
+        except (AssertionError, CannotJudge):
+            return default
+
+    def unmanaged(self) -> str | None:
+        """Why the SR-IOV operator does not manage this node (SriovOperatorConfig), cited; else None."""
+        reason = self._cluster_says(lambda c: c.unmanaged(self.node.name), None)
+        if reason:
+            cite(self.ledger, reason)
+        return reason
+
+    @property
+    def operator_sets_firmware(self) -> bool:
+        """Whether the SR-IOV operator's mellanox plugin manages the firmware (not disabled in SriovOperatorConfig)."""
+        managed = bool(self._cluster_says(lambda c: c.mellanox_managed, True))
+        if not managed:
+            cite(self.ledger, "SriovOperatorConfig default spec.disablePlugins: [mellanox] (firmware not managed)")
+        return managed
+
+    @property
+    def reached(self) -> bool:
+        return self.status is not None and self.status.reachable
+
+    def firmware_pending(self) -> reboot.FirmwarePending | None:
+        """Which HCAs have NUM_OF_VFS, SRIOV_EN or their port's LINK_TYPE pending (Current != Next Boot);
+        None when no HCA's firmware could be read."""
+        if not self.reached:
+            return None
+        pending: dict[str, list[str]] = {}
+        read = 0
+        for hca in self.hcas:
+            try:
+                triples = [hca.param(name) for name in ("NUM_OF_VFS", "SRIOV_EN", hca.link_type_param)]
+            except (AssertionError, CannotJudge):
+                continue
+            read += 1
+            names = [t.name for t in triples if t.current is not None and t.current != t.next_boot]
+            if names:
+                pending[hca.hca.iface] = names
+        return reboot.FirmwarePending(pending, len(self.node.hcas)) if read else None
 
     def require_reached(self) -> None:
         """NodeUnreachable unless the node's script ran."""
