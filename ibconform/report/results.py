@@ -1,6 +1,6 @@
 """results.json: one entry per check item, written by the pytest controller at session end.
 
-Schema (DESIGN.md): ``{"run": {...}, "results": [{"check", "node", "hca", "outcome", "message",
+Schema (docs/results.schema.json): ``{"run": {...}, "results": [{"check", "node", "hca", "outcome", "message",
 "evidence", "remediation"}]}``. Items carry ``check``, ``node``, ``hca`` and ``evidence`` user
 properties (set by the suite's fixtures, also under pytest-xdist) and ``message`` on failure.
 """

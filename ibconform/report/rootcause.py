@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections import defaultdict
 
-# The chain of DESIGN.md, in order; a check's link comes from its module's `pytest.mark.link`.
+# The chain (docs/architecture.md#the-chain), in order; a check's link comes from its module's `pytest.mark.link`.
 LINKS = ("node", "firmware", "kernel", "ports", "operator", "device-plugin", "ipam", "workload")
 BAD = ("failed", "error")
 

@@ -2,7 +2,7 @@
 
 Pure functions: state in, text out; writing it to disk is ``nodes.py``'s job. The mstconfig text is
 the current mstflint format (20-column labels and values with trailing spaces, ``Default  Current
-Next Boot`` with ``-e``, ``*`` in column 0 and the legend line), see docs on the reference samples.
+Next Boot`` with ``-e``, ``*`` in column 0 and the legend line), as docs/formats.md#mstconfig-query describes.
 """
 
 from __future__ import annotations

@@ -2,7 +2,7 @@
 
 Captures live in tests/samples/ (line 1 is a '# source:' comment naming where each came from).
 Rows marked "composed" are built here from the printf formats in mstflint's mlxcfg_ui.cpp because no
-public capture of that variant exists (see the reference notes, FORMATS.md section 1).
+public capture of that variant exists (the rules are in docs/formats.md#mstconfig-query).
 """
 
 from __future__ import annotations

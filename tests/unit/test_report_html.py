@@ -24,7 +24,8 @@ PENDING = ("NUM_OF_VFS on {h} (0000:18:00.0) Current 16 vs Next Boot 8: firmware
            "the node (cold reboot); a warm reboot does not apply NVRAM changes")
 REMEDY_PENDING = {"id": "firmware-change-pending", "action": "Power-cycle the node (full cold reboot).",
                   "reference": "mstflint: Current != Next Boot means NVRAM written but not yet active"}
-REMEDY_VFS = {"id": "vfs-not-created", "action": "Check the SriovNetworkNodeState.", "reference": "DESIGN.md"}
+REMEDY_VFS = {"id": "vfs-not-created", "action": "Check the SriovNetworkNodeState.",
+              "reference": "docs/architecture.md#the-chain"}
 
 
 def result(check: str, node: str | None, link: str, outcome: str = "passed", hca: str | None = None,
