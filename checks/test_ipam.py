@@ -49,12 +49,17 @@ def test_ipam_node_pod(node_object):
 
 
 def test_ipam_pool_allocation(node_object):
-    pools = node_object.ippools()
-    assert pools, (f"IPPool selecting {node_object} expected vs none: create an IPPool whose nodeSelector "
-                   "selects the node")
-    missing = [name_of(pool) for pool, allocated in pools if not allocated]
-    assert not missing, (f"IPPool allocation for {node_object} expected in {', '.join(missing)} vs none: "
-                         "check the nv-ipam-controller log (pool exhausted? perNodeBlockSize?)")
+    pools = node_object.pools()
+    assert pools, (f"nv-ipam pool for {node_object} expected vs none: create an IPPool or CIDRPool whose "
+                   "nodeSelector selects the node, named by the SriovIBNetworks' ipam poolName")
+    for use in pools:
+        assert use.pool is not None, (
+            f"{use} expected in namespace {node_object.cluster.ipam_namespace} vs absent: create it, or fix the "
+            "network's ipam poolName / poolType")
+        assert use.selects_node, (f"{use} nodeSelector expected to select {node_object} vs not: widen the pool's "
+                                  "nodeSelector (or the node's labels)")
+        assert use.allocation, (f"{use} allocation for {node_object} expected vs none: check the nv-ipam-controller "
+                                "log (pool exhausted? perNodeBlockSize / perNodeNetworkPrefix?)")
 
 
 def test_ipam_controller(cluster):

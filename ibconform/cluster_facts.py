@@ -8,6 +8,7 @@ could not be read raises ``Unproven`` (a missing CRD: the operator is not instal
 from __future__ import annotations
 
 import functools
+import json
 from collections.abc import Callable
 from dataclasses import dataclass
 from functools import cached_property
@@ -110,6 +111,7 @@ class ClusterFacts:
         k8s = bundle.inventory.model.kubernetes
         self.namespace = k8s.namespace
         self.sriov_namespace = k8s.namespace_of("sriov")
+        self.ipam_namespace = k8s.namespace_of("ipam")
         self.prefix = k8s.resource_prefix
 
     def require(self, plurals: tuple[str, ...]) -> None:
@@ -289,15 +291,34 @@ class ClusterFacts:
                            "(only that name is reconciled)")
         return policy
 
-    def ippools_for(self, node: str) -> list[tuple[dict, bool]]:
-        """(pool, has an allocation for node) for every IPPool whose nodeSelector selects the node."""
-        labels = self.node_labels(node)
-        found = []
-        for pool in self.items("ippools"):
-            if _selector_matches(d(d(pool.get("spec")).get("nodeSelector")), labels):
-                allocated = any(d(a).get("nodeName") == node for a in lst(d(pool.get("status")).get("allocations")))
-                found.append((pool, allocated))
-        return found
+    def pools_for(self, node: Node) -> list[PoolUse]:
+        """The nv-ipam pools ``node`` needs: those the SriovIBNetworks of its SR-IOV resources name (their ipam
+        ``poolName``, default the network's name, and ``poolType`` ippool | cidrpool); without such networks,
+        every IPPool and CIDRPool whose nodeSelector selects the node."""
+        wanted: dict[tuple[str, str], list[str]] = {}
+        networks = self.optional_items("sriovibnetworks") or []
+        resources = {r.removeprefix(self.prefix + "/") for r in self.resource_shares(node)}
+        for network in networks:
+            spec = d(network.get("spec"))
+            ipam = _json_object(spec.get("ipam"))
+            if spec.get("resourceName") not in resources or ipam.get("type") != "nv-ipam":
+                continue
+            kind = POOL_KINDS.get(str(ipam.get("poolType") or "ippool").lower(), "ippools")
+            names = str(ipam.get("poolName") or name_of(network)).split(",")
+            for pool in filter(None, (n.strip() for n in names)):
+                wanted.setdefault((kind, pool), []).append(name_of(network))
+        labels = self.node_labels(node.name)
+        uses = []
+        if wanted:
+            for (kind, pool_name), users in wanted.items():
+                pool = next((p for p in self.items(kind) if name_of(p) == pool_name), None)
+                uses.append(PoolUse(kind, pool_name, users, pool, labels, node.name))
+            return uses
+        for kind in ("ippools", "cidrpools"):
+            pools = self.items(kind) if kind == "ippools" else self.optional_items(kind) or []
+            uses += [PoolUse(kind, name_of(p), [], p, labels, node.name) for p in pools
+                     if _selector_matches(d(d(p.get("spec")).get("nodeSelector")), labels)]
+        return uses
 
     @cached_property
     def _probes(self) -> dict[str, dict]:
@@ -327,6 +348,51 @@ DEFAULT_VFS = 8
 def cite(ledger: list, text: str) -> None:
     """Record ``text`` as evidence of the running check (its pytest item's user_properties)."""
     ledger.append(("evidence", text))
+
+
+POOL_KINDS = {"ippool": "ippools", "cidrpool": "cidrpools"}   # an ipam config's poolType -> its List
+POOL_KIND_NAMES = {"ippools": "IPPool", "cidrpools": "CIDRPool"}
+
+
+def _json_object(text: object) -> dict:
+    """A SriovIBNetwork's ``spec.ipam`` (a JSON string) as a dict; {} when it is not JSON."""
+    try:
+        value = json.loads(text) if isinstance(text, str) else None
+    except ValueError:
+        return {}
+    return value if isinstance(value, dict) else {}
+
+
+@dataclass(frozen=True)
+class PoolUse:
+    """An nv-ipam pool a node needs: its kind (List plural), name, the networks naming it, the object (None:
+    absent), and what it holds for the node."""
+
+    kind: str
+    name: str
+    networks: list[str]
+    pool: dict | None
+    labels: dict
+    node: str
+
+    def __str__(self) -> str:
+        used = f" (used by SriovIBNetwork {', '.join(self.networks)})" if self.networks else ""
+        return f"{POOL_KIND_NAMES[self.kind]} {self.name}{used}"
+
+    @property
+    def selects_node(self) -> bool:
+        return self.pool is not None and _selector_matches(d(d(self.pool.get("spec")).get("nodeSelector")),
+                                                           self.labels)
+
+    @property
+    def allocation(self) -> str | None:
+        """The node's block (IPPool startIP-endIP, CIDRPool prefix; static CIDRPool allocations count), else None."""
+        spec, status = d(d(self.pool).get("spec")), d(d(self.pool).get("status"))
+        for entry in [*lst(status.get("allocations")), *lst(spec.get("staticAllocations"))]:
+            entry = d(entry)
+            if entry.get("nodeName") == self.node:
+                return str(entry.get("prefix") or f"{entry.get('startIP')}-{entry.get('endIP')}")
+        return None
 
 
 class ClusterNode:
@@ -419,11 +485,13 @@ class ClusterNode:
                                f"ready {pod_ready(pod)}, images {pod_images(pod)}, waiting {pod_waiting_reason(pod)}")
         return pods
 
-    def ippools(self) -> list[tuple[dict, bool]]:
-        pools = self.cluster.ippools_for(self.name)
-        for pool, allocated in pools:
-            cite(self.ledger, f"IPPool {name_of(pool)}: allocation for {self.name}: {allocated}")
-        return pools
+    def pools(self) -> list[PoolUse]:
+        """The nv-ipam pools this node needs (ClusterFacts.pools_for), each cited with what it holds for it."""
+        uses = self.cluster.pools_for(self.node)
+        for use in uses:
+            cite(self.ledger, f"{use}: " + ("absent" if use.pool is None else
+                                             f"selects {self.name}: {use.selects_node}, allocation: {use.allocation}"))
+        return uses
 
     def probe(self) -> dict | None:
         record = self.cluster.probe(self.name)

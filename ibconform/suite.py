@@ -17,12 +17,13 @@ from pathlib import Path
 
 import pytest
 
-from ibconform import __version__
+from ibconform import __version__, components, operator_state
 from ibconform import inventory as inventory_mod
 from ibconform.bundle import Bundle, BundleWriter, NodeStatus
 from ibconform.collect import cluster, probes
 from ibconform.collect.nodes import collect_nodes
 from ibconform.errors import IbconformError, UsageError
+from ibconform.untrusted import d, lst
 
 SUITE_ROOT = Path(__file__).resolve().parent.parent
 
@@ -129,7 +130,19 @@ def run_metadata(bundle: Bundle) -> dict:
         "complete": bundle.manifest.get("complete", False), "interrupted": bundle.manifest.get("interrupted", False),
         "nodes": len(bundle.inventory.nodes),
         "kubernetes_api": api if isinstance(api := bundle.manifest.get("kubernetes_api"), str) else None,
+        **_operators(bundle),
     }
+
+
+def _operators(bundle: Bundle) -> dict:
+    """The operator versions seen (each component's images, found by its pods' labels) and how its SR-IOV
+    operator reports node state; nothing when the pods were not listed."""
+    pods = lst(d(bundle.cluster("pods")).get("items"))
+    if not pods:
+        return {}
+    states = lst(d(bundle.cluster("sriovnetworknodestates")).get("items"))
+    generation = operator_state.generation(states, pods)
+    return {"operators": components.images(pods), "operator_state_reporting": generation.name}
 
 
 # pytest's built-in plugins the checks never use: checks print, log and warn nothing, and use no skip marks,
