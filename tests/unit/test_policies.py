@@ -6,9 +6,14 @@ p1 applied. Here both are policies: the one applied first is named ``a-p2`` (the
 priorities in name order, the lowest priority first), with the numVfs and range of the state's group.
 """
 
+from pathlib import Path
+
 import pytest
+import yaml
 
 from ibconform import policies
+
+CAPTURES = Path(__file__).resolve().parents[1] / "data" / "captures"
 
 NODE = {"feature.node.kubernetes.io/network-sriov.capable": "true"}
 # newNodeState(): three Intel PFs (the operator's test data)
@@ -168,3 +173,17 @@ def test_malformed_policies_never_raise(garbage):
 def test_malformed_interfaces_are_skipped():
     assert policies.render([ib("p", pf_names=["ibp24s0"])], GPU, [None, "x", {"name": "ibp24s0"}, *DGX[:1]]) \
         .keys() == {"0000:18:00.0"}
+
+
+def test_a_real_network_operator_25_10_node_state_is_rendered_as_the_operator_rendered_it():
+    capture = yaml.safe_load((CAPTURES / "sriovnetworknodestate-no-25.10-ib-pooled-issue1046.yaml").read_text())
+    labels = {}     # the example policy has no nodeSelector: every node
+    found = policies.render([capture["policy"]], labels, capture["status_interfaces"])
+    for spec in capture["spec_interfaces"]:
+        config = found[spec["pciAddress"]]
+        assert (config.name, config.num_vfs, config.link_type) == (spec["name"], spec["numVfs"], spec["linkType"])
+        assert [(g.policy, g.resource_name, f"{g.first}-{g.last}") for g in config.groups] == [
+            (g["policyName"], g["resourceName"], g["vfRange"]) for g in spec["vfGroups"]]
+    # one resource pooling every PF: its allocatable is the sum, one VF each
+    assert policies.resource_shares(found, "nvidia.com") == {"nvidia.com/mlnxnics": dict.fromkeys(
+        ["0000:03:00.0", "0000:85:00.0", "0000:ea:00.0", "0000:f7:00.0"], 1)}
