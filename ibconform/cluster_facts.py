@@ -179,7 +179,7 @@ class ClusterFacts:
     def node_state(self, name: str) -> dict:
         state = self.node_states.get(name)
         if state is None:
-            raise Unproven(f"SriovNetworkNodeState {name} expected in {self.namespace} vs absent: is the "
+            raise Unproven(f"SriovNetworkNodeState {name} expected in {self.sriov_namespace} vs absent: is the "
                            "sriov-network-config-daemon running on the node (label "
                            "sriovnetwork.openshift.io/device-plugin, nodeSelector)?")
         return state
