@@ -101,15 +101,17 @@ def _int(value: object, default: int = 0) -> int:
 
 
 def selects_pf(nic: dict, interface: dict) -> bool:
-    """``SriovNetworkNicSelector.Selected``: every criterion set must hold; an empty selector selects nothing."""
+    """``SriovNetworkNicSelector.Selected``: every criterion set must hold; an empty selector selects nothing.
+    A vendor or device id the interface does not report (the inventory's devices, when the node state lists
+    none) is not held against it."""
     vendor, device = _text(nic.get("vendor")), _text(nic.get("deviceID"))
     roots, pf_names = lst(nic.get("rootDevices")), lst(nic.get("pfNames"))
     net_filter = _text(nic.get("netFilter"))
     if not (vendor or device or roots or pf_names or net_filter):
         return False
-    if vendor and vendor != interface.get("vendor"):
+    if vendor and "vendor" in interface and vendor != interface["vendor"]:
         return False
-    if device and device != interface.get("deviceID"):
+    if device and "deviceID" in interface and device != interface["deviceID"]:
         return False
     if roots and interface.get("pciAddress") not in roots:
         return False

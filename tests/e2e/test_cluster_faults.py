@@ -29,7 +29,7 @@ UNSCHEDULABLE = r"FailedScheduling: 0/20 nodes are available:.*\b1 Insufficient 
 
 
 def _no_resources(node: str) -> dict[str, tuple[str, str]]:
-    return {f"test_resource_allocatable[{node}-{h}]": ("failed", rf"nvidia\.com/res{h}\b.*\babsent\b") for h in HCAS}
+    return {f"test_resource_allocatable[{node}-res{h}]": ("failed", rf"nvidia\.com/res{h}\b.*\babsent\b") for h in HCAS}
 
 
 # node -> {item id: (outcome, regex the message must match)}

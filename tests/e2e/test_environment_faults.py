@@ -68,7 +68,7 @@ UNSCHEDULABLE = r"^probe pod \S+ on {node} expected scheduled vs unschedulable: 
 CLUSTER_SIDE: dict[str, dict[str, tuple[str, str]]] = {
     **{f"env{i:03d}": {} for i in range(1, 13)},
     "env009": {   # Node without status.allocatable
-        **{f"test_resource_allocatable[env009-{h}]": (
+        **{f"test_resource_allocatable[env009-res{h}]": (
             "failed", rf"^allocatable nvidia\.com/res{h} on env009 expected 8 vs absent: the device plugin")
            for h in HCAS},
         "test_probe_scheduled[env009]": ("failed", UNSCHEDULABLE.format(node="env009")),
@@ -81,7 +81,7 @@ CLUSTER_SIDE: dict[str, dict[str, tuple[str, str]]] = {
             "failed", r"^nv-ipam node pod \S+ on env011 container expected vs none in the pod spec: see what "
                       r"rewrote the pod \(kubectl get pod -o yaml\)$")},
     "env012": {   # a string where a count is expected
-        "test_resource_allocatable[env012-ibp24s0]": (
+        "test_resource_allocatable[env012-resibp24s0]": (
             "failed", r"^allocatable nvidia\.com/resibp24s0 on env012 expected 8 vs 'eight' \(not a count\)"),
         "test_probe_scheduled[env012]": ("failed", UNSCHEDULABLE.format(node="env012")),
     },

@@ -15,6 +15,7 @@ from pathlib import Path
 import pytest
 import yaml
 
+from ibconform.collect import cluster
 from ibconform.collect.probes import PROBE_SELECTOR
 from ibconform.twin import Twin
 from ibconform.twin.api_rbac import service_account
@@ -119,7 +120,7 @@ def test_without_a_role_every_cluster_check_errors_naming_the_forbidden_list(run
     assert errors["nodes"] == ("list nodes (cluster-wide): forbidden (403): the account may not list nodes "
                                "(cluster-wide) — bind the ibconform role (deploy/rbac/readonly.yaml)")
     assert errors["ippools"].startswith("list ippools.nv-ipam.nvidia.com in namespace network-operator: forbidden (403)")
-    assert len(errors) == 7 and all(FORBIDDEN_LIST.match(m) for m in errors.values())
+    assert errors.keys() == {r.plural for r in cluster.RESOURCES} and all(FORBIDDEN_LIST.match(m) for m in errors.values())
     assert {(r.verb, r.status) for r in none.requests if r.resource} == {("list", 403)}
 
 

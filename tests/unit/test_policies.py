@@ -187,3 +187,10 @@ def test_a_real_network_operator_25_10_node_state_is_rendered_as_the_operator_re
     # one resource pooling every PF: its allocatable is the sum, one VF each
     assert policies.resource_shares(found, "nvidia.com") == {"nvidia.com/mlnxnics": dict.fromkeys(
         ["0000:03:00.0", "0000:85:00.0", "0000:ea:00.0", "0000:f7:00.0"], 1)}
+
+
+def test_without_the_node_states_ids_the_inventorys_devices_are_judged_by_name_and_address():
+    inventory = [{"name": "ibp24s0", "pciAddress": "0000:18:00.0"}]
+    assert rendered(policies.render([ib("p", pf_names=["ibp24s0"])], GPU, inventory)) == {
+        "0000:18:00.0": (8, [("p", 0, 7, "p")])}
+    assert policies.render([ib("p", pf_names=["ibp64s0"])], GPU, inventory) == {}
