@@ -13,9 +13,10 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ibconform.bundle import Bundle
-from ibconform.cluster_facts import DESIRED_ANNOTATION, STATE_ANNOTATION, name_of, pod_images
+from ibconform.cluster_facts import name_of, pod_images
 from ibconform.collect.nodescript import PF_FILES, hca_dir, pci_dir
 from ibconform.errors import ParseError
+from ibconform.operator_state import DESIRED_ANNOTATION, STATE_ANNOTATION
 from ibconform.parsers import mstconfig
 from ibconform.untrusted import d, lst
 
