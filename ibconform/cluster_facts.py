@@ -527,11 +527,9 @@ class ClusterResource:
         return f"{self.name} on {self.node.name}"
 
     def shares(self) -> dict[str, int]:
-        """PCI address -> VFs that PF gives this resource (cited, by interface name where the inventory knows it)."""
+        """PCI address -> VFs that PF gives this resource (cited)."""
         shares = self.cluster.resource_shares(self.node.node).get(self.name, {})
-        names = {dev.pci: dev.iface for dev in (*self.node.node.hcas, *self.node.node.excluded) if dev.iface}
-        self.node.cite(f"VFs the policies route to {self}: "
-                       + (", ".join(f"{names.get(pci, pci)} {n}" for pci, n in shares.items()) or "none"))
+        self.node.cite(f"VFs the policies route to {self}: {self.share_text(shares) or 'none'}")
         return shares
 
     def share_text(self, shares: dict[str, int]) -> str:
