@@ -500,8 +500,10 @@ def test_twin_up_serves_its_api_on_the_service_address_with_its_own_token(tmp_pa
         assert stat.S_IMODE(one.kubeconfig_path.stat().st_mode) == 0o600
         configs = [yaml.safe_load(t.kubeconfig_path.read_text()) for t in (one, two)]
         servers = [c["clusters"][0]["cluster"]["server"] for c in configs]
-        assert servers[0].startswith(f"http://{one.service_address}:") and one.service_address != two.service_address
+        assert servers[0].startswith(f"https://{one.service_address}:") and one.service_address != two.service_address
         assert configs[0]["users"][0]["user"]["token"] != configs[1]["users"][0]["user"]["token"]
+        authorities = [c["clusters"][0]["cluster"]["certificate-authority-data"] for c in configs]
+        assert authorities[0] != authorities[1]         # each twin its own CA
         configuration = client.Configuration()
         config.load_kube_config(config_file=str(one.kubeconfig_path), client_configuration=configuration)
         with client.ApiClient(configuration) as api_client:

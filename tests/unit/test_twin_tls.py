@@ -1,4 +1,4 @@
-"""The twin's API over HTTPS (``ApiTwin(tls=True)``): verified with its own CA, refused without it; HTTP by default."""
+"""The twin's API over HTTPS (its default): verified with its own CA, refused without it; plain HTTP on request."""
 
 from __future__ import annotations
 
@@ -17,7 +17,7 @@ from ibconform.twin.api import ApiTwin
 
 @pytest.fixture(scope="module")
 def api():
-    with ApiTwin(token="tls-admin-token", tls=True) as twin:
+    with ApiTwin(token="tls-admin-token") as twin:
         yield twin
         assert twin.internal_errors == []
 
@@ -43,8 +43,8 @@ def test_the_certificate_is_for_the_served_address_only(api: ApiTwin):
     assert names.value.get_values_for_type(x509.DNSName) == []
 
 
-def test_plain_http_stays_the_default():
-    with ApiTwin() as plain:
+def test_plain_http_on_request():
+    with ApiTwin(tls=False) as plain:
         assert plain.url.startswith("http://") and plain.ca_pem is None
         with urllib.request.urlopen(f"{plain.url}/version", timeout=10) as answer:
             assert answer.status == 200
