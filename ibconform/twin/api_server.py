@@ -33,7 +33,7 @@ import attrs
 import yaml
 from kmock import KubernetesEmulator, KubernetesError, RawHandler, Request, action, resource
 
-from ibconform.twin import api_exec, api_rbac
+from ibconform.twin import api_exec, api_rbac, api_table
 from ibconform.twin.api_patch import (
     APPLY_PATCH,
     JSON_PATCH,
@@ -462,12 +462,15 @@ class TwinEmulator(KubernetesEmulator):
         elif verb is None or verb not in rt.verbs or (raw.method == "POST" and path.name):
             raise method_not_allowed()
 
+        accept = raw.headers.get("Accept", "")
         if verb == "list":
-            return self._list(rt, path, query)
+            return self._list(rt, path, query, accept)
         if verb == "watch":
             return await self._watch(raw, rt, path, query, record, drop_after)
         if verb == "get":
-            return self._log(rt, path, query) if path.subresource == "log" else self._get(rt, path)
+            if path.subresource == "log":
+                return self._log(rt, path, query)
+            return self._get(rt, path, query, accept if path.subresource is None else "")
         if verb == "create":
             return self._bind(path, body) if path.subresource == "binding" else self._create(rt, path, query, body)
         if verb in ("update", "patch"):
@@ -511,7 +514,32 @@ class TwinEmulator(KubernetesEmulator):
                     and field_selector_matches(fields, obj))
         return matches
 
-    def _list(self, rt: ResourceType, path: ApiPath, query: Mapping[str, str]) -> aiohttp.web.Response:
+    @staticmethod
+    def _printer(rt: ResourceType, accept: str) -> tuple[api_table.Printer, str] | None:
+        """The printer and Table version for a client asking for a ``Table`` (``kubectl get``), or None to answer
+        plain JSON."""
+        version = api_table.table_version(accept)
+        if version is None:
+            return None
+        printer = api_table.printer_for(rt)
+        if printer is None:
+            if api_table.accepts_json(accept):
+                return None
+            raise ApiError(406, "NotAcceptable", "only the following media types are accepted: application/json")
+        return printer, version
+
+    def _table(self, rt: ResourceType, objects: list[dict[str, Any]], list_meta: dict[str, Any],
+               query: Mapping[str, str], accept: str) -> aiohttp.web.Response | None:
+        """The ``Table`` of ``objects`` for a client asking for one, or None to answer plain JSON."""
+        found = self._printer(rt, accept)
+        if found is None:
+            return None
+        printer, version = found
+        return json_response(api_table.table(printer, objects, version=version, include=query.get("includeObject"),
+                                             list_meta=list_meta))
+
+    def _list(self, rt: ResourceType, path: ApiPath, query: Mapping[str, str],
+              accept: str = "") -> aiohttp.web.Response:
         labels, fields = self._selectors(rt, query)
         matches = self._matcher(path, labels, fields)
         limit = _int_param(query, "limit")
@@ -528,15 +556,18 @@ class TwinEmulator(KubernetesEmulator):
             if not labels and not fields:
                 list_meta["remainingItemCount"] = len(matched) - limit
             matched = matched[:limit]
-        return json_response({"kind": rt.list_kind, "apiVersion": rt.api_version, "metadata": list_meta,
-                              "items": [self._present(rt, obj, in_list=True) for _, obj in matched]})
+        table = self._table(rt, [self._present(rt, obj) for _, obj in matched], list_meta, query, accept)
+        return table or json_response({"kind": rt.list_kind, "apiVersion": rt.api_version, "metadata": list_meta,
+                                       "items": [self._present(rt, obj, in_list=True) for _, obj in matched]})
 
-    def _get(self, rt: ResourceType, path: ApiPath) -> aiohttp.web.Response:
+    def _get(self, rt: ResourceType, path: ApiPath, query: Mapping[str, str], accept: str = "") -> aiohttp.web.Response:
         assert path.name is not None
         obj = self.store.get(rt, path.namespace, path.name)
         if obj is None:
             raise not_found(rt, path.name)
-        return json_response(self._present(rt, obj))
+        shown = self._present(rt, obj)
+        return self._table(rt, [shown], {"resourceVersion": meta(obj).get("resourceVersion", "")}, query,
+                           accept) or json_response(shown)
 
     def _log(self, rt: ResourceType, path: ApiPath, query: Mapping[str, str]) -> aiohttp.web.Response:
         assert path.name is not None and path.namespace is not None
@@ -862,8 +893,22 @@ class TwinEmulator(KubernetesEmulator):
     async def _watch(self, raw: aiohttp.web.BaseRequest, rt: ResourceType, path: ApiPath,
                      query: Mapping[str, str], record: RequestRecord,
                      drop_after: int | None = None) -> aiohttp.web.StreamResponse:
+        """A watch; a client asking for ``Table`` (``kubectl get -w``) gets each object as a one-row Table, the column
+        definitions in the first one only."""
         labels, fields = self._selectors(rt, query)
         matches = self._matcher(path, labels, fields)
+        printing = self._printer(rt, raw.headers.get("Accept", ""))
+        tables_sent = 0
+
+        def shown(obj: dict[str, Any]) -> dict[str, Any]:
+            nonlocal tables_sent
+            presented = self._present(rt, obj)
+            if printing is None:
+                return presented
+            tables_sent += 1
+            return api_table.table(printing[0], [presented], version=printing[1], include=query.get("includeObject"),
+                                   list_meta={"resourceVersion": meta(obj).get("resourceVersion", "")},
+                                   headers=tables_sent == 1)
         since_text = query.get("resourceVersion") or ""
         try:
             since = None if since_text in ("", "0") else int(since_text)
@@ -904,10 +949,10 @@ class TwinEmulator(KubernetesEmulator):
             else:
                 for obj in initial:
                     if matches(obj):
-                        await send("ADDED", self._present(rt, obj))
+                        await send("ADDED", shown(obj))
                 for change in backlog or []:
                     if event := _watch_event(change, matches):
-                        await send(event[0], self._present(rt, event[1]))
+                        await send(event[0], shown(event[1]))
                 deadline = loop.time() + timeout
                 while (remaining := deadline - loop.time()) > 0:
                     try:
@@ -917,7 +962,7 @@ class TwinEmulator(KubernetesEmulator):
                     if change is None:  # the server is stopping
                         break
                     if event := _watch_event(change, matches):
-                        await send(event[0], self._present(rt, event[1]))
+                        await send(event[0], shown(event[1]))
                 if bookmarks:
                     await send("BOOKMARK", {"kind": rt.kind, "apiVersion": rt.api_version,
                                             "metadata": {"resourceVersion": str(self.store.resource_version)}})

@@ -139,6 +139,8 @@ class ResourceType:
     categories: tuple[str, ...] = ()
     subresources: tuple[str, ...] = ()
     custom: bool = False          # defined by a CRD
+    #: The CRD version's additionalPrinterColumns (what ``kubectl get`` shows of its objects).
+    printer_columns: tuple[Mapping[str, Any], ...] = field(default=(), compare=False, hash=False)
 
     @property
     def api_version(self) -> str:
@@ -205,7 +207,8 @@ def crd_types(crd: Mapping[str, Any]) -> list[ResourceType]:
         group=spec.get("group", ""), version=v["name"], plural=names.get("plural", kind.lower() + "s"),
         kind=kind, singular=names.get("singular", kind.lower()), namespaced=spec.get("scope") != "Cluster",
         short_names=tuple(names.get("shortNames") or ()), categories=tuple(names.get("categories") or ()),
-        subresources=tuple(s for s in ("status",) if s in (v.get("subresources") or {})), custom=True)
+        subresources=tuple(s for s in ("status",) if s in (v.get("subresources") or {})), custom=True,
+        printer_columns=tuple(v.get("additionalPrinterColumns") or ()))
         for v in spec.get("versions") or () if v.get("served", True)]
 
 
