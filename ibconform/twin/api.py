@@ -449,5 +449,11 @@ class ApiTwin:
         self.emulator.fault = None
 
     def set_pod_log(self, namespace: str, name: str, text: str, container: str | None = None) -> None:
-        """What ``GET pods/<name>/log`` returns (per container, or for any container)."""
+        """What ``GET pods/<name>/log`` returns for a started container (per container, or for any container),
+        instead of what the log source says."""
         self.emulator.pod_logs[(namespace, name, container)] = text
+
+    def set_log_source(self, source: Callable[[dict[str, Any], str], str | None]) -> None:
+        """Where the log of a started container comes from: ``source(pod, container)`` (the stored pod: never modify
+        it), called when a client reads it; None or no source: an empty log."""
+        self.emulator.log_source = source

@@ -33,7 +33,7 @@ import attrs
 import yaml
 from kmock import KubernetesEmulator, KubernetesError, RawHandler, Request, action, resource
 
-from ibconform.twin import api_exec, api_rbac, api_table
+from ibconform.twin import api_exec, api_logs, api_rbac, api_table
 from ibconform.twin.api_patch import (
     APPLY_PATCH,
     JSON_PATCH,
@@ -306,6 +306,7 @@ class TwinEmulator(KubernetesEmulator):
     watch_tasks: set[asyncio.Task[Any]] = attrs.field(factory=set, init=False)
     dropped_watches: int = attrs.field(default=0, init=False)   # cut off by a fault's drop_after
     kubelets: Callable[[str], api_exec.Kubelet | None] | None = attrs.field(default=None, init=False)
+    log_source: Callable[[dict[str, Any], str], str | None] | None = attrs.field(default=None, init=False)
 
     def __attrs_post_init__(self) -> None:
         super().__attrs_post_init__()
@@ -469,7 +470,7 @@ class TwinEmulator(KubernetesEmulator):
             return await self._watch(raw, rt, path, query, record, drop_after)
         if verb == "get":
             if path.subresource == "log":
-                return self._log(rt, path, query)
+                return await self._log(raw, rt, path, query)
             return self._get(rt, path, query, accept if path.subresource is None else "")
         if verb == "create":
             return self._bind(path, body) if path.subresource == "binding" else self._create(rt, path, query, body)
@@ -569,16 +570,32 @@ class TwinEmulator(KubernetesEmulator):
         return self._table(rt, [shown], {"resourceVersion": meta(obj).get("resourceVersion", "")}, query,
                            accept) or json_response(shown)
 
-    def _log(self, rt: ResourceType, path: ApiPath, query: Mapping[str, str]) -> aiohttp.web.Response:
+    async def _log(self, raw: aiohttp.web.BaseRequest, rt: ResourceType, path: ApiPath,
+                   query: Mapping[str, str]) -> aiohttp.web.Response:
+        """``pods/<name>/log`` (``api_logs``): nothing before the pod is bound, the kubelet's refusal for a container
+        that has not started, the dial error of a node that does not answer, else what the container logged."""
         assert path.name is not None and path.namespace is not None
-        if self.store.get(rt, path.namespace, path.name) is None:
+        pod = self.store.get(rt, path.namespace, path.name)
+        if pod is None:
             raise not_found(rt, path.name)
-        text = self.pod_logs.get((path.namespace, path.name, query.get("container"))) \
-            or self.pod_logs.get((path.namespace, path.name, None)) or ""
-        tail = _int_param(query, "tailLines")
-        if tail is not None:
-            text = "".join(text.splitlines(keepends=True)[-tail:] if tail else [])
-        return aiohttp.web.Response(text=text, content_type="text/plain")
+        container = api_logs.container(pod, query.get("container"))
+        node = (pod.get("spec") or {}).get("nodeName")
+        if not node:
+            return aiohttp.web.Response(text="", content_type="text/plain")
+        refusal = api_logs.refusal(pod, container, query.get("previous") in ("true", "1"))
+        if refusal is not None:
+            raise refusal
+        kubelet = self.kubelets(node) if self.kubelets is not None else None
+        if kubelet is not None and kubelet.fault == "refused":
+            raise api_logs.dial_error(kubelet, pod, container)
+        if kubelet is not None and kubelet.fault == "hung":
+            await asyncio.Event().wait()      # no answer, ever: ends when the client (or the server) goes
+        text = self.pod_logs.get((path.namespace, path.name, container))
+        if text is None:
+            text = self.pod_logs.get((path.namespace, path.name, None))
+        if text is None and self.log_source is not None:
+            text = self.log_source(pod, container)
+        return aiohttp.web.Response(text=api_logs.select(text or "", query), content_type="text/plain")
 
     async def _exec(self, raw: aiohttp.web.BaseRequest, rt: ResourceType, path: ApiPath,
                     record: RequestRecord) -> aiohttp.web.StreamResponse:

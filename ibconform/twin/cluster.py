@@ -223,7 +223,24 @@ class ClusterEmulation:
                 pod["status"] = kubelet.running(pod, self.addresses[name], self._pod_ip(name))
                 self.api.put(pod)
         self.api.on_change(self.on_change)
+        self.api.set_log_source(self.pod_log)
         return self
+
+    def pod_log(self, pod: dict[str, Any], container: str) -> str | None:
+        """What a started container logged: the config daemon its node's last sync, nv-ipam its IPPool blocks;
+        None (an empty log) for the other pods."""
+        labels = _d(_d(pod.get("metadata")).get("labels"))
+        node = str(_d(pod.get("spec")).get("nodeName") or "")
+        started = str(_d(pod.get("status")).get("startTime") or now_rfc3339())
+        if labels.get("app") == "sriov-network-config-daemon":
+            state = self.api.get(operator.API_VERSION, "SriovNetworkNodeState", node, NAMESPACE)
+            return operator.config_daemon_log(node, state, started)
+        if labels.get("name") in ("nv-ipam-node", "nv-ipam-controller"):
+            pools = self.api.list("ippools", NAMESPACE, api_version=ipam.IPPOOL_API_VERSION)
+            if labels["name"] == "nv-ipam-node":
+                return ipam.node_log(node, pools, started)
+            return ipam.controller_log(pools, [_name(n) for n in self.api.peek("nodes")], started)
+        return None
 
     def _record(self, event: dict[str, Any]) -> None:
         """Store an event; those older than EVENT_TTL go, as etcd's lease drops them."""
