@@ -150,6 +150,18 @@ def node_object(node: Node, index: int, address: str) -> dict[str, Any]:
     }
 
 
+def node_lease(node: dict[str, Any]) -> dict[str, Any]:
+    """The node's heartbeat Lease in kube-node-lease, as its kubelet keeps it (owned by the Node)."""
+    name = node["metadata"]["name"]
+    renewed = dt.datetime.now(dt.UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    return {
+        "apiVersion": "coordination.k8s.io/v1", "kind": "Lease",
+        "metadata": {"name": name, "namespace": "kube-node-lease", "ownerReferences": [
+            {"apiVersion": "v1", "kind": "Node", "name": name, "uid": node["metadata"]["uid"]}]},
+        "spec": {"holderIdentity": name, "leaseDurationSeconds": 40, "renewTime": renewed},
+    }
+
+
 def managed_taints(taints: list[dict[str, Any]], unschedulable: bool, maintenance: bool) -> list[dict[str, Any]]:
     """``taints`` with the node lifecycle controller's cordon taint and the maintenance operator's taint
     present exactly when they should be (others kept, in order)."""
@@ -208,7 +220,7 @@ class ClusterEmulation:
         """Put every object (call before ``api.start()``) and listen to HTTP writes."""
         self.api.put({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": NAMESPACE}})
         for name, node in self.scenario.nodes.items():
-            self.api.put(node_object(node, self.index[name], self.addresses[name]))
+            self.api.put(node_lease(self.api.put(node_object(node, self.index[name], self.addresses[name]))))
         nodes = list(self.scenario.nodes.values())
         for obj in [*operator.policies(nodes, self.scenario.kubernetes.num_vfs), *operator.ib_networks(nodes),
                     ipam.nic_cluster_policy(self.scenario.kubernetes.nv_ipam), ipam.ippool(list(self.scenario.nodes))]:

@@ -158,6 +158,16 @@ def test_demo_pending_firmware_shows_as_reboot_required_without_resources(demo):
     assert set(ok["metadata"]["annotations"].values()) == {"Idle"}
 
 
+def test_each_node_has_the_lease_its_kubelet_renews(demo):
+    leases = {lease.metadata.name: lease for lease in
+              client.CoordinationV1Api(demo.api_client).list_namespaced_lease("kube-node-lease").items}
+    assert sorted(leases) == ["dgx030", "dgx031"]
+    for name, lease in leases.items():
+        assert (lease.spec.holder_identity, lease.spec.lease_duration_seconds) == (name, 40)
+        assert lease.spec.renew_time is not None
+        assert [(o.kind, o.uid) for o in lease.metadata.owner_references] == [("Node", demo.node(name).metadata.uid)]
+
+
 def test_demo_probe_on_pending_node_is_unschedulable_with_the_scheduler_words(demo):
     everything = {r: "1" for r in RESOURCES} | {"nvidia.com/gpu": "8"}
     pod = demo.create("probe-dgx031", "dgx031", everything, [CORDON, MAINTENANCE])
