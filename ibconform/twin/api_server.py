@@ -54,6 +54,8 @@ from ibconform.twin.api_selectors import (
 )
 from ibconform.twin.api_store import (
     ACCESS_REVIEW,
+    RULES_REVIEW,
+    SELF_REVIEW,
     ApiError,
     Change,
     ResourceType,
@@ -346,7 +348,7 @@ class TwinEmulator(KubernetesEmulator):
         if len(self._requests) > KMOCK_REQUEST_LOG_LIMIT:  # they hold bodies; ``records`` keeps every request
             del self._requests[: KMOCK_REQUEST_LOG_LIMIT // 2]
         try:
-            who = self._authenticate(raw)
+            who = self._impersonate(self._authenticate(raw), raw)
             record.user = who.name
             self._authorize(who, raw, path, verb, query)
             fault = await self._inject_fault(raw, path, verb)
@@ -393,6 +395,25 @@ class TwinEmulator(KubernetesEmulator):
         if presented is None or not hmac.compare_digest(presented, self.token.encode()):
             raise unauthorized()
         return admin
+
+    def _impersonate(self, who: api_rbac.UserInfo, raw: aiohttp.web.BaseRequest) -> api_rbac.UserInfo:
+        """The user the request acts as (``Impersonate-User``, ``-Group``, ``-Uid``: ``kubectl --as``), once
+        ``who`` is allowed to impersonate each; ``who`` when it asks for nobody."""
+        name = raw.headers.get("Impersonate-User", "")
+        groups = raw.headers.getall("Impersonate-Group", [])
+        uid = raw.headers.get("Impersonate-Uid", "")
+        if not name:
+            if groups or uid:
+                raise ApiError(500, "InternalError", "Internal error occurred: requested impersonation of groups or "
+                                                     "a uid without impersonating a user")
+            return who
+        if not who.privileged:
+            policy = self.rbac_policy()
+            for request in api_rbac.impersonation_requests(who, name, groups, uid):
+                decision = api_rbac.authorize(request, policy)
+                if not decision.allowed:
+                    raise rbac_denial(request, decision.reason)
+        return api_rbac.impersonated(name, groups)
 
     def rbac_policy(self) -> api_rbac.Policy:
         """The stored Roles, ClusterRoles and their bindings, over the bootstrap policy."""
@@ -451,7 +472,11 @@ class TwinEmulator(KubernetesEmulator):
         if (path.namespace is not None and not rt.namespaced) or (
                 rt.namespaced and path.namespace is None and (path.name or verb == "create")):
             raise server_not_found()
-        if (rt.group, rt.plural) == ACCESS_REVIEW and verb == "create" and not path.name:
+        if verb == "create" and not path.name and (rt.group, rt.plural) in (ACCESS_REVIEW, RULES_REVIEW, SELF_REVIEW):
+            if (rt.group, rt.plural) == RULES_REVIEW:
+                return self._rules_review(body, who)
+            if (rt.group, rt.plural) == SELF_REVIEW:
+                return self._self_review(who)
             return self._access_review(body, who)
         if path.subresource is not None:
             if path.subresource not in rt.subresources:
@@ -893,6 +918,35 @@ class TwinEmulator(KubernetesEmulator):
             status["reason"] = decision.reason
         return json_response({"kind": "SelfSubjectAccessReview", "apiVersion": "authorization.k8s.io/v1",
                               "metadata": {"creationTimestamp": None}, "spec": spec, "status": status}, 201)
+
+    def _rules_review(self, body: bytes, who: api_rbac.UserInfo) -> aiohttp.web.Response:
+        """SelfSubjectRulesReview: every rule RBAC grants the asking user in ``spec.namespace``, resource rules and
+        non-resource rules apart (``kubectl auth can-i --list``)."""
+        review = _json_object(body)
+        spec = review.get("spec") or {}
+        namespace = str(spec.get("namespace") or "")
+        if not namespace:
+            raise bad_request("no namespace on request")
+        rules, errors = api_rbac.rules_for(who, namespace, self.rbac_policy())
+        resource_rules = [{"verbs": list(r.get("verbs") or []), "apiGroups": list(r.get("apiGroups") or []),
+                           "resources": list(r.get("resources") or []),
+                           **({"resourceNames": list(r["resourceNames"])} if r.get("resourceNames") else {})}
+                          for r in rules if r.get("resources")]
+        non_resource_rules = [{"verbs": list(r.get("verbs") or []), "nonResourceURLs": list(r["nonResourceURLs"])}
+                              for r in rules if r.get("nonResourceURLs")]
+        status: dict[str, Any] = {"resourceRules": resource_rules, "nonResourceRules": non_resource_rules,
+                                  "incomplete": False}
+        if errors:
+            status["evaluationError"] = ", ".join(errors)
+        return json_response({"kind": "SelfSubjectRulesReview", "apiVersion": "authorization.k8s.io/v1",
+                              "metadata": {"creationTimestamp": None}, "spec": spec, "status": status}, 201)
+
+    @staticmethod
+    def _self_review(who: api_rbac.UserInfo) -> aiohttp.web.Response:
+        """SelfSubjectReview: who the request authenticated (or acts) as (``kubectl auth whoami``)."""
+        return json_response({"kind": "SelfSubjectReview", "apiVersion": "authentication.k8s.io/v1",
+                              "metadata": {"creationTimestamp": None},
+                              "status": {"userInfo": {"username": who.name, "groups": list(who.groups)}}}, 201)
 
     @staticmethod
     def _review_attributes(who: api_rbac.UserInfo, attributes: Mapping[str, Any] | None,
