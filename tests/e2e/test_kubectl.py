@@ -98,6 +98,7 @@ def test_twin_up_writes_a_kubeconfig_kubectl_trusts(tmp_path: Path):
     up = ibconform("twin", "up", "demo", "--dir", str(tmp_path / "twin"))
     try:
         assert up.returncode == 0, up.stderr
+        assert f"kubectl: kubectl --kubeconfig {tmp_path / 'twin' / 'kubeconfig'} get nodes" in up.stdout
         kubectl = Kubectl(tmp_path / "twin" / "kubeconfig", tmp_path / "home")
         server = kubectl("config", "view", "--minify", "-o", "jsonpath={.clusters[0].cluster.server}").stdout
         assert re.fullmatch(r"https://127\.\d+\.\d+\.\d+:\d+", server)
