@@ -4,7 +4,8 @@ kube-apiserver picks the container (the only one, else the one named: ``a contai
 answers nothing for a pod not yet bound to a node, and streams what the node's kubelet returns: the container's
 log, or the kubelet's refusal when the container has not started (``is waiting to start: trying and failing to
 pull image``), or the dial error of a node that does not answer. What a running container logged comes from the
-cluster emulation (``ApiTwin.set_log_source``).
+cluster emulation (``ApiTwin.set_log_source``); a followed log (``kubectl logs -f``) then stays open while the
+container runs, as it would with nothing more to say.
 
     >>> select("a\\nb\\nc\\n", {"tailLines": "2"})
     'b\\nc\\n'
@@ -67,6 +68,14 @@ def refusal(pod: Mapping[str, Any], name: str, previous: bool) -> ApiError | Non
         return bad_request(f'container "{name}" in pod "{pod_name}" is waiting to start - no logs yet')
     words = WAITING_WORDS.get(reason, reason)
     return bad_request(f'container "{name}" in pod "{pod_name}" is waiting to start: {words}')
+
+
+def running(pod: Mapping[str, Any], name: str) -> bool:
+    """Whether container ``name`` of ``pod`` runs (a followed log stays open while it does)."""
+    status = _d(pod.get("status"))
+    return any(_d(s).get("name") == name and _d(_d(s).get("state")).get("running") is not None
+               for key in ("containerStatuses", "initContainerStatuses", "ephemeralContainerStatuses")
+               for s in status.get(key) or [])
 
 
 def dial_error(kubelet: Kubelet, pod: Mapping[str, Any], name: str) -> ApiError:

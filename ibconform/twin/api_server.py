@@ -620,7 +620,38 @@ class TwinEmulator(KubernetesEmulator):
             text = self.pod_logs.get((path.namespace, path.name, None))
         if text is None and self.log_source is not None:
             text = self.log_source(pod, container)
-        return aiohttp.web.Response(text=api_logs.select(text or "", query), content_type="text/plain")
+        body = api_logs.select(text or "", query)
+        if query.get("follow") in ("true", "1") and api_logs.running(pod, container):
+            return await self._follow(raw, rt, pod, container, body)
+        return aiohttp.web.Response(text=body, content_type="text/plain")
+
+    async def _follow(self, raw: aiohttp.web.BaseRequest, rt: ResourceType, pod: dict[str, Any], container: str,
+                      body: str) -> aiohttp.web.StreamResponse:
+        """A followed log: what it has so far, then the stream held open until the container stops running, the pod
+        goes, or the server stops (the twin's containers log nothing more)."""
+        uid = meta(pod).get("uid")
+        loop = asyncio.get_running_loop()
+        watcher, _, _ = self.store.subscribe(rt, loop, None)
+        task = asyncio.current_task()
+        if task is not None:
+            self.watch_tasks.add(task)
+        response = aiohttp.web.StreamResponse(status=200, headers={"Content-Type": "text/plain"})
+        response.enable_chunked_encoding()
+        try:
+            await response.prepare(raw)
+            await response.write(body.encode())
+            while (change := await watcher.queue.get()) is not None:
+                if meta(change.obj).get("uid") == uid and (
+                        change.type == "DELETED" or not api_logs.running(change.obj, container)):
+                    break
+            await response.write_eof()
+        except (ConnectionError, RuntimeError):  # the client went away
+            pass
+        finally:
+            self.store.unsubscribe(watcher)
+            if task is not None:
+                self.watch_tasks.discard(task)
+        return response
 
     async def _exec(self, raw: aiohttp.web.BaseRequest, rt: ResourceType, path: ApiPath,
                     record: RequestRecord) -> aiohttp.web.StreamResponse:

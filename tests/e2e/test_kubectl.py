@@ -197,6 +197,19 @@ def test_logs_of_the_config_daemon_and_nv_ipam(demo: Twin, kubectl: Kubectl):
     assert f'"startIP": "{block["startIP"]}", "endIP": "{block["endIP"]}"' in ipam_log
 
 
+def test_logs_follow_stays_open_while_the_container_runs(kubectl: Kubectl):
+    daemon = pod_on(kubectl, "app=sriov-network-config-daemon", "dgx030")
+    env = {k: v for k, v in os.environ.items() if k != "KUBECONFIG"} | {"HOME": str(kubectl.home)}
+    with subprocess.Popen([KUBECTL or "kubectl", "--kubeconfig", str(kubectl.kubeconfig), "-n", NS, "logs", "-f",
+                           daemon], env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) as proc:
+        try:
+            assert "new generation" in (proc.stdout.readline() if proc.stdout else "")
+            with pytest.raises(subprocess.TimeoutExpired):
+                proc.wait(timeout=1)                                 # still following
+        finally:
+            proc.terminate()
+
+
 def test_a_kubeconfig_without_the_twins_ca_is_refused(demo: Twin, kubectl: Kubectl, tmp_path: Path):
     config = yaml.safe_load(demo.kubeconfig_path.read_text())
     del config["clusters"][0]["cluster"]["certificate-authority-data"]

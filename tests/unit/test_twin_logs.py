@@ -4,6 +4,9 @@ operators' pods log (from the cluster they see), and both through the official c
 from __future__ import annotations
 
 import json
+import ssl
+import threading
+import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -200,6 +203,30 @@ def test_a_node_whose_kubelet_refuses_gives_the_dial_error(demo):
         core.read_namespaced_pod_log("on-gone", "default")
     assert err.value.status == 500
     assert "dial tcp 127.100.0.2:10250: connect: connection refused" in json.loads(err.value.body)["message"]
+
+
+@pytest.mark.parametrize("end", ["container stops", "pod deleted"])
+def test_a_followed_log_stays_open_while_the_container_runs(demo, end):
+    api, _ = demo
+    name = f"followed-{end.split()[1]}"
+    pod_ = {"apiVersion": "v1", "kind": "Pod", "metadata": {"name": name, "namespace": "default"},
+            "spec": {"nodeName": "dgx030", "containers": [{"name": "c", "image": "busybox:1.36"}]}}
+    api.put({**pod_, "status": kubelet.running(pod_, "127.100.0.1", None)})
+    api.set_pod_log("default", name, "first\nsecond\n")
+    request = urllib.request.Request(f"{api.url}/api/v1/namespaces/default/pods/{name}/log?follow=true",
+                                     headers={"Authorization": f"Bearer {api.token}"})
+    context = ssl.create_default_context(cadata=api.ca_pem.decode())
+    with urllib.request.urlopen(request, context=context, timeout=10) as stream:
+        assert stream.readline() == b"first\n"
+        ended = threading.Event()
+        threading.Thread(target=lambda: (stream.read(), ended.set()), daemon=True).start()
+        assert not ended.wait(0.5)                                   # still open: the container runs
+        if end == "pod deleted":
+            api.delete("v1", "pods", name, "default")
+        else:
+            api.patch("v1", "pods", name, "default", merge={"status": {"containerStatuses": [
+                {"name": "c", "state": {"terminated": {"exitCode": 0, "reason": "Completed"}}}]}})
+        assert ended.wait(5)
 
 
 def test_image_pull_back_off_is_the_kubelets_400(tmp_path: Path):
