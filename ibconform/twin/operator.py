@@ -329,19 +329,22 @@ def advertised(node: Node, policies_: list[dict[str, Any]], labels: dict[str, st
 
 def config_daemon_log(node: str, state: dict[str, Any] | None, started: str) -> str:
     """What ``node``'s sriov-network-config-daemon logged of its last sync, from the SriovNetworkNodeState it wrote:
-    the generation it applied, the error it hit or the reboot it waits for, and the status it set."""
+    the generation it applied, the mellanox plugin's verdict (the twin's only cause of a reboot is the firmware),
+    the error it hit, and the status it set."""
     if state is None:
         return log_text(started, [("ERROR", "nodeStateSyncHandler(): failed to get SriovNetworkNodeState",
                                    {"name": node})])
     status, metadata = state.get("status") or {}, state.get("metadata") or {}
-    annotations = metadata.get("annotations") or {}
+    reboot = (metadata.get("annotations") or {}).get(DESIRED_ANNOTATION) == "Reboot_Required"
     sync, error = status.get("syncStatus", ""), status.get("lastSyncError", "")
     entries: list[LogEntry] = [("INFO", "nodeStateSyncHandler(): new generation",
-                                {"generation": metadata.get("generation", 1)})]
+                                {"generation": metadata.get("generation", 1)}),
+                               ("INFO", "mellanox plugin OnNodeStateChange()", {})]
+    if not error.startswith("mellanox plugin:"):
+        entries += [("LEVEL(-2)", "mellanox plugin", {"need-drain": reboot, "need-reboot": reboot}),
+                    ("INFO", "nodeStateSyncHandler(): aggregated daemon",
+                     {"drain-required": reboot, "reboot-required": reboot, "disable-drain": False})]
     if sync == "Failed":
         entries.append(("ERROR", "nodeStateSyncHandler(): failed to apply the configuration", {"error": error}))
-    if annotations.get(DESIRED_ANNOTATION) == "Reboot_Required":
-        entries.append(("INFO", "nodeStateSyncHandler(): reboot required to apply the configuration",
-                        {"desired-state": "Reboot_Required", "current-state": annotations.get(CURRENT_ANNOTATION, "")}))
     entries.append(("INFO", f"setNodeStateStatus(): syncStatus: {sync}, lastSyncError: {error}", {}))
     return log_text(started, entries)

@@ -110,21 +110,34 @@ def state(sync: str, error: str = "", desired: str = "Idle", current: str = "Idl
         operator.DESIRED_ANNOTATION: desired, operator.CURRENT_ANNOTATION: current}}, "status": status}
 
 
+GENERATION = ("INFO", "nodeStateSyncHandler(): new generation", '{"generation": 3}')
+PLUGIN = ("INFO", "mellanox plugin OnNodeStateChange()", None)
+
+
+def verdict(reboot: bool) -> list[tuple]:
+    flag = "true" if reboot else "false"
+    return [("LEVEL(-2)", "mellanox plugin", f'{{"need-drain": {flag}, "need-reboot": {flag}}}'),
+            ("INFO", "nodeStateSyncHandler(): aggregated daemon",
+             f'{{"drain-required": {flag}, "reboot-required": {flag}, "disable-drain": false}}')]
+
+
 @pytest.mark.parametrize("node_state, lines", [
-    (state("Succeeded"), [
-        ("INFO", "nodeStateSyncHandler(): new generation", '{"generation": 3}'),
-        ("INFO", "setNodeStateStatus(): syncStatus: Succeeded, lastSyncError: ", None)]),
+    (state("Succeeded"), [GENERATION, PLUGIN, *verdict(False),
+                          ("INFO", "setNodeStateStatus(): syncStatus: Succeeded, lastSyncError: ", None)]),
     (state("InProgress", desired="Reboot_Required", current="DrainComplete"), [
-        ("INFO", "nodeStateSyncHandler(): new generation", '{"generation": 3}'),
-        ("INFO", "nodeStateSyncHandler(): reboot required to apply the configuration",
-         '{"desired-state": "Reboot_Required", "current-state": "DrainComplete"}'),
+        GENERATION, PLUGIN, *verdict(True),
         ("INFO", "setNodeStateStatus(): syncStatus: InProgress, lastSyncError: ", None)]),
     (state("Failed", "mellanox plugin: failed to query device 0000:18:00.0: exit status 3"), [
-        ("INFO", "nodeStateSyncHandler(): new generation", '{"generation": 3}'),
+        GENERATION, PLUGIN,
         ("ERROR", "nodeStateSyncHandler(): failed to apply the configuration",
          '{"error": "mellanox plugin: failed to query device 0000:18:00.0: exit status 3"}'),
         ("INFO", "setNodeStateStatus(): syncStatus: Failed, lastSyncError: mellanox plugin: failed to query device "
                  "0000:18:00.0: exit status 3", None)]),
+    (state("Failed", "failed to configure sriov devices"), [
+        GENERATION, PLUGIN, *verdict(False),
+        ("ERROR", "nodeStateSyncHandler(): failed to apply the configuration",
+         '{"error": "failed to configure sriov devices"}'),
+        ("INFO", "setNodeStateStatus(): syncStatus: Failed, lastSyncError: failed to configure sriov devices", None)]),
     (None, [("ERROR", "nodeStateSyncHandler(): failed to get SriovNetworkNodeState", '{"name": "dgx031"}')]),
 ])
 def test_the_config_daemon_logs_what_its_node_state_says(node_state, lines):
@@ -174,7 +187,7 @@ def pod_of(core: client.CoreV1Api, selector: str, node: str) -> str:
 def test_the_config_daemon_log_follows_its_node_state(demo):
     api, core = demo
     pending = core.read_namespaced_pod_log(pod_of(core, "app=sriov-network-config-daemon", "dgx031"), NS)
-    assert "nodeStateSyncHandler(): reboot required" in pending
+    assert 'mellanox plugin\t{"need-drain": true, "need-reboot": true}' in pending
     assert pending.splitlines()[-1].endswith("setNodeStateStatus(): syncStatus: InProgress, lastSyncError: ")
     synced = core.read_namespaced_pod_log(pod_of(core, "app=sriov-network-config-daemon", "dgx030"), NS,
                                           container="sriov-network-config-daemon", tail_lines=1)
