@@ -218,6 +218,7 @@ def cmd_twin(args: argparse.Namespace) -> int:
         print(f"inventory: {workdir / 'inventory.yaml'}\nssh_config: {workdir / 'ssh_config'}\n"
               f"known_hosts: {workdir / 'known_hosts'}\nkubeconfig: {workdir / 'kubeconfig'}")
         print(f"run: ibconform run -i {workdir / 'inventory.yaml'}")
+        print(f"kubectl: kubectl --kubeconfig {workdir / 'kubeconfig'} get nodes")
     else:
         commands.down(args.dir)
         print("twin down")

@@ -1,4 +1,4 @@
-"""The twin: an emulated DGX cluster on this machine that the real suite talks to over real SSH and HTTP.
+"""The twin: an emulated DGX cluster on this machine that the real suite talks to over real SSH and HTTPS.
 
 Each node is its own ``sshd`` on its own loopback address, in its own mount and UTS namespace, serving
 that node's hostname, sysfs and ``mstconfig`` as a scenario describes them (``scenario.py``). The
@@ -8,7 +8,7 @@ with a random bearer token, filled and kept up to date by the cluster emulation 
     with Twin("faults", tmp_path) as twin:
         inventory = twin.inventory_path            # ibconform/v1, ssh via twin.ssh_config_path
         twin.addresses["dgx001"]                   # '127.100.0.1'
-        twin.kubeconfig_path                       # the API: http://127.100.255.254:<port>, token in it
+        twin.kubeconfig_path                       # the API: https://127.100.255.254:<port>, CA and token in it
         twin.scenario.nodes["dgx002"].hcas["ibp24s0"].num_of_vfs.current
 
 Needs root (namespaces, binding :22). Several twins run side by side, each on its own address block
@@ -77,11 +77,11 @@ class Twin:
 
     Nodes die with the thread that ran ``up()`` (PR_SET_PDEATHSIG follows the thread that forked), so
     call it from a thread that lives as long as the twin: the main thread, a pytest fixture.
-    ``api_tls``: the API serves HTTPS (its CA in the kubeconfig and ``api.ca_pem``) instead of plain HTTP.
+    ``api_tls``: the API serves HTTPS (its CA in the kubeconfig and ``api.ca_pem``); False: plain HTTP.
     """
 
     def __init__(self, scenario: str | Path | Scenario, workdir: str | Path, *, start_timeout: float = 30.0,
-                 api_tls: bool = False):
+                 api_tls: bool = True):
         self.scenario: Scenario = scenario if isinstance(scenario, Scenario) else load_scenario(scenario)
         self.workdir = Path(workdir).absolute()
         self.start_timeout = start_timeout

@@ -1,4 +1,4 @@
-"""The twin's Kubernetes API server: a real HTTP API on loopback that the official client talks to.
+"""The twin's Kubernetes API server: a real HTTPS API on loopback that the official client and kubectl talk to.
 
 ``ApiTwin`` runs kmock's KubernetesEmulator (extended in ``api_server`` to behave like kube-apiserver)
 on its own asyncio loop in a background thread, with the real Network Operator / SR-IOV / nv-ipam CRDs
@@ -21,8 +21,9 @@ ClusterRoles and bindings stored in the twin (``api_rbac``)::
             api.put(doc)
         api.write_kubeconfig(tmp / "sa-kubeconfig", token="sa-token")     # 403 for what is not granted
 
-With ``tls=True`` it serves HTTPS, as a cluster's API does, with a certificate for its address signed by a CA
-made for it (``ca_pem``; the kubeconfig carries it); plain HTTP otherwise.
+It serves HTTPS, as a cluster's API does, with a certificate for its address signed by a CA made for it
+(``ca_pem``; the kubeconfig carries it), so ``kubectl`` and the official client verify it; ``tls=False``
+serves plain HTTP.
 """
 
 from __future__ import annotations
@@ -142,12 +143,12 @@ class ApiTwin:
     ``token``: the admin's bearer token (allowed everything); when set, requests without it or another
     user's token (``add_user``) get 401; when None, requests without a user's token are the admin's.
     ``user``: the admin's name, named in injected 403s (and in the kubeconfig).
-    ``tls``: serve HTTPS with a certificate for ``host`` from a fresh CA (``ca_pem``), not plain HTTP.
+    ``tls``: serve HTTPS with a certificate for ``host`` from a fresh CA (``ca_pem``); False: plain HTTP.
     """
 
     def __init__(self, host: str = "127.0.0.1", port: int = 0, token: str | None = None, *,
                  crds: Iterable[str] | None = None, user: str = "twin-admin",
-                 namespaces: Iterable[str] = DEFAULT_NAMESPACES, tls: bool = False) -> None:
+                 namespaces: Iterable[str] = DEFAULT_NAMESPACES, tls: bool = True) -> None:
         _require_loopback(host)
         self.host, self.port, self.token, self.user = host, port, token, user
         self.ssl_context, self.ca_pem = tls_certs.server_context(host) if tls else (None, None)
@@ -448,5 +449,11 @@ class ApiTwin:
         self.emulator.fault = None
 
     def set_pod_log(self, namespace: str, name: str, text: str, container: str | None = None) -> None:
-        """What ``GET pods/<name>/log`` returns (per container, or for any container)."""
+        """What ``GET pods/<name>/log`` returns for a started container (per container, or for any container),
+        instead of what the log source says."""
         self.emulator.pod_logs[(namespace, name, container)] = text
+
+    def set_log_source(self, source: Callable[[dict[str, Any], str], str | None]) -> None:
+        """Where the log of a started container comes from: ``source(pod, container)`` (the stored pod: never modify
+        it), called when a client reads it; None or no source: an empty log."""
+        self.emulator.log_source = source

@@ -15,7 +15,11 @@ Pure functions over ``rbac.authorization.k8s.io/v1`` objects, following
   discovery and self access reviews for ``system:authenticated``) applies without being stored; a stored
   ClusterRole or ClusterRoleBinding of the same name replaces it.
 
-Not modelled: aggregated ClusterRoles (aggregationRule), impersonation, escalation checks on RBAC writes.
+The rules that apply to a user in a namespace (``rules_for``: ``SelfSubjectRulesReview``, ``kubectl auth can-i
+--list``) are gathered the same way. Impersonation (``Impersonate-User``/``-Group``/``-Uid``, ``kubectl --as``) is
+authorized as the ``impersonate`` verb on users, groups, serviceaccounts or uids (``impersonation_requests``).
+
+Not modelled: aggregated ClusterRoles (aggregationRule), escalation checks on RBAC writes, impersonated extras.
 
     >>> sa = service_account("network-operator", "ibconform")
     >>> reader = {"metadata": {"name": "r", "namespace": "network-operator"},
@@ -207,8 +211,10 @@ BOOTSTRAP_CLUSTER_ROLES: dict[str, dict[str, Any]] = {r["metadata"]["name"]: r f
         "/version", "/version/"], "verbs": ["get"]}]),
     _bootstrap_role("system:public-info-viewer", [{"nonResourceURLs": [
         "/healthz", "/livez", "/readyz", "/version", "/version/"], "verbs": ["get"]}]),
-    _bootstrap_role("system:basic-user", [{"apiGroups": ["authorization.k8s.io"], "verbs": ["create"],
-                                           "resources": ["selfsubjectaccessreviews", "selfsubjectrulesreviews"]}]),
+    _bootstrap_role("system:basic-user", [
+        {"apiGroups": ["authorization.k8s.io"], "verbs": ["create"],
+         "resources": ["selfsubjectaccessreviews", "selfsubjectrulesreviews"]},
+        {"apiGroups": ["authentication.k8s.io"], "verbs": ["create"], "resources": ["selfsubjectreviews"]}]),
 )}
 BOOTSTRAP_CLUSTER_ROLE_BINDINGS: dict[str, dict[str, Any]] = {b["metadata"]["name"]: b for b in (
     _bootstrap_binding("cluster-admin", MASTERS),
@@ -291,6 +297,50 @@ def authorize(request: Attributes, policy: Policy) -> Decision:
     if not errors:
         return Decision(False, "")
     return Decision(False, "RBAC: " + (errors[0] if len(errors) == 1 else "[" + ", ".join(errors) + "]"))
+
+
+def rules_for(who: UserInfo, namespace: str, policy: Policy) -> tuple[list[Rule], list[str]]:
+    """Every rule granted to ``who`` in ``namespace`` (``RulesFor``): those of ClusterRoleBindings, then those of the
+    namespace's RoleBindings; and the errors met (a bound role that does not exist)."""
+    rules: list[Rule] = []
+    errors: list[str] = []
+    scoped = [(b, "") for b in policy.cluster_role_bindings]
+    if namespace:
+        scoped += [(b, namespace) for b in policy.role_bindings if _namespace(b) == namespace]
+    for binding, binding_namespace in scoped:
+        if not any(applies_to(s, who, binding_namespace) for s in binding.get("subjects") or ()):
+            continue
+        try:
+            rules += role_rules(policy, binding.get("roleRef") or {}, binding_namespace)
+        except LookupError as exc:
+            errors.append(str(exc.args[0]))
+    return rules, errors
+
+
+def impersonation_requests(who: UserInfo, name: str, groups: Sequence[str], uid: str = "") -> list[Attributes]:
+    """What ``who`` must be allowed to act as ``name`` with ``groups`` (and ``uid``): ``impersonate`` on the
+    ServiceAccount (a ``system:serviceaccount:<ns>:<name>`` user) or the user, each group, the uid."""
+    if name.startswith(SERVICE_ACCOUNT_PREFIX) and name.count(":") == 3:
+        _, _, namespace, account = name.split(":")
+        wanted = [Attributes(who, "impersonate", namespace=namespace, resource="serviceaccounts", name=account)]
+    else:
+        wanted = [Attributes(who, "impersonate", resource="users", name=name)]
+    wanted += [Attributes(who, "impersonate", resource="groups", name=group) for group in groups]
+    if uid:
+        wanted.append(Attributes(who, "impersonate", api_group="authentication.k8s.io", resource="uids", name=uid))
+    return wanted
+
+
+def impersonated(name: str, groups: Sequence[str]) -> UserInfo:
+    """The user a request acts as: the groups asked for (a ServiceAccount's own when none are), and
+    ``system:authenticated`` unless it acts as ``system:anonymous``."""
+    found = list(groups)
+    if not found and name.startswith(SERVICE_ACCOUNT_PREFIX) and name.count(":") == 3:
+        namespace = name.split(":")[2]
+        found = ["system:serviceaccounts", f"system:serviceaccounts:{namespace}"]
+    if name != "system:anonymous" and AUTHENTICATED not in found:
+        found.append(AUTHENTICATED)
+    return UserInfo(name, tuple(dict.fromkeys(found)))
 
 
 def forbidden_message(request: Attributes, reason: str = "") -> str:

@@ -33,7 +33,7 @@ import attrs
 import yaml
 from kmock import KubernetesEmulator, KubernetesError, RawHandler, Request, action, resource
 
-from ibconform.twin import api_exec, api_rbac
+from ibconform.twin import api_exec, api_logs, api_rbac, api_table
 from ibconform.twin.api_patch import (
     APPLY_PATCH,
     JSON_PATCH,
@@ -54,6 +54,8 @@ from ibconform.twin.api_selectors import (
 )
 from ibconform.twin.api_store import (
     ACCESS_REVIEW,
+    RULES_REVIEW,
+    SELF_REVIEW,
     ApiError,
     Change,
     ResourceType,
@@ -306,6 +308,7 @@ class TwinEmulator(KubernetesEmulator):
     watch_tasks: set[asyncio.Task[Any]] = attrs.field(factory=set, init=False)
     dropped_watches: int = attrs.field(default=0, init=False)   # cut off by a fault's drop_after
     kubelets: Callable[[str], api_exec.Kubelet | None] | None = attrs.field(default=None, init=False)
+    log_source: Callable[[dict[str, Any], str], str | None] | None = attrs.field(default=None, init=False)
 
     def __attrs_post_init__(self) -> None:
         super().__attrs_post_init__()
@@ -345,7 +348,7 @@ class TwinEmulator(KubernetesEmulator):
         if len(self._requests) > KMOCK_REQUEST_LOG_LIMIT:  # they hold bodies; ``records`` keeps every request
             del self._requests[: KMOCK_REQUEST_LOG_LIMIT // 2]
         try:
-            who = self._authenticate(raw)
+            who = self._impersonate(self._authenticate(raw), raw)
             record.user = who.name
             self._authorize(who, raw, path, verb, query)
             fault = await self._inject_fault(raw, path, verb)
@@ -392,6 +395,25 @@ class TwinEmulator(KubernetesEmulator):
         if presented is None or not hmac.compare_digest(presented, self.token.encode()):
             raise unauthorized()
         return admin
+
+    def _impersonate(self, who: api_rbac.UserInfo, raw: aiohttp.web.BaseRequest) -> api_rbac.UserInfo:
+        """The user the request acts as (``Impersonate-User``, ``-Group``, ``-Uid``: ``kubectl --as``), once
+        ``who`` is allowed to impersonate each; ``who`` when it asks for nobody."""
+        name = raw.headers.get("Impersonate-User", "")
+        groups = raw.headers.getall("Impersonate-Group", [])
+        uid = raw.headers.get("Impersonate-Uid", "")
+        if not name:
+            if groups or uid:
+                raise ApiError(500, "InternalError", "Internal error occurred: requested impersonation of groups or "
+                                                     "a uid without impersonating a user")
+            return who
+        if not who.privileged:
+            policy = self.rbac_policy()
+            for request in api_rbac.impersonation_requests(who, name, groups, uid):
+                decision = api_rbac.authorize(request, policy)
+                if not decision.allowed:
+                    raise rbac_denial(request, decision.reason)
+        return api_rbac.impersonated(name, groups)
 
     def rbac_policy(self) -> api_rbac.Policy:
         """The stored Roles, ClusterRoles and their bindings, over the bootstrap policy."""
@@ -450,7 +472,11 @@ class TwinEmulator(KubernetesEmulator):
         if (path.namespace is not None and not rt.namespaced) or (
                 rt.namespaced and path.namespace is None and (path.name or verb == "create")):
             raise server_not_found()
-        if (rt.group, rt.plural) == ACCESS_REVIEW and verb == "create" and not path.name:
+        if verb == "create" and not path.name and (rt.group, rt.plural) in (ACCESS_REVIEW, RULES_REVIEW, SELF_REVIEW):
+            if (rt.group, rt.plural) == RULES_REVIEW:
+                return self._rules_review(body, who)
+            if (rt.group, rt.plural) == SELF_REVIEW:
+                return self._self_review(who)
             return self._access_review(body, who)
         if path.subresource is not None:
             if path.subresource not in rt.subresources:
@@ -462,12 +488,15 @@ class TwinEmulator(KubernetesEmulator):
         elif verb is None or verb not in rt.verbs or (raw.method == "POST" and path.name):
             raise method_not_allowed()
 
+        accept = raw.headers.get("Accept", "")
         if verb == "list":
-            return self._list(rt, path, query)
+            return self._list(rt, path, query, accept)
         if verb == "watch":
             return await self._watch(raw, rt, path, query, record, drop_after)
         if verb == "get":
-            return self._log(rt, path, query) if path.subresource == "log" else self._get(rt, path)
+            if path.subresource == "log":
+                return await self._log(raw, rt, path, query)
+            return self._get(rt, path, query, accept if path.subresource is None else "")
         if verb == "create":
             return self._bind(path, body) if path.subresource == "binding" else self._create(rt, path, query, body)
         if verb in ("update", "patch"):
@@ -511,7 +540,32 @@ class TwinEmulator(KubernetesEmulator):
                     and field_selector_matches(fields, obj))
         return matches
 
-    def _list(self, rt: ResourceType, path: ApiPath, query: Mapping[str, str]) -> aiohttp.web.Response:
+    @staticmethod
+    def _printer(rt: ResourceType, accept: str) -> tuple[api_table.Printer, str] | None:
+        """The printer and Table version for a client asking for a ``Table`` (``kubectl get``), or None to answer
+        plain JSON."""
+        version = api_table.table_version(accept)
+        if version is None:
+            return None
+        printer = api_table.printer_for(rt)
+        if printer is None:
+            if api_table.accepts_json(accept):
+                return None
+            raise ApiError(406, "NotAcceptable", "only the following media types are accepted: application/json")
+        return printer, version
+
+    def _table(self, rt: ResourceType, objects: list[dict[str, Any]], list_meta: dict[str, Any],
+               query: Mapping[str, str], accept: str) -> aiohttp.web.Response | None:
+        """The ``Table`` of ``objects`` for a client asking for one, or None to answer plain JSON."""
+        found = self._printer(rt, accept)
+        if found is None:
+            return None
+        printer, version = found
+        return json_response(api_table.table(printer, objects, version=version, include=query.get("includeObject"),
+                                             list_meta=list_meta))
+
+    def _list(self, rt: ResourceType, path: ApiPath, query: Mapping[str, str],
+              accept: str = "") -> aiohttp.web.Response:
         labels, fields = self._selectors(rt, query)
         matches = self._matcher(path, labels, fields)
         limit = _int_param(query, "limit")
@@ -528,26 +582,76 @@ class TwinEmulator(KubernetesEmulator):
             if not labels and not fields:
                 list_meta["remainingItemCount"] = len(matched) - limit
             matched = matched[:limit]
-        return json_response({"kind": rt.list_kind, "apiVersion": rt.api_version, "metadata": list_meta,
-                              "items": [self._present(rt, obj, in_list=True) for _, obj in matched]})
+        table = self._table(rt, [self._present(rt, obj) for _, obj in matched], list_meta, query, accept)
+        return table or json_response({"kind": rt.list_kind, "apiVersion": rt.api_version, "metadata": list_meta,
+                                       "items": [self._present(rt, obj, in_list=True) for _, obj in matched]})
 
-    def _get(self, rt: ResourceType, path: ApiPath) -> aiohttp.web.Response:
+    def _get(self, rt: ResourceType, path: ApiPath, query: Mapping[str, str], accept: str = "") -> aiohttp.web.Response:
         assert path.name is not None
         obj = self.store.get(rt, path.namespace, path.name)
         if obj is None:
             raise not_found(rt, path.name)
-        return json_response(self._present(rt, obj))
+        shown = self._present(rt, obj)
+        return self._table(rt, [shown], {"resourceVersion": meta(obj).get("resourceVersion", "")}, query,
+                           accept) or json_response(shown)
 
-    def _log(self, rt: ResourceType, path: ApiPath, query: Mapping[str, str]) -> aiohttp.web.Response:
+    async def _log(self, raw: aiohttp.web.BaseRequest, rt: ResourceType, path: ApiPath,
+                   query: Mapping[str, str]) -> aiohttp.web.Response:
+        """``pods/<name>/log`` (``api_logs``): nothing before the pod is bound, the kubelet's refusal for a container
+        that has not started, the dial error of a node that does not answer, else what the container logged."""
         assert path.name is not None and path.namespace is not None
-        if self.store.get(rt, path.namespace, path.name) is None:
+        pod = self.store.get(rt, path.namespace, path.name)
+        if pod is None:
             raise not_found(rt, path.name)
-        text = self.pod_logs.get((path.namespace, path.name, query.get("container"))) \
-            or self.pod_logs.get((path.namespace, path.name, None)) or ""
-        tail = _int_param(query, "tailLines")
-        if tail is not None:
-            text = "".join(text.splitlines(keepends=True)[-tail:] if tail else [])
-        return aiohttp.web.Response(text=text, content_type="text/plain")
+        container = api_logs.container(pod, query.get("container"))
+        node = (pod.get("spec") or {}).get("nodeName")
+        if not node:
+            return aiohttp.web.Response(text="", content_type="text/plain")
+        refusal = api_logs.refusal(pod, container, query.get("previous") in ("true", "1"))
+        if refusal is not None:
+            raise refusal
+        kubelet = self.kubelets(node) if self.kubelets is not None else None
+        if kubelet is not None and kubelet.fault == "refused":
+            raise api_logs.dial_error(kubelet, pod, container)
+        if kubelet is not None and kubelet.fault == "hung":
+            await asyncio.Event().wait()      # no answer, ever: ends when the client (or the server) goes
+        text = self.pod_logs.get((path.namespace, path.name, container))
+        if text is None:
+            text = self.pod_logs.get((path.namespace, path.name, None))
+        if text is None and self.log_source is not None:
+            text = self.log_source(pod, container)
+        body = api_logs.select(text or "", query)
+        if query.get("follow") in ("true", "1") and api_logs.running(pod, container):
+            return await self._follow(raw, rt, pod, container, body)
+        return aiohttp.web.Response(text=body, content_type="text/plain")
+
+    async def _follow(self, raw: aiohttp.web.BaseRequest, rt: ResourceType, pod: dict[str, Any], container: str,
+                      body: str) -> aiohttp.web.StreamResponse:
+        """A followed log: what it has so far, then the stream held open until the container stops running, the pod
+        goes, or the server stops (the twin's containers log nothing more)."""
+        uid = meta(pod).get("uid")
+        loop = asyncio.get_running_loop()
+        watcher, _, _ = self.store.subscribe(rt, loop, None)
+        task = asyncio.current_task()
+        if task is not None:
+            self.watch_tasks.add(task)
+        response = aiohttp.web.StreamResponse(status=200, headers={"Content-Type": "text/plain"})
+        response.enable_chunked_encoding()
+        try:
+            await response.prepare(raw)
+            await response.write(body.encode())
+            while (change := await watcher.queue.get()) is not None:
+                if meta(change.obj).get("uid") == uid and (
+                        change.type == "DELETED" or not api_logs.running(change.obj, container)):
+                    break
+            await response.write_eof()
+        except (ConnectionError, RuntimeError):  # the client went away
+            pass
+        finally:
+            self.store.unsubscribe(watcher)
+            if task is not None:
+                self.watch_tasks.discard(task)
+        return response
 
     async def _exec(self, raw: aiohttp.web.BaseRequest, rt: ResourceType, path: ApiPath,
                     record: RequestRecord) -> aiohttp.web.StreamResponse:
@@ -846,6 +950,35 @@ class TwinEmulator(KubernetesEmulator):
         return json_response({"kind": "SelfSubjectAccessReview", "apiVersion": "authorization.k8s.io/v1",
                               "metadata": {"creationTimestamp": None}, "spec": spec, "status": status}, 201)
 
+    def _rules_review(self, body: bytes, who: api_rbac.UserInfo) -> aiohttp.web.Response:
+        """SelfSubjectRulesReview: every rule RBAC grants the asking user in ``spec.namespace``, resource rules and
+        non-resource rules apart (``kubectl auth can-i --list``)."""
+        review = _json_object(body)
+        spec = review.get("spec") or {}
+        namespace = str(spec.get("namespace") or "")
+        if not namespace:
+            raise bad_request("no namespace on request")
+        rules, errors = api_rbac.rules_for(who, namespace, self.rbac_policy())
+        resource_rules = [{"verbs": list(r.get("verbs") or []), "apiGroups": list(r.get("apiGroups") or []),
+                           "resources": list(r.get("resources") or []),
+                           **({"resourceNames": list(r["resourceNames"])} if r.get("resourceNames") else {})}
+                          for r in rules if r.get("resources")]
+        non_resource_rules = [{"verbs": list(r.get("verbs") or []), "nonResourceURLs": list(r["nonResourceURLs"])}
+                              for r in rules if r.get("nonResourceURLs")]
+        status: dict[str, Any] = {"resourceRules": resource_rules, "nonResourceRules": non_resource_rules,
+                                  "incomplete": False}
+        if errors:
+            status["evaluationError"] = ", ".join(errors)
+        return json_response({"kind": "SelfSubjectRulesReview", "apiVersion": "authorization.k8s.io/v1",
+                              "metadata": {"creationTimestamp": None}, "spec": spec, "status": status}, 201)
+
+    @staticmethod
+    def _self_review(who: api_rbac.UserInfo) -> aiohttp.web.Response:
+        """SelfSubjectReview: who the request authenticated (or acts) as (``kubectl auth whoami``)."""
+        return json_response({"kind": "SelfSubjectReview", "apiVersion": "authentication.k8s.io/v1",
+                              "metadata": {"creationTimestamp": None},
+                              "status": {"userInfo": {"username": who.name, "groups": list(who.groups)}}}, 201)
+
     @staticmethod
     def _review_attributes(who: api_rbac.UserInfo, attributes: Mapping[str, Any] | None,
                            non_resource: Mapping[str, Any] | None) -> api_rbac.Attributes:
@@ -862,8 +995,22 @@ class TwinEmulator(KubernetesEmulator):
     async def _watch(self, raw: aiohttp.web.BaseRequest, rt: ResourceType, path: ApiPath,
                      query: Mapping[str, str], record: RequestRecord,
                      drop_after: int | None = None) -> aiohttp.web.StreamResponse:
+        """A watch; a client asking for ``Table`` (``kubectl get -w``) gets each object as a one-row Table, the column
+        definitions in the first one only."""
         labels, fields = self._selectors(rt, query)
         matches = self._matcher(path, labels, fields)
+        printing = self._printer(rt, raw.headers.get("Accept", ""))
+        tables_sent = 0
+
+        def shown(obj: dict[str, Any]) -> dict[str, Any]:
+            nonlocal tables_sent
+            presented = self._present(rt, obj)
+            if printing is None:
+                return presented
+            tables_sent += 1
+            return api_table.table(printing[0], [presented], version=printing[1], include=query.get("includeObject"),
+                                   list_meta={"resourceVersion": meta(obj).get("resourceVersion", "")},
+                                   headers=tables_sent == 1)
         since_text = query.get("resourceVersion") or ""
         try:
             since = None if since_text in ("", "0") else int(since_text)
@@ -904,10 +1051,10 @@ class TwinEmulator(KubernetesEmulator):
             else:
                 for obj in initial:
                     if matches(obj):
-                        await send("ADDED", self._present(rt, obj))
+                        await send("ADDED", shown(obj))
                 for change in backlog or []:
                     if event := _watch_event(change, matches):
-                        await send(event[0], self._present(rt, event[1]))
+                        await send(event[0], shown(event[1]))
                 deadline = loop.time() + timeout
                 while (remaining := deadline - loop.time()) > 0:
                     try:
@@ -917,7 +1064,7 @@ class TwinEmulator(KubernetesEmulator):
                     if change is None:  # the server is stopping
                         break
                     if event := _watch_event(change, matches):
-                        await send(event[0], self._present(rt, event[1]))
+                        await send(event[0], shown(event[1]))
                 if bookmarks:
                     await send("BOOKMARK", {"kind": rt.kind, "apiVersion": rt.api_version,
                                             "metadata": {"resourceVersion": str(self.store.resource_version)}})

@@ -38,6 +38,9 @@ NOT_BUILT_IN = frozenset({"metrics.k8s.io", "gateway.networking.k8s.io"})
 CRD_GROUP, CRD_PLURAL = "apiextensions.k8s.io", "customresourcedefinitions"
 PODS = ("", "pods")
 ACCESS_REVIEW = ("authorization.k8s.io", "selfsubjectaccessreviews")   # served: `kubectl auth can-i`
+RULES_REVIEW = ("authorization.k8s.io", "selfsubjectrulesreviews")     # served: `kubectl auth can-i --list`
+SELF_REVIEW = ("authentication.k8s.io", "selfsubjectreviews")          # served: `kubectl auth whoami`
+REVIEWS = frozenset({ACCESS_REVIEW, RULES_REVIEW, SELF_REVIEW})
 
 COMMON_FIELD_LABELS = frozenset({"metadata.name", "metadata.namespace"})
 FIELD_LABELS: dict[tuple[str, str], frozenset[str]] = {
@@ -139,6 +142,8 @@ class ResourceType:
     categories: tuple[str, ...] = ()
     subresources: tuple[str, ...] = ()
     custom: bool = False          # defined by a CRD
+    #: The CRD version's additionalPrinterColumns (what ``kubectl get`` shows of its objects).
+    printer_columns: tuple[Mapping[str, Any], ...] = field(default=(), compare=False, hash=False)
 
     @property
     def api_version(self) -> str:
@@ -184,8 +189,8 @@ def built_in_types() -> list[ResourceType]:
     types = []
     for res in bundled:
         info = bundled[res]
-        access_review = (res.group, res.plural) == ACCESS_REVIEW
-        if res.group in NOT_BUILT_IN or res.plural is None or ("list" not in info.verbs and not access_review):
+        review = (res.group, res.plural) in REVIEWS
+        if res.group in NOT_BUILT_IN or res.plural is None or ("list" not in info.verbs and not review):
             continue
         types.append(ResourceType(
             group=res.group or "", version=res.version or "v1", plural=res.plural,
@@ -205,7 +210,8 @@ def crd_types(crd: Mapping[str, Any]) -> list[ResourceType]:
         group=spec.get("group", ""), version=v["name"], plural=names.get("plural", kind.lower() + "s"),
         kind=kind, singular=names.get("singular", kind.lower()), namespaced=spec.get("scope") != "Cluster",
         short_names=tuple(names.get("shortNames") or ()), categories=tuple(names.get("categories") or ()),
-        subresources=tuple(s for s in ("status",) if s in (v.get("subresources") or {})), custom=True)
+        subresources=tuple(s for s in ("status",) if s in (v.get("subresources") or {})), custom=True,
+        printer_columns=tuple(v.get("additionalPrinterColumns") or ()))
         for v in spec.get("versions") or () if v.get("served", True)]
 
 

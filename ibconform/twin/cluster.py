@@ -150,6 +150,18 @@ def node_object(node: Node, index: int, address: str) -> dict[str, Any]:
     }
 
 
+def node_lease(node: dict[str, Any]) -> dict[str, Any]:
+    """The node's heartbeat Lease in kube-node-lease, as its kubelet keeps it (owned by the Node)."""
+    name = node["metadata"]["name"]
+    renewed = dt.datetime.now(dt.UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    return {
+        "apiVersion": "coordination.k8s.io/v1", "kind": "Lease",
+        "metadata": {"name": name, "namespace": "kube-node-lease", "ownerReferences": [
+            {"apiVersion": "v1", "kind": "Node", "name": name, "uid": node["metadata"]["uid"]}]},
+        "spec": {"holderIdentity": name, "leaseDurationSeconds": 40, "renewTime": renewed},
+    }
+
+
 def managed_taints(taints: list[dict[str, Any]], unschedulable: bool, maintenance: bool) -> list[dict[str, Any]]:
     """``taints`` with the node lifecycle controller's cordon taint and the maintenance operator's taint
     present exactly when they should be (others kept, in order)."""
@@ -208,7 +220,7 @@ class ClusterEmulation:
         """Put every object (call before ``api.start()``) and listen to HTTP writes."""
         self.api.put({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": NAMESPACE}})
         for name, node in self.scenario.nodes.items():
-            self.api.put(node_object(node, self.index[name], self.addresses[name]))
+            self.api.put(node_lease(self.api.put(node_object(node, self.index[name], self.addresses[name]))))
         nodes = list(self.scenario.nodes.values())
         for obj in [*operator.policies(nodes, self.scenario.kubernetes.num_vfs), *operator.ib_networks(nodes),
                     ipam.nic_cluster_policy(self.scenario.kubernetes.nv_ipam), ipam.ippool(list(self.scenario.nodes))]:
@@ -223,7 +235,24 @@ class ClusterEmulation:
                 pod["status"] = kubelet.running(pod, self.addresses[name], self._pod_ip(name))
                 self.api.put(pod)
         self.api.on_change(self.on_change)
+        self.api.set_log_source(self.pod_log)
         return self
+
+    def pod_log(self, pod: dict[str, Any], container: str) -> str | None:
+        """What a started container logged: the config daemon its node's last sync, nv-ipam its IPPool blocks;
+        None (an empty log) for the other pods."""
+        labels = _d(_d(pod.get("metadata")).get("labels"))
+        node = str(_d(pod.get("spec")).get("nodeName") or "")
+        started = str(_d(pod.get("status")).get("startTime") or now_rfc3339())
+        if labels.get("app") == "sriov-network-config-daemon":
+            state = self.api.get(operator.API_VERSION, "SriovNetworkNodeState", node, NAMESPACE)
+            return operator.config_daemon_log(node, state, started)
+        if labels.get("name") in ("nv-ipam-node", "nv-ipam-controller"):
+            pools = self.api.list("ippools", NAMESPACE, api_version=ipam.IPPOOL_API_VERSION)
+            if labels["name"] == "nv-ipam-node":
+                return ipam.node_log(node, pools, started)
+            return ipam.controller_log(pools, [_name(n) for n in self.api.peek("nodes")], started)
+        return None
 
     def _record(self, event: dict[str, Any]) -> None:
         """Store an event; those older than EVENT_TTL go, as etcd's lease drops them."""

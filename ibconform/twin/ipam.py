@@ -15,10 +15,11 @@ from typing import Any
 
 from ibconform.twin.kube import NvIpam
 from ibconform.twin.operator import NAMESPACE
-from ibconform.twin.workloads import Workload
+from ibconform.twin.workloads import LogEntry, Workload, log_text
 
 NCP_NAME = "nic-cluster-policy"
 NCP_API_VERSION = "mellanox.com/v1alpha1"
+IPPOOL_API_VERSION = "nv-ipam.nvidia.com/v1alpha1"
 IPAM_IMAGE = "nvidia-k8s-ipam"
 POOL = "ib-pool"
 POOL_SUBNET = "192.168.0.0/16"
@@ -126,8 +127,47 @@ def ippool(nodes: list[str]) -> dict[str, Any]:
             break                     # the pool is exhausted: later nodes get no block
         allocations.append({"nodeName": node, "startIP": str(start), "endIP": str(end)})
     return {
-        "apiVersion": "nv-ipam.nvidia.com/v1alpha1", "kind": "IPPool",
+        "apiVersion": IPPOOL_API_VERSION, "kind": "IPPool",
         "metadata": {"name": POOL, "namespace": NAMESPACE},
         "spec": {"subnet": POOL_SUBNET, "perNodeBlockSize": POOL_BLOCK},
         "status": {"allocations": allocations},
     }
+
+
+def _allocations(pool: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    found = (pool.get("status") or {}).get("allocations") or []
+    return {str(a.get("nodeName")): a for a in found if isinstance(a, dict)}
+
+
+def _pool_name(pool: dict[str, Any]) -> str:
+    return str((pool.get("metadata") or {}).get("name", ""))
+
+
+def node_log(node: str, pools: list[dict[str, Any]], started: str) -> str:
+    """What nv-ipam's node daemon on ``node`` logged: its start, and the block of each IPPool it serves from."""
+    entries: list[LogEntry] = [("INFO", "start IPAM node daemon", {"node": node, "IPPools Namespace": NAMESPACE})]
+    for pool in pools:
+        block = _allocations(pool).get(node)
+        fields = {"name": _pool_name(pool)}
+        if block is not None:
+            fields |= {"startIP": block.get("startIP"), "endIP": block.get("endIP")}
+        entries.append(("INFO", "Notification on IPPool", fields))
+        if block is None:
+            entries.append(("INFO", "no block for this node in IPPool, removing it", {"name": _pool_name(pool)}))
+    return log_text(started, entries)
+
+
+def controller_log(pools: list[dict[str, Any]], nodes: list[str], started: str) -> str:
+    """What nv-ipam's controller logged: its start, then per IPPool the blocks it allocated and each node it has no
+    free block for."""
+    entries: list[LogEntry] = [("INFO", "start IPAM controller", {"IPPools Namespace": NAMESPACE})]
+    for pool in pools:
+        allocations = _allocations(pool)
+        spec = pool.get("spec") or {}
+        entries.append(("INFO", "IPPool allocations updated", {
+            "name": _pool_name(pool), "subnet": spec.get("subnet"), "perNodeBlockSize": spec.get("perNodeBlockSize"),
+            "allocated": len(allocations)}))
+        if not spec.get("nodeSelector"):          # every node wants a block
+            entries += [("ERROR", "failed to allocate a block for the node: no free block in the subnet",
+                         {"name": _pool_name(pool), "node": node}) for node in nodes if node not in allocations]
+    return log_text(started, entries)

@@ -20,6 +20,7 @@ from typing import Any
 
 from ibconform.twin.hardware import Hca, Node
 from ibconform.twin.render import guid, netdev_address, vf_address
+from ibconform.twin.workloads import LogEntry, log_text
 
 NAMESPACE = "network-operator"
 RESOURCE_PREFIX = "nvidia.com"
@@ -322,3 +323,28 @@ def advertised(node: Node, policies_: list[dict[str, Any]], labels: dict[str, st
             vfs.setdefault(f"{prefix}/{name}", set()).update(
                 (hca.pci, k) for k in range(hca.sriov_numvfs) if first <= k <= last)
     return {name: len(found) for name, found in vfs.items() if found}
+
+
+# ------------------------------------------------------------------------------ config daemon log
+
+def config_daemon_log(node: str, state: dict[str, Any] | None, started: str) -> str:
+    """What ``node``'s sriov-network-config-daemon logged of its last sync, from the SriovNetworkNodeState it wrote:
+    the generation it applied, the mellanox plugin's verdict (the twin's only cause of a reboot is the firmware),
+    the error it hit, and the status it set."""
+    if state is None:
+        return log_text(started, [("ERROR", "nodeStateSyncHandler(): failed to get SriovNetworkNodeState",
+                                   {"name": node})])
+    status, metadata = state.get("status") or {}, state.get("metadata") or {}
+    reboot = (metadata.get("annotations") or {}).get(DESIRED_ANNOTATION) == "Reboot_Required"
+    sync, error = status.get("syncStatus", ""), status.get("lastSyncError", "")
+    entries: list[LogEntry] = [("INFO", "nodeStateSyncHandler(): new generation",
+                                {"generation": metadata.get("generation", 1)}),
+                               ("INFO", "mellanox plugin OnNodeStateChange()", {})]
+    if not error.startswith("mellanox plugin:"):
+        entries += [("LEVEL(-2)", "mellanox plugin", {"need-drain": reboot, "need-reboot": reboot}),
+                    ("INFO", "nodeStateSyncHandler(): aggregated daemon",
+                     {"drain-required": reboot, "reboot-required": reboot, "disable-drain": False})]
+    if sync == "Failed":
+        entries.append(("ERROR", "nodeStateSyncHandler(): failed to apply the configuration", {"error": error}))
+    entries.append(("INFO", f"setNodeStateStatus(): syncStatus: {sync}, lastSyncError: {error}", {}))
+    return log_text(started, entries)

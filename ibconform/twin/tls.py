@@ -1,7 +1,8 @@
 """A throwaway certificate authority and server certificate, so the twin's API can serve HTTPS as a cluster's does.
 
-Both are made fresh per server (EC P-256: milliseconds), valid for a day, the server's for one IP address only;
-the keys never touch a disk longer than it takes the SSL context to load them.
+Both are made fresh per server (EC P-256: milliseconds), valid for a year (as kubeadm's serving certificates are:
+a twin left up does not outlive it), the server's for its one address only (an IP address, or ``localhost``); the
+keys never touch a disk longer than it takes the SSL context to load them.
 """
 
 from __future__ import annotations
@@ -16,6 +17,8 @@ from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
+
+VALIDITY = dt.timedelta(days=365)
 
 
 def _name(common_name: str) -> x509.Name:
@@ -37,7 +40,7 @@ def _certificate(
         .public_key(key.public_key())
         .serial_number(x509.random_serial_number())
         .not_valid_before(now - dt.timedelta(minutes=5))
-        .not_valid_after(now + dt.timedelta(days=1))
+        .not_valid_after(now + VALIDITY)
         .add_extension(x509.SubjectKeyIdentifier.from_public_key(key.public_key()), critical=False)
         .add_extension(x509.AuthorityKeyIdentifier.from_issuer_public_key(issuer_key.public_key()), critical=False)
     )
@@ -61,8 +64,16 @@ def _key_usage(**allowed: bool) -> x509.KeyUsage:
     return x509.KeyUsage(**{usage: allowed.get(usage, False) for usage in usages})
 
 
+def _subject_name(host: str) -> x509.GeneralName:
+    try:
+        return x509.IPAddress(ipaddress.ip_address(host))
+    except ValueError:
+        return x509.DNSName(host)
+
+
 def server_context(host: str) -> tuple[ssl.SSLContext, bytes]:
-    """An SSL context serving a new certificate for IP address ``host``, and the PEM of the new CA that signed it."""
+    """An SSL context serving a new certificate for ``host`` (an IP address, or a DNS name such as ``localhost``),
+    and the PEM of the new CA that signed it."""
     ca_key, key = ec.generate_private_key(ec.SECP256R1()), ec.generate_private_key(ec.SECP256R1())
     ca_extensions = [
         (x509.BasicConstraints(ca=True, path_length=0), True),
@@ -73,7 +84,7 @@ def server_context(host: str) -> tuple[ssl.SSLContext, bytes]:
         (x509.BasicConstraints(ca=False, path_length=None), True),
         (_key_usage(digital_signature=True), True),
         (x509.ExtendedKeyUsage([ExtendedKeyUsageOID.SERVER_AUTH]), False),
-        (x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address(host))]), False),
+        (x509.SubjectAlternativeName([_subject_name(host)]), False),
     ]
     server = _certificate("kube-apiserver", key, "ibconform-twin-ca", ca_key, server_extensions)
     context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)

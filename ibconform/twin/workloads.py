@@ -10,6 +10,8 @@ pod's place stands in for the controllers' random suffixes. Statuses come from `
 from __future__ import annotations
 
 import hashlib
+import json
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
@@ -142,3 +144,16 @@ def pod(w: Workload, node: str, controller: dict[str, Any], seed: str, replica: 
                         "terminationGracePeriodSeconds": 30, "priority": 0, "enableServiceLinks": True},
         "status": {"qosClass": "BestEffort"},
     }
+
+
+LogEntry = tuple[str, str, Mapping[str, Any]]
+
+
+def log_text(when: str, entries: Sequence[LogEntry]) -> str:
+    """A component's log as its structured logger prints it, one ``<time> <LEVEL> <message> <fields>`` line per
+    ``(level, message, fields)`` entry (the operators' Go loggers, without the caller column)."""
+    lines = []
+    for level, message, fields in entries:
+        line = f"{when}\t{level}\t{message}"
+        lines.append(f"{line}\t{json.dumps(dict(fields))}" if fields else line)
+    return "".join(f"{line}\n" for line in lines)

@@ -1,4 +1,4 @@
-"""End-to-end fixtures: a twin per scenario, the real CLI run against it over real SSH and HTTP."""
+"""End-to-end fixtures: a twin per scenario, the real CLI run against it over real SSH and HTTPS."""
 
 from __future__ import annotations
 

@@ -174,7 +174,7 @@ def small(tmp_path_factory: pytest.TempPathFactory):
     scenario.write_text(
         "format: ibconform-twin/v1\ncluster: twin-exec\nprofile: dgx-b200\nnodes:\n  - names: 'dgx[001-003]'\n"
     )
-    with Twin(scenario, tmp / "twin", api_tls=True) as twin:
+    with Twin(scenario, tmp / "twin") as twin:
         yield twin
 
 

@@ -1,4 +1,4 @@
-"""Faults of the environment end to end: the real suite, over real SSH and HTTP, against the `environment` twin.
+"""Faults of the environment end to end: the real suite, over real SSH and HTTPS, against the `environment` twin.
 
 Each fault leaves the run complete, the other nodes judged normally, and that node's checks in error (or
 failed, where the evidence itself is bad) with a one-line reason, within the configured timeouts:

@@ -143,7 +143,7 @@ def job(tmp_path_factory: pytest.TempPathFactory) -> dict:
     tmp = tmp_path_factory.mktemp("job")
     (tmp / "scenario.yaml").write_text(SCENARIO)
     seen: dict = {}
-    with Twin(tmp / "scenario.yaml", tmp / "twin", api_tls=True) as twin:
+    with Twin(tmp / "scenario.yaml", tmp / "twin") as twin:
         api = twin.api
         for doc in RBAC_DOCS:
             api.put(doc)

@@ -158,6 +158,16 @@ def test_demo_pending_firmware_shows_as_reboot_required_without_resources(demo):
     assert set(ok["metadata"]["annotations"].values()) == {"Idle"}
 
 
+def test_each_node_has_the_lease_its_kubelet_renews(demo):
+    leases = {lease.metadata.name: lease for lease in
+              client.CoordinationV1Api(demo.api_client).list_namespaced_lease("kube-node-lease").items}
+    assert sorted(leases) == ["dgx030", "dgx031"]
+    for name, lease in leases.items():
+        assert (lease.spec.holder_identity, lease.spec.lease_duration_seconds) == (name, 40)
+        assert lease.spec.renew_time is not None
+        assert [(o.kind, o.uid) for o in lease.metadata.owner_references] == [("Node", demo.node(name).metadata.uid)]
+
+
 def test_demo_probe_on_pending_node_is_unschedulable_with_the_scheduler_words(demo):
     everything = {r: "1" for r in RESOURCES} | {"nvidia.com/gpu": "8"}
     pod = demo.create("probe-dgx031", "dgx031", everything, [CORDON, MAINTENANCE])
@@ -500,8 +510,10 @@ def test_twin_up_serves_its_api_on_the_service_address_with_its_own_token(tmp_pa
         assert stat.S_IMODE(one.kubeconfig_path.stat().st_mode) == 0o600
         configs = [yaml.safe_load(t.kubeconfig_path.read_text()) for t in (one, two)]
         servers = [c["clusters"][0]["cluster"]["server"] for c in configs]
-        assert servers[0].startswith(f"http://{one.service_address}:") and one.service_address != two.service_address
+        assert servers[0].startswith(f"https://{one.service_address}:") and one.service_address != two.service_address
         assert configs[0]["users"][0]["user"]["token"] != configs[1]["users"][0]["user"]["token"]
+        authorities = [c["clusters"][0]["cluster"]["certificate-authority-data"] for c in configs]
+        assert authorities[0] != authorities[1]         # each twin its own CA
         configuration = client.Configuration()
         config.load_kube_config(config_file=str(one.kubeconfig_path), client_configuration=configuration)
         with client.ApiClient(configuration) as api_client:

@@ -17,8 +17,11 @@ from ibconform.twin.api_rbac import (
     applies_to,
     authorize,
     forbidden_message,
+    impersonated,
+    impersonation_requests,
     request_attributes,
     rule_allows,
+    rules_for,
     service_account,
     user,
 )
@@ -192,6 +195,50 @@ def test_bootstrap_policy_masters_and_discovery():
     assert not authorize(req("get", path="/apis"), Policy.of([replaced])).allowed
 
 
+def test_rules_for_a_user_are_its_cluster_bindings_then_those_of_the_namespace():
+    policy = policy_of(manifests("readonly", "probe"))
+    cluster_wide = [("selfsubjectaccessreviews", "selfsubjectrulesreviews"), ("selfsubjectreviews",), ("nodes",),
+                    ("nicclusterpolicies",)]
+
+    def resources(namespace: str) -> list[tuple[str, ...]]:
+        rules, errors = rules_for(SA, namespace, policy)
+        assert errors == []
+        return [tuple(r["resources"]) for r in rules if r.get("resources")]
+
+    states = ("sriovnetworknodestates", "sriovnetworknodepolicies", "sriovibnetworks")
+    assert resources(NS) == [*cluster_wide, ("pods",), states, ("ippools",)]
+    assert resources("default") == [*cluster_wide, ("pods",), ("events",)]
+    assert resources("kube-system") == cluster_wide
+    non_resource = [r for r in rules_for(SA, NS, policy)[0] if r.get("nonResourceURLs")]
+    assert "/apis" in non_resource[0]["nonResourceURLs"] and non_resource[0]["verbs"] == ["get"]
+    dangling = [d for d in manifests("readonly") if d["kind"] != "Role"]
+    assert rules_for(SA, NS, policy_of(dangling))[1] == ['role.rbac.authorization.k8s.io "ibconform-readonly" not found']
+
+
+@pytest.mark.parametrize(("name", "groups", "uid", "wanted"), [
+    ("system:serviceaccount:network-operator:ibconform", [], "",
+     [("serviceaccounts", "", NS, "ibconform")]),
+    ("jane", ["ops", "audit"], "",
+     [("users", "", "", "jane"), ("groups", "", "", "ops"), ("groups", "", "", "audit")]),
+    ("jane", [], "1234", [("users", "", "", "jane"), ("uids", "authentication.k8s.io", "", "1234")]),
+])
+def test_impersonation_asks_for_the_impersonate_verb_on_each(name, groups, uid, wanted):
+    asked = impersonation_requests(SA, name, groups, uid)
+    assert {r.verb for r in asked} == {"impersonate"}
+    assert [(r.resource, r.api_group, r.namespace, r.name) for r in asked] == wanted
+
+
+@pytest.mark.parametrize(("name", "groups", "shown"), [
+    ("system:serviceaccount:network-operator:ibconform", [],
+     ("system:serviceaccounts", "system:serviceaccounts:network-operator", "system:authenticated")),
+    ("system:serviceaccount:network-operator:ibconform", ["only"], ("only", "system:authenticated")),
+    ("jane", [], ("system:authenticated",)),
+    ("system:anonymous", ["system:unauthenticated"], ("system:unauthenticated",)),
+])
+def test_the_impersonated_user_gets_kube_apiservers_groups(name, groups, shown):
+    assert impersonated(name, groups).groups == shown
+
+
 @pytest.mark.parametrize(("request_", "reason", "message"), [
     (req("create", "pods", "default"), "",
      'pods is forbidden: User "system:serviceaccount:network-operator:ibconform" cannot create resource "pods" '
@@ -307,3 +354,39 @@ def test_tokens_unknown_removed_or_reused_are_refused(twin, tmp_path):
     kubeconfig = yaml.safe_load(twin.write_kubeconfig(tmp_path / "u", token="u-token").read_text())
     assert kubeconfig["users"] == [{"name": "u", "user": {"token": "u-token"}}]
     assert (tmp_path / "u").stat().st_mode & 0o777 == 0o600
+
+
+def test_rules_review_lists_what_the_asking_user_may_do_in_a_namespace(twin, tmp_path):
+    for doc in manifests("readonly"):
+        twin.put(doc)
+    with client_for(twin, tmp_path / "sa", SA_TOKEN) as sa:
+        status = client.AuthorizationV1Api(sa).create_self_subject_rules_review({"spec": {"namespace": NS}}).status
+    assert not status.incomplete and status.evaluation_error is None
+    granted = {(tuple(r.api_groups), tuple(r.resources), tuple(r.verbs)) for r in status.resource_rules}
+    assert (("",), ("nodes",), ("get", "list")) in granted
+    assert (("",), ("pods",), ("get", "list")) in granted
+    assert {u for r in status.non_resource_rules for u in r.non_resource_urls} >= {"/api", "/apis", "/version"}
+    with client_for(twin, tmp_path / "sa", SA_TOKEN) as sa, pytest.raises(ApiException) as err:
+        client.AuthorizationV1Api(sa).create_self_subject_rules_review({"spec": {}})
+    assert (err.value.status, json.loads(err.value.body)["message"]) == (400, "no namespace on request")
+
+
+def test_impersonation_acts_as_the_service_account_only_for_who_may(twin, tmp_path):
+    for doc in manifests("readonly"):
+        twin.put(doc)
+    with client_for(twin, tmp_path / "admin") as admin, client_for(twin, tmp_path / "sa", SA_TOKEN) as sa:
+        admin.set_default_header("Impersonate-User", SA.name)
+        core = client.CoreV1Api(admin)
+        assert core.list_namespaced_pod(NS).items == []                    # the ServiceAccount may list pods here
+        with pytest.raises(ApiException) as err:
+            core.list_namespaced_pod("default")
+        assert json.loads(err.value.body)["message"].startswith(f'pods is forbidden: User "{SA.name}" cannot list')
+        who = client.AuthenticationV1Api(admin).create_self_subject_review({}).status.user_info
+        assert (who.username, who.groups) == (SA.name, list(SA.groups))
+        sa.set_default_header("Impersonate-User", "twin-admin")
+        with pytest.raises(ApiException) as err:
+            client.CoreV1Api(sa).list_node()
+        assert (err.value.status, json.loads(err.value.body)["message"]) == (
+            403, f'users "twin-admin" is forbidden: User "{SA.name}" cannot impersonate resource "users" in API '
+                 'group "" at the cluster scope')
+    assert {r.user for r in twin.requests if r.resource == "pods" and r.namespace == NS} == {SA.name}
