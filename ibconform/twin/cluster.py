@@ -8,15 +8,17 @@ small controllers to the writes clients make over HTTP::
     ClusterEmulation(api, scenario, twin.addresses).install()
     api.start()
 
-What the admin applied: namespace ``network-operator``, a SriovNetworkNodePolicy and a SriovIBNetwork
-per HCA (``operator.py``), ``nic-cluster-policy`` and the IPPool ``ib-pool`` (``ipam.py``), a Node per
-scenario node (the kubelet's registration: labels, capacity, Ready). What the controllers derive, and
-re-derive when a policy, a Node or the NicClusterPolicy changes over HTTP:
+What the admin applied: the SriovNetworkNodePolicies (one per HCA, or the scenario's) and a SriovIBNetwork per
+resource they define (``operator.py``), ``nic-cluster-policy`` and nv-ipam's pool (an IPPool or a CIDRPool,
+``ipam.py``), a Node per scenario node (the kubelet's registration: labels, capacity, Ready). Each component
+lives in its namespace (``kubernetes.namespaces``: by default all in ``network-operator``). What the
+controllers derive, and re-derive when a policy, a Node or the NicClusterPolicy changes over HTTP:
 
 - SR-IOV operator: each SriovNetworkNodeState, the Node's state annotation, the drain cordon, and the
-  device plugin's ``nvidia.com/res<iface>`` capacity and allocatable (``operator.py``);
+  device plugin's ``nvidia.com/<resourceName>`` capacity and allocatable (``operator.py``);
 - Network Operator: the NicClusterPolicy status and the DaemonSets/Deployments and pods of Multus, the
-  CNI plugins and nv-ipam, in ImagePullBackOff when their image does not exist (``ipam.py``);
+  CNI plugins and nv-ipam, in ImagePullBackOff when their image does not exist (``ipam.py``); nv-ipam
+  installed on its own is deployed once, as its kustomization does;
 - node lifecycle: the ``node.kubernetes.io/unschedulable`` taint of a cordoned node;
 - kube-scheduler: pods created without ``spec.nodeName`` are bound, or marked Unschedulable with a
   FailedScheduling event in the scheduler's words (``scheduler.py``); pending ones are retried when a pod
@@ -43,10 +45,9 @@ from ibconform.twin import ipam, kubelet, operator, scheduler, workloads
 from ibconform.twin.api import ApiTwin
 from ibconform.twin.api_store import now_rfc3339, object_key
 from ibconform.twin.hardware import Node
-from ibconform.twin.kube import MAINTENANCE_TAINT
+from ibconform.twin.kube import MAINTENANCE_TAINT, Namespaces, NvIpam
 from ibconform.twin.scenario import Scenario
 
-NAMESPACE = operator.NAMESPACE
 PREFIX = operator.RESOURCE_PREFIX
 GPU_RESOURCE = "nvidia.com/gpu"
 NETWORKS_ANNOTATION = "k8s.v1.cni.cncf.io/networks"
@@ -59,32 +60,37 @@ MELLANOX = "nvcr.io/nvidia/mellanox"
 TRAINING_IMAGE = "nvcr.io/nvidia/pytorch:25.01-py3"
 EVENT_TTL = 3600.0          # kube-apiserver --event-ttl: a long-lived twin does not pile events up
 
-#: The SR-IOV Network Operator's own components (the Network Operator Helm chart deploys them).
-OPERATOR_WORKLOADS = (
-    workloads.Workload(
-        "Deployment", "network-operator", NAMESPACE,
-        {"app.kubernetes.io/name": "network-operator", "app.kubernetes.io/instance": "network-operator",
-         "control-plane": "network-operator-controller"},
-        {"control-plane": "network-operator-controller"}, "network-operator",
-        "nvcr.io/nvidia/cloud-native/network-operator:v25.10.0", host_network=False),
-    workloads.Workload(
-        "Deployment", "network-operator-sriov-network-operator", NAMESPACE, {"name": "sriov-network-operator"},
-        {"name": "sriov-network-operator"}, "sriov-network-operator", f"{MELLANOX}/sriov-network-operator:{RELEASE}",
-        host_network=False, service_account="sriov-network-operator"),
-    workloads.Workload(
-        "DaemonSet", "sriov-network-config-daemon", NAMESPACE,
-        {"app": "sriov-network-config-daemon", "component": "network", "openshift.io/component": "network",
-         "type": "infra"},
-        {"app": "sriov-network-config-daemon"}, "sriov-network-config-daemon",
-        f"{MELLANOX}/sriov-network-operator-config-daemon:{RELEASE}", node_selector={"kubernetes.io/os": "linux"},
-        tolerations=({"operator": "Exists"},)),
-    workloads.Workload(
-        "DaemonSet", "sriov-device-plugin", NAMESPACE,
-        {"app": "sriov-device-plugin", "component": "network", "openshift.io/component": "network", "type": "infra"},
-        {"app": "sriov-device-plugin"}, "sriov-device-plugin", f"{MELLANOX}/sriov-network-device-plugin:{RELEASE}",
-        node_selector={operator.DEVICE_PLUGIN_LABEL: "Enabled"}, service_account="sriov-device-plugin",
-        tolerations=({"operator": "Exists"},)),
-)
+def operator_workloads(namespaces: Namespaces) -> list[workloads.Workload]:
+    """The Network Operator's own Deployment, and the SR-IOV Network Operator's components (the Network Operator
+    Helm chart deploys them), each in its component's namespace."""
+    sriov = namespaces.sriov_operator
+    return [
+        workloads.Workload(
+            "Deployment", "network-operator", namespaces.network_operator,
+            {"app.kubernetes.io/name": "network-operator", "app.kubernetes.io/instance": "network-operator",
+             "control-plane": "network-operator-controller"},
+            {"control-plane": "network-operator-controller"}, "network-operator",
+            "nvcr.io/nvidia/cloud-native/network-operator:v25.10.0", host_network=False),
+        workloads.Workload(
+            "Deployment", "network-operator-sriov-network-operator", sriov, {"name": "sriov-network-operator"},
+            {"name": "sriov-network-operator"}, "sriov-network-operator",
+            f"{MELLANOX}/sriov-network-operator:{RELEASE}", host_network=False,
+            service_account="sriov-network-operator"),
+        workloads.Workload(
+            "DaemonSet", "sriov-network-config-daemon", sriov,
+            {"app": "sriov-network-config-daemon", "component": "network", "openshift.io/component": "network",
+             "type": "infra"},
+            {"app": "sriov-network-config-daemon"}, "sriov-network-config-daemon",
+            f"{MELLANOX}/sriov-network-operator-config-daemon:{RELEASE}",
+            node_selector={"kubernetes.io/os": "linux"}, tolerations=({"operator": "Exists"},)),
+        workloads.Workload(
+            "DaemonSet", "sriov-device-plugin", sriov,
+            {"app": "sriov-device-plugin", "component": "network", "openshift.io/component": "network",
+             "type": "infra"},
+            {"app": "sriov-device-plugin"}, "sriov-device-plugin", f"{MELLANOX}/sriov-network-device-plugin:{RELEASE}",
+            node_selector={operator.DEVICE_PLUGIN_LABEL: "Enabled"}, service_account="sriov-device-plugin",
+            tolerations=({"operator": "Exists"},)),
+    ]
 
 
 def _d(value: object) -> dict:
@@ -110,6 +116,19 @@ def _content(obj: dict[str, Any] | None) -> tuple:
 
 # ------------------------------------------------------------------------------------------ pure builders
 
+def node_labels(node: Node) -> dict[str, str]:
+    """The Node's labels: the kubelet's, node feature discovery's and the GPU and SR-IOV operators', then the
+    scenario's own."""
+    return {
+        "beta.kubernetes.io/arch": "amd64", "beta.kubernetes.io/os": "linux",
+        "kubernetes.io/arch": "amd64", "kubernetes.io/hostname": node.name, "kubernetes.io/os": "linux",
+        "feature.node.kubernetes.io/pci-15b3.present": "true", "nvidia.com/gpu.count": "8",
+        operator.GPU_LABEL: "true", "nvidia.com/gpu.product": "NVIDIA-B200",
+        "network.nvidia.com/operator.mofed.wait": "false", operator.DEVICE_PLUGIN_LABEL: "Enabled",
+        **node.kube.labels,
+    }
+
+
 def node_object(node: Node, index: int, address: str) -> dict[str, Any]:
     """The Node as its kubelet registers it, Ready, before any operator touched it."""
     when = now_rfc3339()
@@ -123,13 +142,7 @@ def node_object(node: Node, index: int, address: str) -> dict[str, Any]:
         "apiVersion": "v1", "kind": "Node",
         "metadata": {
             "name": node.name,
-            "labels": {
-                "beta.kubernetes.io/arch": "amd64", "beta.kubernetes.io/os": "linux",
-                "kubernetes.io/arch": "amd64", "kubernetes.io/hostname": node.name, "kubernetes.io/os": "linux",
-                "feature.node.kubernetes.io/pci-15b3.present": "true", "nvidia.com/gpu.count": "8",
-                operator.GPU_LABEL: "true", "nvidia.com/gpu.product": "NVIDIA-B200",
-                "network.nvidia.com/operator.mofed.wait": "false", operator.DEVICE_PLUGIN_LABEL: "Enabled",
-            },
+            "labels": node_labels(node),
             "annotations": {"node.alpha.kubernetes.io/ttl": "0",
                             "volumes.kubernetes.io/controller-managed-attach-detach": "true"},
         },
@@ -173,14 +186,14 @@ def managed_taints(taints: list[dict[str, Any]], unschedulable: bool, maintenanc
     return out
 
 
-def training_pod(node: str, resources: dict[str, int]) -> dict[str, Any]:
-    """A workload bound to ``node`` holding every VF it advertises (the ``vfs-taken`` fault)."""
+def training_pod(node: str, resources: dict[str, int], networks: list[str]) -> dict[str, Any]:
+    """A workload bound to ``node`` holding every VF it advertises (the ``vfs-taken`` fault), on ``networks``
+    (``<namespace>/<name>``)."""
     held = {name: str(count) for name, count in resources.items()}
     return {
         "apiVersion": "v1", "kind": "Pod",
         "metadata": {"name": f"training-{node}", "namespace": "default", "labels": {"app": "training"},
-                     "annotations": {NETWORKS_ANNOTATION: ",".join(
-                         f"default/ibnet-{name.split('/res', 1)[1]}" for name in resources)}},
+                     "annotations": {NETWORKS_ANNOTATION: ",".join(networks)}},
         "spec": {"nodeName": node, "restartPolicy": "Never", "schedulerName": "default-scheduler", "priority": 0,
                  "containers": [{"name": "trainer", "image": TRAINING_IMAGE, "command": ["torchrun", "train.py"],
                                  "resources": {"requests": held, "limits": held}}]},
@@ -195,6 +208,7 @@ class ClusterEmulation:
 
     def __init__(self, api: ApiTwin, scenario: Scenario, addresses: dict[str, str] | None = None) -> None:
         self.api, self.scenario = api, scenario
+        self.namespaces = scenario.kubernetes.namespaces
         names = list(scenario.nodes)
         self.addresses = {n: (addresses or {}).get(n) or f"127.99.{i // 250}.{i % 250 + 1}"
                           for i, n in enumerate(names)}
@@ -218,20 +232,28 @@ class ClusterEmulation:
 
     def install(self) -> ClusterEmulation:
         """Put every object (call before ``api.start()``) and listen to HTTP writes."""
-        self.api.put({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": NAMESPACE}})
+        for namespace in self.namespaces.all:
+            if self.api.get("v1", "Namespace", namespace) is None:
+                self.api.put({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": namespace}})
         for name, node in self.scenario.nodes.items():
             self.api.put(node_lease(self.api.put(node_object(node, self.index[name], self.addresses[name]))))
+        kube = self.scenario.kubernetes
         nodes = list(self.scenario.nodes.values())
-        for obj in [*operator.policies(nodes, self.scenario.kubernetes.num_vfs), *operator.ib_networks(nodes),
-                    ipam.nic_cluster_policy(self.scenario.kubernetes.nv_ipam), ipam.ippool(list(self.scenario.nodes))]:
+        policies = operator.policies(nodes, kube, {n.name: node_labels(n) for n in nodes})
+        for obj in [*policies, *operator.ib_networks(policies, kube), ipam.nic_cluster_policy(kube.nv_ipam)]:
             self.api.put(obj)
-        for workload in OPERATOR_WORKLOADS:
+        self._install_pool()
+        for workload in operator_workloads(self.namespaces):
             self._deploy(workload, pullable=True)
+        if kube.nv_ipam.standalone:
+            for workload in ipam.standalone_workloads(self.namespaces.nv_ipam):
+                self._deploy(workload, pullable=True)
         self.sync_operator()
         self.sync_nic_cluster_policy()
         for name, node in self.scenario.nodes.items():
             if node.kube.vfs_taken:
-                pod = training_pod(name, self.advertised.get(name, {}))
+                held = self.advertised.get(name, {})
+                pod = training_pod(name, held, self._networks(held))
                 pod["status"] = kubelet.running(pod, self.addresses[name], self._pod_ip(name))
                 self.api.put(pod)
         self.api.on_change(self.on_change)
@@ -245,14 +267,38 @@ class ClusterEmulation:
         node = str(_d(pod.get("spec")).get("nodeName") or "")
         started = str(_d(pod.get("status")).get("startTime") or now_rfc3339())
         if labels.get("app") == "sriov-network-config-daemon":
-            state = self.api.get(operator.API_VERSION, "SriovNetworkNodeState", node, NAMESPACE)
+            state = self.api.get(operator.API_VERSION, "SriovNetworkNodeState", node, self.namespaces.sriov_operator)
             return operator.config_daemon_log(node, state, started)
         if labels.get("name") in ("nv-ipam-node", "nv-ipam-controller"):
-            pools = self.api.list("ippools", NAMESPACE, api_version=ipam.IPPOOL_API_VERSION)
+            namespace = self.namespaces.nv_ipam
+            pools = self.api.list("ippools", namespace, api_version=ipam.IPAM_API_VERSION)
             if labels["name"] == "nv-ipam-node":
-                return ipam.node_log(node, pools, started)
-            return ipam.controller_log(pools, [_name(n) for n in self.api.peek("nodes")], started)
+                return ipam.node_log(node, pools, namespace, started)
+            return ipam.controller_log(pools, [_name(n) for n in self.api.peek("nodes")], namespace, started)
         return None
+
+    def _install_pool(self) -> None:
+        """nv-ipam's pool as its controller leaves it; a CIDRPool also gets a NoFreePrefixes Warning per node the
+        CIDR has no prefix left for."""
+        pool, namespace = self.scenario.kubernetes.pool, self.namespaces.nv_ipam
+        labels = {name: node_labels(node) for name, node in self.scenario.nodes.items()}
+        if pool.kind == "IPPool":
+            self.api.put(ipam.ippool(labels, pool, namespace))
+            return
+        obj, starved = ipam.cidrpool(labels, pool, namespace)
+        stored = self.api.put(obj)
+        for node in starved:
+            self._record(kubelet.event(stored, reason="NoFreePrefixes", message=ipam.no_free_prefix(node),
+                                       component="ipam-controller"))
+
+    def _networks(self, resources: dict[str, int]) -> list[str]:
+        """``<namespace>/<name>`` of the SriovIBNetwork of each of ``resources`` (``nvidia.com/<resourceName>``)."""
+        found = []
+        for network in self.api.list("sriovibnetworks", self.namespaces.sriov_operator):
+            spec = _d(network.get("spec"))
+            if f"{PREFIX}/{spec.get('resourceName')}" in resources:
+                found.append(f"{spec.get('networkNamespace') or self.namespaces.sriov_operator}/{_name(network)}")
+        return found
 
     def _record(self, event: dict[str, Any]) -> None:
         """Store an event; those older than EVENT_TTL go, as etcd's lease drops them."""
@@ -323,15 +369,15 @@ class ClusterEmulation:
 
     def sync_operator(self) -> None:
         """Re-derive every node's SriovNetworkNodeState, state annotation, drain cordon and SR-IOV resources."""
-        policies = self.api.list("sriovnetworknodepolicies", NAMESPACE)
+        policies = self.api.list("sriovnetworknodepolicies", self.namespaces.sriov_operator)
         for name, node in self.scenario.nodes.items():
             obj = self.api.get("v1", "Node", name)
             if obj is None:
                 continue
             labels = _d(_d(obj.get("metadata")).get("labels"))
-            state, sync = operator.node_state(node, policies, labels)
+            state, sync = operator.node_state(node, policies, labels, self.namespaces.sriov_operator)
             self._apply(state)
-            resources = operator.advertised(node, policies, labels, sync, PREFIX, state["status"]["interfaces"])
+            resources = operator.advertised(node, state["spec"].get("interfaces", []), labels, sync, PREFIX)
             stale = set(self.advertised.get(name, {})) - set(resources)
             self.advertised[name] = resources
             quantities = {**{r: None for r in stale}, **{r: str(n) for r, n in resources.items()}}
@@ -368,13 +414,14 @@ class ClusterEmulation:
     def sync_nic_cluster_policy(self) -> None:
         """Deploy what ``nic-cluster-policy`` asks for and report its state; remove what it no longer asks."""
         policy = self.api.get(ipam.NCP_API_VERSION, "NicClusterPolicy", ipam.NCP_NAME) or {}
-        deployed = ipam.workloads(policy) if policy else {}
+        namespace = self.namespaces.network_operator
+        deployed = ipam.workloads(policy, namespace) if policy else {}
         found = ipam.components(policy) if policy else {}
         for state, items in deployed.items():
             for workload in items:
                 self._deploy(workload, ipam.pullable(state, found[state]))
         names = {w.name for items in deployed.values() for w in items}
-        for items in ipam.workloads(ipam.nic_cluster_policy(self.scenario.kubernetes.nv_ipam)).values():
+        for items in ipam.workloads(ipam.nic_cluster_policy(NvIpam()), namespace).values():   # all it may deploy
             for workload in items:
                 if workload.name not in names:
                     kind = "daemonsets" if workload.kind == "DaemonSet" else "deployments"
@@ -515,7 +562,7 @@ class ClusterEmulation:
 
     def _ipam_ready(self, node: str) -> bool:
         """Whether nv-ipam's node daemon runs Ready on ``node`` (without it no IPAM for the pod's networks)."""
-        for pod in self.api.peek("pods", NAMESPACE, node_name=node):
+        for pod in self.api.peek("pods", self.namespaces.nv_ipam, node_name=node):
             if _d(_d(pod.get("metadata")).get("labels")).get("name") == "nv-ipam-node":
                 status = _d(pod.get("status"))
                 ready = [c for c in status.get("conditions") or [] if _d(c).get("type") == "Ready"]

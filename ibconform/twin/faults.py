@@ -94,6 +94,16 @@ def no_vfs(hca: Hca) -> None:
     hca.sriov_numvfs = 0
 
 
+@fault("few-vfs")
+def few_vfs(hca: Hca, *, vfs: int = 4) -> None:
+    """The kernel holds only ``vfs`` VFs on the PF (sriov_numvfs written by hand after the config daemon's last sync,
+    which it still reports Succeeded)."""
+    if not 0 < vfs <= hca.sriov_totalvfs:
+        raise ValueError(f"vfs: expected 1 to {hca.sriov_totalvfs} (the PF's sriov_totalvfs; none is fault no-vfs), "
+                         f"got {vfs}")
+    hca.sriov_numvfs = vfs
+
+
 @fault("dpu-vfs", targets=_dpus)
 def dpu_vfs(hca: Hca, *, vfs: int = 8) -> None:
     """An excluded device (by default each BlueField-3) carries VFs it must not have."""

@@ -2,10 +2,12 @@
 
 Pure builders. The admin applies ``nic-cluster-policy`` (network-operator v25.10.0's example for
 nv-ipam, ``spec.nvIpam`` from the scenario); the operator renders each component's DaemonSet or
-Deployment (``manifests/state-*``: labels, names, images ``<repository>/<image>:<version>``) and reports
-``status.state`` and ``status.appliedStates``. An image the registry does not have (any nv-ipam image
-not named ``nvidia-k8s-ipam``) leaves its pods in ImagePullBackOff and the policy ``notReady``.
-The nv-ipam controller fills the IPPool's allocations, one block per node.
+Deployment (``manifests/state-*``: labels, names, images ``<repository>/<image>:<version>``) in its own
+namespace and reports ``status.state`` and ``status.appliedStates``. An image the registry does not have
+(any nv-ipam image not named ``nvidia-k8s-ipam``) leaves its pods in ImagePullBackOff and the policy
+``notReady``. nv-ipam installed on its own (``standalone``) comes from nvidia-k8s-ipam's ``deploy/``
+kustomization instead, and NicClusterPolicy has no ``spec.nvIpam``. The nv-ipam controller fills the pool's
+allocations: an IPPool's blocks, or a CIDRPool's per-node prefixes and gateways.
 """
 
 from __future__ import annotations
@@ -13,17 +15,22 @@ from __future__ import annotations
 import ipaddress
 from typing import Any
 
-from ibconform.twin.kube import NvIpam
-from ibconform.twin.operator import NAMESPACE
+from ibconform.twin.kube import IpamPool, NvIpam
 from ibconform.twin.workloads import LogEntry, Workload, log_text
 
 NCP_NAME = "nic-cluster-policy"
 NCP_API_VERSION = "mellanox.com/v1alpha1"
-IPPOOL_API_VERSION = "nv-ipam.nvidia.com/v1alpha1"
+IPAM_API_VERSION = "nv-ipam.nvidia.com/v1alpha1"
 IPAM_IMAGE = "nvidia-k8s-ipam"
-POOL = "ib-pool"
-POOL_SUBNET = "192.168.0.0/16"
-POOL_BLOCK = 24
+#: nv-ipam as its own kustomization deploys it (deploy/overlays/no-webhook: namePrefix nv-ipam-, commonLabels
+#: app=nvidia-k8s-ipam), at a release tag instead of the manifests' :latest.
+STANDALONE_IMAGE = "ghcr.io/mellanox/nvidia-k8s-ipam:v0.3.7"
+STANDALONE_LABEL = {"app": "nvidia-k8s-ipam"}
+STANDALONE_TOLERATIONS = (
+    {"key": "node-role.kubernetes.io/master", "operator": "Exists", "effect": "NoSchedule"},
+    {"key": "node-role.kubernetes.io/control-plane", "operator": "Exists", "effect": "NoSchedule"},
+    {"key": "nvidia.com/gpu", "operator": "Exists", "effect": "NoSchedule"},
+)
 RELEASE = {"repository": "nvcr.io/nvidia/mellanox", "version": "network-operator-v25.10.0"}
 
 #: Every state the operator reports, in its order; those for components absent from spec say "ignore".
@@ -35,16 +42,14 @@ GPU_TOLERATION = {"key": "nvidia.com/gpu", "operator": "Exists", "effect": "NoSc
 
 
 def nic_cluster_policy(nv_ipam: NvIpam) -> dict[str, Any]:
-    """``nic-cluster-policy`` as applied: Multus and the CNI plugins, and nv-ipam without its webhook."""
-    return {
-        "apiVersion": NCP_API_VERSION, "kind": "NicClusterPolicy", "metadata": {"name": NCP_NAME},
-        "spec": {
-            "secondaryNetwork": {"cniPlugins": {"image": "plugins", **RELEASE},
-                                 "multus": {"image": "multus-cni", **RELEASE}},
-            "nvIpam": {"image": nv_ipam.image, "repository": nv_ipam.repository, "version": nv_ipam.version,
-                       "enableWebhook": False},
-        },
-    }
+    """``nic-cluster-policy`` as applied: Multus and the CNI plugins, and nv-ipam without its webhook (unless
+    nv-ipam is installed on its own)."""
+    spec: dict[str, Any] = {"secondaryNetwork": {"cniPlugins": {"image": "plugins", **RELEASE},
+                                                 "multus": {"image": "multus-cni", **RELEASE}}}
+    if not nv_ipam.standalone:
+        spec["nvIpam"] = {"image": nv_ipam.image, "repository": nv_ipam.repository, "version": nv_ipam.version,
+                          "enableWebhook": False}
+    return {"apiVersion": NCP_API_VERSION, "kind": "NicClusterPolicy", "metadata": {"name": NCP_NAME}, "spec": spec}
 
 
 def image_path(component: dict[str, Any]) -> str:
@@ -73,32 +78,46 @@ def pullable(state: str, component: dict[str, Any]) -> bool:
     return state != "state-nv-ipam-cni" or component.get("image") == IPAM_IMAGE
 
 
-def workloads(policy: dict[str, Any]) -> dict[str, list[Workload]]:
-    """What each state of ``policy`` deploys (manifests/state-*), by state name."""
+def workloads(policy: dict[str, Any], namespace: str) -> dict[str, list[Workload]]:
+    """What each state of ``policy`` deploys (manifests/state-*) in the operator's ``namespace``, by state name."""
     found = components(policy)
     out: dict[str, list[Workload]] = {}
     if "state-multus-cni" in found:
         out["state-multus-cni"] = [Workload(
-            "DaemonSet", "kube-multus-ds", NAMESPACE, {"app": "multus", "name": "multus", "tier": "node"},
+            "DaemonSet", "kube-multus-ds", namespace, {"app": "multus", "name": "multus", "tier": "node"},
             {"name": "multus"}, "kube-multus", image_path(found["state-multus-cni"]), service_account="multus",
             tolerations=({"operator": "Exists", "effect": "NoSchedule"},))]
     if "state-container-networking-plugins" in found:
         out["state-container-networking-plugins"] = [Workload(
-            "DaemonSet", "cni-plugins-ds", NAMESPACE, {"app": "cni-plugins", "name": "cni-plugins", "tier": "node"},
+            "DaemonSet", "cni-plugins-ds", namespace, {"app": "cni-plugins", "name": "cni-plugins", "tier": "node"},
             {"name": "cni-plugins"}, "cni-plugins", image_path(found["state-container-networking-plugins"]),
             service_account="cni-plugins", tolerations=({"operator": "Exists", "effect": "NoSchedule"},))]
     if "state-nv-ipam-cni" in found:
         image = image_path(found["state-nv-ipam-cni"])
         out["state-nv-ipam-cni"] = [
-            Workload("DaemonSet", "nv-ipam-node", NAMESPACE,
+            Workload("DaemonSet", "nv-ipam-node", namespace,
                      {"app": "nv-ipam", "component": "nv-ipam-node", "name": "nv-ipam-node"},
                      {"name": "nv-ipam-node"}, "nv-ipam-node", image, tolerations=(GPU_TOLERATION,)),
-            Workload("Deployment", "nv-ipam-controller", NAMESPACE,
+            Workload("Deployment", "nv-ipam-controller", namespace,
                      {"app": "nv-ipam", "component": "nv-ipam-controller", "name": "nv-ipam-controller"},
                      {"name": "nv-ipam-controller"}, "nv-ipam-controller", image, host_network=False, replicas=2,
                      tolerations=(GPU_TOLERATION,)),
         ]
     return out
+
+
+def standalone_workloads(namespace: str) -> list[Workload]:
+    """nv-ipam from its own kustomization (nvidia-k8s-ipam ``deploy/``): DaemonSet ``nv-ipam-node-ds`` and
+    Deployment ``nv-ipam-controller``, their labels and selectors carrying ``app=nvidia-k8s-ipam``."""
+    return [
+        Workload("DaemonSet", "nv-ipam-node-ds", namespace,
+                 {"tier": "node", "name": "nv-ipam-node", **STANDALONE_LABEL},
+                 {"name": "nv-ipam-node", **STANDALONE_LABEL}, "node", STANDALONE_IMAGE, host_network=False,
+                 tolerations=STANDALONE_TOLERATIONS, service_account="nv-ipam-node"),
+        Workload("Deployment", "nv-ipam-controller", namespace, {"name": "controller", **STANDALONE_LABEL},
+                 {"name": "controller", **STANDALONE_LABEL}, "controller", STANDALONE_IMAGE, host_network=False,
+                 tolerations=STANDALONE_TOLERATIONS, service_account="nv-ipam-controller"),
+    ]
 
 
 def status(policy: dict[str, Any]) -> dict[str, Any]:
@@ -115,21 +134,36 @@ def status(policy: dict[str, Any]) -> dict[str, Any]:
     return {"state": overall, "appliedStates": applied}
 
 
-def ippool(nodes: list[str]) -> dict[str, Any]:
-    """``ib-pool``: 192.168.0.0/16 for every node (no nodeSelector), a block of 24 allocated per node
-    in node order, as nv-ipam's controller fills ``status.allocations``."""
-    network = ipaddress.ip_network(POOL_SUBNET)
+def node_selector(labels: dict[str, str]) -> dict[str, Any]:
+    """A core NodeSelector requiring each label (``In`` its value), as nv-ipam's pools take it."""
+    return {"nodeSelectorTerms": [{"matchExpressions": [
+        {"key": key, "operator": "In", "values": [value]} for key, value in labels.items()]}]}
+
+
+def selected(pool: IpamPool, nodes: dict[str, dict[str, str]]) -> list[str]:
+    """The nodes (name -> labels, in cluster order) whose labels the pool's nodeSelector wants."""
+    return [name for name, labels in nodes.items()
+            if all(labels.get(k) == v for k, v in pool.node_selector.items())]
+
+
+def ippool(nodes: dict[str, dict[str, str]], pool: IpamPool, namespace: str) -> dict[str, Any]:
+    """The IPPool (default ``ib-pool``, 192.168.0.0/16 for every node): a block of ``perNodeBlockSize`` addresses
+    allocated per selected node in node order, as nv-ipam's controller fills ``status.allocations``."""
+    network = ipaddress.ip_network(pool.cidr)
     allocations = []
-    for i, node in enumerate(nodes):
-        start = network.network_address + 1 + i * POOL_BLOCK
-        end = start + POOL_BLOCK - 1
+    for i, node in enumerate(selected(pool, nodes)):
+        start = network.network_address + 1 + i * pool.per_node
+        end = start + pool.per_node - 1
         if end >= network.broadcast_address:
             break                     # the pool is exhausted: later nodes get no block
         allocations.append({"nodeName": node, "startIP": str(start), "endIP": str(end)})
+    spec: dict[str, Any] = {"subnet": pool.cidr, "perNodeBlockSize": pool.per_node}
+    if pool.node_selector:
+        spec["nodeSelector"] = node_selector(pool.node_selector)
     return {
-        "apiVersion": IPPOOL_API_VERSION, "kind": "IPPool",
-        "metadata": {"name": POOL, "namespace": NAMESPACE},
-        "spec": {"subnet": POOL_SUBNET, "perNodeBlockSize": POOL_BLOCK},
+        "apiVersion": IPAM_API_VERSION, "kind": "IPPool",
+        "metadata": {"name": pool.name, "namespace": namespace},
+        "spec": spec,
         "status": {"allocations": allocations},
     }
 
@@ -143,9 +177,9 @@ def _pool_name(pool: dict[str, Any]) -> str:
     return str((pool.get("metadata") or {}).get("name", ""))
 
 
-def node_log(node: str, pools: list[dict[str, Any]], started: str) -> str:
+def node_log(node: str, pools: list[dict[str, Any]], namespace: str, started: str) -> str:
     """What nv-ipam's node daemon on ``node`` logged: its start, and the block of each IPPool it serves from."""
-    entries: list[LogEntry] = [("INFO", "start IPAM node daemon", {"node": node, "IPPools Namespace": NAMESPACE})]
+    entries: list[LogEntry] = [("INFO", "start IPAM node daemon", {"node": node, "IPPools Namespace": namespace})]
     for pool in pools:
         block = _allocations(pool).get(node)
         fields = {"name": _pool_name(pool)}
@@ -157,10 +191,10 @@ def node_log(node: str, pools: list[dict[str, Any]], started: str) -> str:
     return log_text(started, entries)
 
 
-def controller_log(pools: list[dict[str, Any]], nodes: list[str], started: str) -> str:
+def controller_log(pools: list[dict[str, Any]], nodes: list[str], namespace: str, started: str) -> str:
     """What nv-ipam's controller logged: its start, then per IPPool the blocks it allocated and each node it has no
     free block for."""
-    entries: list[LogEntry] = [("INFO", "start IPAM controller", {"IPPools Namespace": NAMESPACE})]
+    entries: list[LogEntry] = [("INFO", "start IPAM controller", {"IPPools Namespace": namespace})]
     for pool in pools:
         allocations = _allocations(pool)
         spec = pool.get("spec") or {}
@@ -171,3 +205,36 @@ def controller_log(pools: list[dict[str, Any]], nodes: list[str], started: str) 
             entries += [("ERROR", "failed to allocate a block for the node: no free block in the subnet",
                          {"name": _pool_name(pool), "node": node}) for node in nodes if node not in allocations]
     return log_text(started, entries)
+
+
+def cidrpool(nodes: dict[str, dict[str, str]], pool: IpamPool, namespace: str) -> tuple[dict[str, Any], list[str]]:
+    """The CIDRPool and the selected nodes left without a prefix. nv-ipam's controller (``controllers/cidrpool``)
+    takes the selected nodes by name and gives each the next ``/perNodeNetworkPrefix`` of the CIDR, its gateway
+    at ``gatewayIndex`` in it; once the CIDR has no prefix left, the later nodes get none."""
+    prefixes = ipaddress.ip_network(pool.cidr).subnets(new_prefix=pool.per_node)
+    allocations, starved = [], []
+    for node in sorted(selected(pool, nodes)):
+        prefix = next(prefixes, None)
+        if prefix is None:
+            starved.append(node)
+            continue
+        allocation = {"nodeName": node, "prefix": str(prefix)}
+        if pool.gateway_index is not None:
+            allocation["gateway"] = str(prefix.network_address + pool.gateway_index)
+        allocations.append(allocation)
+    spec: dict[str, Any] = {"cidr": pool.cidr, "perNodeNetworkPrefix": pool.per_node}
+    if pool.gateway_index is not None:
+        spec["gatewayIndex"] = pool.gateway_index
+    if pool.node_selector:
+        spec["nodeSelector"] = node_selector(pool.node_selector)
+    return {
+        "apiVersion": IPAM_API_VERSION, "kind": "CIDRPool",
+        "metadata": {"name": pool.name, "namespace": namespace},
+        "spec": spec,
+        "status": {"allocations": allocations},
+    }, starved
+
+
+def no_free_prefix(node: str) -> str:
+    """The Warning the nv-ipam controller records on a CIDRPool for a node it has no prefix for (its words)."""
+    return f"failed to allocated prefix for Node: {node}, no free prefixes"

@@ -1,12 +1,13 @@
 """The SR-IOV Network Operator and its device plugin, played from the hardware truth.
 
-Pure builders: the policies and SriovIBNetworks an admin applies (one per HCA), and what the operator,
-its config daemon and the device plugin make of them on each node — the SriovNetworkNodeState (spec
-from the policies, status from the hardware, syncStatus and drain annotations from the mellanox
-plugin's verdict), the Node's ``sriovnetwork.openshift.io/state`` and its ``nvidia.com/res<iface>``
+Pure builders: the policies and SriovIBNetworks an admin applies (by default one policy per HCA, resource
+``res<iface>``; else the scenario's ``kubernetes.policies``), and what the operator, its config daemon and the
+device plugin make of them on each node — the SriovNetworkNodeState (spec rendered from the policies as the
+policy controller renders it, status from the hardware, syncStatus and drain annotations from the mellanox
+plugin's verdict), the Node's ``sriovnetwork.openshift.io/state`` and its ``nvidia.com/<resourceName>``
 resources. The shapes are the 25.10 fork's (``api/v1``: ``omitempty`` fields are left out when empty)::
 
-    sync = node_sync(scenario.nodes["dgx031"], spec_interfaces(policies, labels, interfaces))
+    sync = node_sync(scenario.nodes["dgx031"], policies, labels)
     sync.sync_status, sync.desired                       # ('InProgress', 'Reboot_Required')
 
 What the twin's daemon does not do: change the hardware. The scenario is the truth; the operator only
@@ -15,14 +16,15 @@ reports on it (a real daemon would create VFs, or reboot, and end up Succeeded).
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from typing import Any
 
 from ibconform.twin.hardware import Hca, Node
+from ibconform.twin.kube import ClusterKube, IpamPool, Policy
 from ibconform.twin.render import guid, netdev_address, vf_address
 from ibconform.twin.workloads import LogEntry, log_text
 
-NAMESPACE = "network-operator"
 RESOURCE_PREFIX = "nvidia.com"
 API_VERSION = "sriovnetwork.openshift.io/v1"
 STATE_ANNOTATION = "sriovnetwork.openshift.io/state"
@@ -32,7 +34,8 @@ DEVICE_PLUGIN_LABEL = "sriovnetwork.openshift.io/device-plugin"
 GPU_LABEL = "nvidia.com/gpu.present"
 VENDOR = "15b3"
 VF_DEVICE_ID = "101e"
-IPAM = '{"type":"nv-ipam","poolName":"ib-pool"}'
+DEFAULT_POLICY = "default"   # the operator's deprecated default policy: ignored
+_PF_NAME = re.compile(r"^(?P<name>[^#]+)(?:#(?P<first>\d+)-(?P<last>\d+))?$")
 
 
 def device_id(hca: Hca) -> str:
@@ -46,20 +49,34 @@ def resource_name(iface: str) -> str:
 
 # ------------------------------------------------------------------------------ what the admin applies
 
-def policy(name: str, iface: str, pf_device_id: str, num_vfs: int, *, priority: int = 90,
-           node_selector: dict[str, str] | None = None) -> dict[str, Any]:
+def policy(name: str, iface: str, pf_device_id: str, num_vfs: int, namespace: str, *, priority: int = 90,
+           node_selector: dict[str, str] | None = None, resource: str | None = None) -> dict[str, Any]:
     """One SriovNetworkNodePolicy for one PF, as the NO InfiniBand example writes it."""
     return {
         "apiVersion": API_VERSION, "kind": "SriovNetworkNodePolicy",
-        "metadata": {"name": name, "namespace": NAMESPACE},
+        "metadata": {"name": name, "namespace": namespace},
         "spec": {
-            "resourceName": resource_name(iface),
+            "resourceName": resource or resource_name(iface),
             "nodeSelector": node_selector or {GPU_LABEL: "true"},
             "nicSelector": {"vendor": VENDOR, "deviceID": pf_device_id, "pfNames": [iface]},
             "numVfs": num_vfs, "deviceType": "netdevice", "isRdma": True, "linkType": "ib",
             "priority": priority,
         },
     }
+
+
+def policy_object(spec: Policy, namespace: str) -> dict[str, Any]:
+    """A scenario's policy as the admin applied it (its priority only when the scenario gives one)."""
+    obj = {
+        "apiVersion": API_VERSION, "kind": "SriovNetworkNodePolicy",
+        "metadata": {"name": spec.name, "namespace": namespace},
+        "spec": {"resourceName": spec.resource_name, "nodeSelector": dict(spec.node_selector),
+                 "nicSelector": dict(spec.nic_selector), "numVfs": spec.num_vfs, "deviceType": "netdevice",
+                 "isRdma": True, "linkType": spec.link_type},
+    }
+    if spec.priority is not None:
+        obj["spec"]["priority"] = spec.priority
+    return obj
 
 
 def hca_models(nodes: list[Node]) -> dict[str, str]:
@@ -71,33 +88,71 @@ def hca_models(nodes: list[Node]) -> dict[str, str]:
     return found
 
 
-def policies(nodes: list[Node], num_vfs: int) -> list[dict[str, Any]]:
-    """``policy-<iface>`` per HCA for every GPU node, then each drifted node-specific policy."""
-    out = [policy(f"policy-{iface}", iface, dev, num_vfs) for iface, dev in hca_models(nodes).items()]
+def policies(nodes: list[Node], cluster: ClusterKube, labels: dict[str, dict[str, str]]) -> list[dict[str, Any]]:
+    """The cluster's policies (``policy-<iface>`` per HCA for every GPU node, or the scenario's), then each
+    drifted node-specific policy, for the resource the cluster's policies give that PF on that node."""
+    namespace = cluster.namespaces.sriov_operator
+    if cluster.policies is None:
+        out = [policy(f"policy-{iface}", iface, dev, cluster.num_vfs, namespace)
+               for iface, dev in hca_models(nodes).items()]
+    else:
+        out = [policy_object(p, namespace) for p in cluster.policies]
+    drifts = []
     for node in nodes:
+        rendered = {s["name"]: s for s in spec_interfaces(out, labels.get(node.name, {}), interfaces_status(node))}
         for iface, hca in node.hcas.items():
             if hca.policy_drift is not None:
-                out.append(policy(f"policy-{iface}-{node.name}", iface, device_id(hca), hca.policy_drift.num_vfs,
-                                  priority=hca.policy_drift.priority,
-                                  node_selector={"kubernetes.io/hostname": node.name}))
-    return out
+                groups = rendered.get(iface, {}).get("vfGroups") or [{}]
+                drifts.append(policy(f"policy-{iface}-{node.name}", iface, device_id(hca), hca.policy_drift.num_vfs,
+                                     namespace, priority=hca.policy_drift.priority,
+                                     node_selector={"kubernetes.io/hostname": node.name},
+                                     resource=groups[0].get("resourceName")))
+    return out + drifts
 
 
-def ib_networks(nodes: list[Node]) -> list[dict[str, Any]]:
-    """``ibnet-<iface>`` per HCA: a NetworkAttachmentDefinition in ``default`` with nv-ipam's ib-pool."""
+def network_name(resource: str) -> str:
+    """The SriovIBNetwork an admin names after a resource: ``ibnet-<iface>`` for ``res<iface>``, else
+    ``ibnet-`` and the resource name as a DNS label (``ib_pool`` -> ``ibnet-ib-pool``)."""
+    return "ibnet-" + re.sub(r"^res(?=ib)", "", resource).lower().replace("_", "-")
+
+
+def ipam_config(pool: IpamPool) -> str:
+    """A network's ``spec.ipam``: nv-ipam and its pool (``poolType`` only for a CIDRPool; IPPool is the default)."""
+    if pool.kind == "CIDRPool":
+        return f'{{"type":"nv-ipam","poolName":"{pool.name}","poolType":"cidrpool"}}'
+    return f'{{"type":"nv-ipam","poolName":"{pool.name}"}}'
+
+
+def ib_networks(policies_: list[dict[str, Any]], cluster: ClusterKube) -> list[dict[str, Any]]:
+    """One SriovIBNetwork per resource name the policies define, in their order: a NetworkAttachmentDefinition in
+    ``default`` with nv-ipam's pool."""
+    resources = dict.fromkeys(str(_spec(p).get("resourceName")) for p in policies_ if _spec(p).get("resourceName"))
     return [{
         "apiVersion": API_VERSION, "kind": "SriovIBNetwork",
-        "metadata": {"name": f"ibnet-{iface}", "namespace": NAMESPACE},
-        "spec": {"resourceName": resource_name(iface), "networkNamespace": "default", "ipam": IPAM,
+        "metadata": {"name": network_name(resource), "namespace": cluster.namespaces.sriov_operator},
+        "spec": {"resourceName": resource, "networkNamespace": "default", "ipam": ipam_config(cluster.pool),
                  "linkState": "enable"},
-    } for iface in hca_models(nodes)]
+    } for resource in resources]
 
 
-# ------------------------------------------------------------------------------ selection (api/v1 helper.go)
+# ------------------------------------------------------------------------------ rendering (api/v1 helper.go)
 
 def _spec(policy_obj: dict[str, Any]) -> dict[str, Any]:
     spec = policy_obj.get("spec")
     return spec if isinstance(spec, dict) else {}
+
+
+def _int(value: object) -> int:
+    return value if isinstance(value, int) and not isinstance(value, bool) else 0
+
+
+def _name(policy_obj: dict[str, Any]) -> str:
+    metadata = policy_obj.get("metadata")
+    return str(metadata.get("name", "")) if isinstance(metadata, dict) else ""
+
+
+def _list(value: object) -> list:
+    return value if isinstance(value, list) else []
 
 
 def selects_node(policy_obj: dict[str, Any], labels: dict[str, str]) -> bool:
@@ -106,53 +161,119 @@ def selects_node(policy_obj: dict[str, Any], labels: dict[str, str]) -> bool:
     return isinstance(selector, dict) and all(labels.get(k) == v for k, v in selector.items())
 
 
-def pf_entry(entry: str) -> tuple[str, tuple[int, int] | None]:
-    """``ibp24s0#0-3`` -> ("ibp24s0", (0, 3)); ``ibp24s0`` -> ("ibp24s0", None)."""
-    name, _, span = str(entry).partition("#")
-    if span:
-        first, _, last = span.partition("-")
-        if first.isdigit() and last.isdigit():
-            return name, (int(first), int(last))
-    return name, None
+def _nic(policy_obj: dict[str, Any]) -> dict[str, Any]:
+    nic = _spec(policy_obj).get("nicSelector")
+    return nic if isinstance(nic, dict) else {}
+
+
+def nic_empty(policy_obj: dict[str, Any]) -> bool:
+    """``SriovNetworkNicSelector.IsEmpty``: no criterion set (such a policy selects nothing)."""
+    return not any(_nic(policy_obj).get(k) for k in ("vendor", "deviceID", "rootDevices", "pfNames", "netFilter"))
+
+
+def pf_entry(entry: object) -> tuple[str, tuple[int, int] | None] | None:
+    """``ParseVfRange``: ``ibp24s0#0-3`` -> ("ibp24s0", (0, 3)); ``ibp24s0`` -> ("ibp24s0", None); None when the
+    range does not parse."""
+    m = _PF_NAME.match(entry) if isinstance(entry, str) else None
+    if m is None:
+        return None
+    return m["name"], (int(m["first"]), int(m["last"])) if m["first"] is not None else None
 
 
 def selects_nic(policy_obj: dict[str, Any], interface: dict[str, Any]) -> bool:
-    """``SriovNetworkNicSelector.Selected(iface)``: every criterion set must hold."""
-    nic = _spec(policy_obj).get("nicSelector") or {}
-    if not isinstance(nic, dict):
-        return False
+    """``SriovNetworkNicSelector.Selected(iface)``: every criterion that is set must hold (pfNames against the
+    PF's name and altNames, their ``#first-last`` ignored)."""
+    nic = _nic(policy_obj)
     if nic.get("vendor") and nic["vendor"] != interface.get("vendor"):
         return False
     if nic.get("deviceID") and nic["deviceID"] != interface.get("deviceID"):
         return False
-    if nic.get("rootDevices") and interface.get("pciAddress") not in nic["rootDevices"]:
+    if nic.get("rootDevices") and interface.get("pciAddress") not in _list(nic["rootDevices"]):
         return False
-    return not nic.get("pfNames") or interface.get("name") in [pf_entry(p)[0] for p in nic["pfNames"]]
+    if nic.get("pfNames"):
+        names = {str(p).split("#", 1)[0] for p in _list(nic["pfNames"])}
+        if not names & {interface.get("name"), *_list(interface.get("altNames"))}:
+            return False
+    return not nic.get("netFilter") or nic["netFilter"] == interface.get("netFilter")
 
 
-def _priority(policy_obj: dict[str, Any]) -> int:
-    value = _spec(policy_obj).get("priority")
-    return value if isinstance(value, int) else 99
+def apply_order(policies_: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """``sort.Sort(ByPriority)``: the highest priority number first, then by name, so priority 0 is applied last;
+    the deprecated ``default`` policy left out."""
+    usable = [p for p in policies_ if isinstance(p, dict) and _name(p) != DEFAULT_POLICY]
+    return sorted(usable, key=lambda p: (-_int(_spec(p).get("priority")), _name(p)))
 
 
-def _num_vfs(policy_obj: dict[str, Any]) -> int:
-    value = _spec(policy_obj).get("numVfs")
-    return value if isinstance(value, int) and not isinstance(value, bool) else 0
+def _vf_group(policy_obj: dict[str, Any], interface: dict[str, Any]) -> dict[str, Any] | None:
+    """``generatePfNameVfGroup``: the range of the pfNames entry naming the PF, else ``0..numVfs-1``; None when an
+    entry before it does not parse (the operator then fails the node's sync)."""
+    spec, num_vfs = _spec(policy_obj), _int(_spec(policy_obj).get("numVfs"))
+    first, last = 0, num_vfs - 1
+    for entry in _list(_nic(policy_obj).get("pfNames")):
+        parsed = pf_entry(entry)
+        if parsed is None:
+            return None
+        if parsed[0] == interface.get("name"):
+            first, last = parsed[1] or (first, last)
+            break
+    group = {"resourceName": spec.get("resourceName"), "deviceType": spec.get("deviceType") or "netdevice",
+             "vfRange": f"{first}-{last}", "policyName": _name(policy_obj), "mtu": spec.get("mtu"),
+             "isRdma": spec.get("isRdma")}
+    return {k: v for k, v in group.items() if v not in (None, False, "", 0)}
 
 
-def _vf_range(policy_obj: dict[str, Any], iface: str) -> tuple[int, int] | None:
-    for entry in (_spec(policy_obj).get("nicSelector") or {}).get("pfNames") or []:
-        name, span = pf_entry(entry)
-        if name == iface:
-            return span
-    return None
+def vf_range(group: dict[str, Any]) -> tuple[int, int]:
+    """A VF group's ``vfRange`` (``0-3``) as (first, last)."""
+    first, _, last = str(group.get("vfRange", "")).partition("-")
+    return (int(first), int(last)) if first.isdigit() and last.isdigit() else (0, -1)
 
 
-def selecting(policies_: list[dict[str, Any]], labels: dict[str, str], interface: dict[str, Any]) -> list[dict]:
-    """The policies selecting ``interface`` on a node with ``labels``, lowest priority first (the order
-    the operator applies them in, so the highest priority is applied last and wins)."""
-    found = [p for p in policies_ if selects_node(p, labels) and selects_nic(p, interface)]
-    return sorted(found, key=_priority, reverse=True)
+def _overlapping(one: dict[str, Any], other: dict[str, Any]) -> bool:
+    """``VfGroup.isVFRangeOverlapping``: the start or the end of one range lies in the other."""
+    (a, b), (c, d) = vf_range(one), vf_range(other)
+    if a < c:
+        return a <= c <= b or a <= d <= b
+    return c <= a <= d or c <= b <= d
+
+
+def _merge(earlier: dict[str, Any], result: dict[str, Any], equal_priority: bool) -> None:
+    """``Interface.mergeConfigs``: keep the earlier groups of other resources whose ranges do not overlap the new
+    one; with such a partition, or an equal priority, mtu and numVfs are the larger."""
+    new = result["vfGroups"][0]
+    kept = [g for g in earlier["vfGroups"]
+            if g.get("resourceName") != new.get("resourceName") and not _overlapping(g, new)]
+    result["vfGroups"] += kept
+    if equal_priority or kept:
+        result["mtu"] = max(_int(result.get("mtu")), _int(earlier.get("mtu")))
+        result["numVfs"] = max(result["numVfs"], earlier["numVfs"])
+
+
+def spec_interfaces(policies_: list[dict[str, Any]], labels: dict[str, str],
+                    interfaces: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """``spec.interfaces`` as the policy controller renders them: every policy selecting the node applied in
+    ``apply_order`` (``SriovNetworkNodePolicy.Apply``), each selected PF given the policy's numVfs and one VF
+    group, merged with what the PF had (``_merge``; the same priority as the policy applied before counts as
+    equal). A PF keeps its place from the first policy that configured it."""
+    rendered: dict[str, dict[str, Any]] = {}
+    previous = 100                          # no policy applied yet
+    for p in apply_order(policies_):
+        if not selects_node(p, labels):
+            continue
+        spec, priority = _spec(p), _int(_spec(p).get("priority"))
+        num_vfs = _int(spec.get("numVfs"))
+        for interface in [] if nic_empty(p) or num_vfs <= 0 else interfaces:
+            group = _vf_group(p, interface) if selects_nic(p, interface) else None
+            if group is None:
+                continue
+            pci = interface["pciAddress"]
+            result = {"pciAddress": pci, "numVfs": num_vfs, "mtu": spec.get("mtu"), "name": interface["name"],
+                      "linkType": spec.get("linkType"), "eSwitchMode": spec.get("eSwitchMode"),
+                      "externallyManaged": spec.get("externallyManaged"), "vfGroups": [group]}
+            if pci in rendered:
+                _merge(rendered[pci], result, previous == priority)
+            rendered[pci] = result
+        previous = priority
+    return [{k: v for k, v in r.items() if v not in (None, "", 0, False)} for r in rendered.values()]
 
 
 # ------------------------------------------------------------------------------ SriovNetworkNodeState
@@ -202,30 +323,6 @@ def interfaces_status(node: Node) -> list[dict[str, Any]]:
     return [interface_status(h) for h in sorted(node.devices.values(), key=lambda h: h.pci)]
 
 
-def spec_interfaces(policies_: list[dict[str, Any]], labels: dict[str, str],
-                    interfaces: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """``spec.interfaces`` as the policy controller renders them: each selecting policy applied in turn,
-    a higher priority replacing what a lower one wrote for the same PF."""
-    out = []
-    for interface in interfaces:
-        rendered: dict[str, Any] | None = None
-        for p in selecting(policies_, labels, interface):
-            spec, num_vfs = _spec(p), _num_vfs(p)
-            if num_vfs <= 0:
-                continue
-            span = _vf_range(p, interface["name"]) or (0, num_vfs - 1)
-            group = {"resourceName": spec.get("resourceName"), "deviceType": spec.get("deviceType") or "netdevice",
-                     "vfRange": f"{span[0]}-{span[1]}", "policyName": p["metadata"]["name"],
-                     "mtu": spec.get("mtu"), "isRdma": spec.get("isRdma")}
-            rendered = {"pciAddress": interface["pciAddress"], "numVfs": num_vfs, "mtu": spec.get("mtu"),
-                        "name": interface["name"], "linkType": spec.get("linkType"),
-                        "eSwitchMode": spec.get("eSwitchMode"),
-                        "vfGroups": [{k: v for k, v in group.items() if v not in (None, False, "", 0)}]}
-        if rendered is not None:
-            out.append({k: v for k, v in rendered.items() if v not in (None, "", 0)})
-    return out
-
-
 @dataclass(frozen=True)
 class Sync:
     """The config daemon's and drain controller's verdict on one node."""
@@ -241,9 +338,15 @@ class Sync:
         return self.current in ("Draining", "DrainComplete")
 
 
-def _requested_total_vfs(policies_: list[dict[str, Any]], labels: dict[str, str], interface: dict[str, Any]) -> int:
-    """What the mellanox plugin sizes NUM_OF_VFS for: the largest numVfs a selecting policy asks."""
-    return max((_num_vfs(p) for p in selecting(policies_, labels, interface)), default=0)
+def requested_vfs(policies_: list[dict[str, Any]], labels: dict[str, str], interface: dict[str, Any]) -> int:
+    """The largest numVfs a policy selecting the PF on a node with ``labels`` asks for (0: none asks)."""
+    return max((_int(_spec(p).get("numVfs")) for p in apply_order(policies_)
+                if selects_node(p, labels) and not nic_empty(p) and selects_nic(p, interface)), default=0)
+
+
+def card(pci: str) -> str:
+    """The PCI address of a PF without its function: the ports of one card share it (and its firmware)."""
+    return pci.rsplit(".", 1)[0]
 
 
 def _mst_error(hca: Hca) -> str | None:
@@ -256,27 +359,35 @@ def _mst_error(hca: Hca) -> str | None:
 
 def node_sync(node: Node, policies_: list[dict[str, Any]], labels: dict[str, str],
               interfaces_: list[dict[str, Any]] | None = None) -> Sync:
-    """What the config daemon reports for ``node``, first cause first:
+    """What the config daemon reports for ``node``, first cause first, over the PFs the policies configure (in PCI
+    order: the daemon walks a Go map, the twin picks one order):
 
     1. its own failure (``operator-failed``) -> Failed;
     2. mstconfig fails on a configured PF -> Failed, ``mellanox plugin: failed to query device <pci>: ...``;
-    3. NUM_OF_VFS Current differs from Next Boot or from what the policies ask -> a reboot is needed:
-       InProgress, desired-state Reboot_Required, drained (current-state DrainComplete);
-    4. a configured PF has no VFs though its firmware is right -> Failed, naming the device;
+    3. NUM_OF_VFS Current differs from Next Boot or from the card's size -> a reboot is needed: InProgress,
+       desired-state Reboot_Required, drained (current-state DrainComplete). The size is the largest numVfs a
+       policy asks of any configured port of the card; the operator (``mlx.HandleTotalVfs``) takes the rendered
+       numVfs instead, which differs only when a higher-priority policy of the same resource asks fewer VFs (the
+       ``policy-drift`` fault): the twin keeps such a node synced, its hardware unchanged;
+    4. a PF rendered with numVfs has no VFs though its firmware is right -> Failed, naming the device;
     5. else Succeeded, everything Idle.
     """
     if node.kube.sync_error:
         return Sync("Failed", node.kube.sync_error)
     interfaces = {i["pciAddress"]: i for i in interfaces_ or interfaces_status(node)}
     by_pci = {h.pci: h for h in node.devices.values()}
-    configured = [(by_pci[s["pciAddress"]], s) for s in spec_interfaces(policies_, labels, list(interfaces.values()))]
+    rendered = spec_interfaces(policies_, labels, list(interfaces.values()))
+    configured = sorted(((by_pci[s["pciAddress"]], s) for s in rendered), key=lambda c: c[0].pci)
     for hca, _ in configured:
         error = _mst_error(hca)
         if error:
             return Sync("Failed", f"mellanox plugin: failed to query device {hca.pci}: {error}")
+    sizes: dict[str, int] = {}
     for hca, _ in configured:
-        wanted = _requested_total_vfs(policies_, labels, interfaces[hca.pci])
-        if hca.num_of_vfs.pending or hca.num_of_vfs.current != wanted:
+        wanted = requested_vfs(policies_, labels, interfaces[hca.pci])
+        sizes[card(hca.pci)] = max(sizes.get(card(hca.pci), 0), wanted)
+    for hca, _ in configured:
+        if hca.num_of_vfs.pending or hca.num_of_vfs.current != sizes[card(hca.pci)]:
             return Sync("InProgress", desired="Reboot_Required", current="DrainComplete")
     for hca, spec in configured:
         if spec.get("numVfs", 0) > 0 and hca.sriov_numvfs == 0:
@@ -286,8 +397,9 @@ def node_sync(node: Node, policies_: list[dict[str, Any]], labels: dict[str, str
     return Sync("Succeeded")
 
 
-def node_state(node: Node, policies_: list[dict[str, Any]], labels: dict[str, str]) -> tuple[dict[str, Any], Sync]:
-    """The node's SriovNetworkNodeState (name = node) and the verdict it carries."""
+def node_state(node: Node, policies_: list[dict[str, Any]], labels: dict[str, str],
+               namespace: str) -> tuple[dict[str, Any], Sync]:
+    """The node's SriovNetworkNodeState (name = node, in the operator's ``namespace``) and the verdict it carries."""
     interfaces = interfaces_status(node)
     sync = node_sync(node, policies_, labels, interfaces)
     status: dict[str, Any] = {"interfaces": interfaces, "syncStatus": sync.sync_status}
@@ -296,7 +408,7 @@ def node_state(node: Node, policies_: list[dict[str, Any]], labels: dict[str, st
     spec: dict[str, Any] = {"interfaces": spec_interfaces(policies_, labels, interfaces)}
     return {
         "apiVersion": API_VERSION, "kind": "SriovNetworkNodeState",
-        "metadata": {"name": node.name, "namespace": NAMESPACE,
+        "metadata": {"name": node.name, "namespace": namespace,
                      "annotations": {DESIRED_ANNOTATION: sync.desired, CURRENT_ANNOTATION: sync.current}},
         "spec": {k: v for k, v in spec.items() if v},
         "status": status,
@@ -305,24 +417,27 @@ def node_state(node: Node, policies_: list[dict[str, Any]], labels: dict[str, st
 
 # ------------------------------------------------------------------------------ device plugin
 
-def advertised(node: Node, policies_: list[dict[str, Any]], labels: dict[str, str], sync: Sync,
-               prefix: str = RESOURCE_PREFIX, interfaces_: list[dict[str, Any]] | None = None) -> dict[str, int]:
-    """The extended resources the SR-IOV device plugin registers on the node: per selecting policy's
-    resourceName, the existing VFs of its PFs (within a ``#first-last`` range). Nothing until the node
-    is synced: the plugin is restarted with the daemon's config only on Succeeded."""
+def advertised(node: Node, spec: list[dict[str, Any]], labels: dict[str, str], sync: Sync,
+               prefix: str = RESOURCE_PREFIX) -> dict[str, int]:
+    """The extended resources the SR-IOV device plugin registers on the node: per resource name, the existing VFs
+    its VF groups cover (``spec``: the node state's ``spec.interfaces``), summed over the PFs; a resource without
+    one is not registered. Nothing until the node is synced: the plugin is restarted with the daemon's config
+    only on Succeeded."""
     if sync.sync_status != "Succeeded" or labels.get(DEVICE_PLUGIN_LABEL) != "Enabled":
         return {}
-    vfs: dict[str, set[tuple[str, int]]] = {}
-    by_pci = {i["pciAddress"]: i for i in interfaces_ or interfaces_status(node)}
-    for hca in sorted(node.devices.values(), key=lambda h: h.pci):
-        for p in selecting(policies_, labels, by_pci[hca.pci]):
-            name = _spec(p).get("resourceName")
-            if not name or _num_vfs(p) <= 0:
-                continue
-            first, last = _vf_range(p, hca.iface) or (0, hca.sriov_numvfs - 1)
-            vfs.setdefault(f"{prefix}/{name}", set()).update(
-                (hca.pci, k) for k in range(hca.sriov_numvfs) if first <= k <= last)
-    return {name: len(found) for name, found in vfs.items() if found}
+    by_pci = {h.pci: h for h in node.devices.values()}
+    counts: dict[str, int] = {}
+    for interface in spec:
+        hca = by_pci.get(interface.get("pciAddress", ""))
+        if hca is None:
+            continue
+        for group in interface.get("vfGroups") or []:
+            first, last = vf_range(group)
+            found = len(range(max(first, 0), min(last, hca.sriov_numvfs - 1) + 1))
+            if group.get("resourceName") and found:
+                name = f"{prefix}/{group['resourceName']}"
+                counts[name] = counts.get(name, 0) + found
+    return counts
 
 
 # ------------------------------------------------------------------------------ config daemon log

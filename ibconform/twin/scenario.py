@@ -25,6 +25,7 @@ it. Schema::
     nodes:
       - names: "dgx[030-031]"           # a ClusterShell NodeSet
         profile: dgx-b200               # optional
+        labels: {ib-layout: pooled}     # optional: Node labels beyond the built-in ones (for nodeSelectors)
         hardware: {numOfVfs: 16}        # optional: overrides defaults for these nodes
         faults:                         # optional: see ibconform.twin.faults.FAULTS
           - {kind: firmware-pending, hcas: [ibp24s0], current: 16}
@@ -32,6 +33,27 @@ it. Schema::
       kubeletDelay: 0                   #   seconds from a pod's binding to its kubelet's verdict (0: at once)
       faults:                           #   cluster-wide faults (scope "cluster" in FAULTS)
         - {kind: ipam-image, image: nv-ipam, repository: ghcr.io/mellanox, version: v0.2.0}
+      policies:                         #   SriovNetworkNodePolicies (absent: policy-<iface> per HCA, resource
+        - name: ib-pool                 #   res<iface>, numVfs numOfVfs, priority 90); each defines a resource
+          resourceName: ib_pool         #   and gets one SriovIBNetwork (ibnet-ib-pool)
+          numVfs: 8                     #   default: defaults.numOfVfs
+          priority: 10                  #   0-99, lower wins; left out when absent (the operator reads 0)
+          nicSelector: {vendor: "15b3", deviceID: "1021", pfNames: ["ibp24s0#0-3"], rootDevices: ["0000:18:00.0"]}
+          nodeSelector: {nvidia.com/gpu.present: "true"}   # the default
+          linkType: ib                  #   the default
+      namespaces:                       #   where each component runs (default: all in network-operator)
+        sriovOperator: openshift-sriov-network-operator   # policies, node states, networks, operator pods
+        networkOperator: nvidia-network-operator          # the Network Operator, Multus, CNI plugins
+        nvIpam: kube-system             #   nv-ipam's pods and pool (default: networkOperator's, or
+                                        #   kube-system when standalone)
+      nvIpam: standalone                #   networkOperator (default: NicClusterPolicy spec.nvIpam) | standalone
+      ipam:                             #   nv-ipam's pool, named by every SriovIBNetwork
+        poolType: cidrpool              #   ippool (default) | cidrpool
+        name: ib-pool                   #   the default
+        cidr: 192.168.0.0/16            #   the default (an IPPool's subnet)
+        perNodeNetworkPrefix: 24        #   cidrpool (default 24); an ippool takes perNodeBlockSize (default 24)
+        gatewayIndex: 1                 #   cidrpool (default 1)
+        nodeSelector: {ib-fabric: a}    #   labels a node needs to get an allocation (default: every node)
 
 Excluded devices (mezz ports, DPUs) keep factory firmware and no VFs unless a fault says otherwise.
 Every mistake is one :class:`ScenarioError` line naming the field.
@@ -39,6 +61,7 @@ Every mistake is one :class:`ScenarioError` line naming the field.
 
 from __future__ import annotations
 
+import ipaddress
 import re
 from dataclasses import dataclass
 from importlib import resources
@@ -52,11 +75,18 @@ from ibconform import validation
 from ibconform.twin.errors import ScenarioError
 from ibconform.twin.faults import FAULTS
 from ibconform.twin.hardware import DEVICE_TYPES, PROFILES, DeviceSlot, FirmwareParam, Hca, Node
-from ibconform.twin.kube import ClusterKube
+from ibconform.twin.kube import DEFAULT_NAMESPACE, ClusterKube, IpamPool, Namespaces, NvIpam, Policy
+from ibconform.twin.operator import GPU_LABEL
 
 FORMAT = "ibconform-twin/v1"
 _RDMA = re.compile(r"^[A-Za-z0-9_]{1,63}$")
 _HOST = re.compile(r"^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$")
+_DNS_LABEL = r"^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$"
+_DNS_NAME = r"^[a-z0-9]([a-z0-9.-]{0,251}[a-z0-9])?$"
+_LABEL_KEY = re.compile(r"^([a-z0-9]([a-z0-9.-]{0,251}[a-z0-9])?/)?[A-Za-z0-9]([A-Za-z0-9_.-]{0,61}[A-Za-z0-9])?$")
+_LABEL_VALUE = re.compile(r"^([A-Za-z0-9]([A-Za-z0-9_.-]{0,61}[A-Za-z0-9])?)?$")
+_PF_NAME = re.compile(r"^(?P<iface>[A-Za-z0-9_.-]{1,15})(#(?P<first>\d+)-(?P<last>\d+))?$")
+STANDALONE_NAMESPACE = "kube-system"      # nvidia-k8s-ipam deploy/: the namespace its kustomization sets
 
 
 def _rdma(value: str) -> str:
@@ -69,6 +99,33 @@ def _device_type(value: str) -> str:
     if value not in DEVICE_TYPES:
         raise ValueError(f"expected one of {', '.join(DEVICE_TYPES)}, got {value!r}")
     return value
+
+
+def _labels(value: dict[str, str]) -> dict[str, str]:
+    for key, text in value.items():
+        if not _LABEL_KEY.match(key):
+            raise ValueError(f"expected label keys like example.com/ib-layout, got {key!r}")
+        if not _LABEL_VALUE.match(text):
+            raise ValueError(f"expected a label value (63 characters: letters, digits, -_.), got {text!r} for {key}")
+    return value
+
+
+def _pf_name(value: str) -> str:
+    m = _PF_NAME.match(value)
+    if m is None or (m["first"] is not None and int(m["first"]) > int(m["last"])):
+        raise ValueError(f"expected an interface name with an optional VF range like ibp24s0#0-3, got {value!r}")
+    return value
+
+
+def _network(value: str) -> str:
+    try:
+        ipaddress.ip_network(value)
+    except ValueError:
+        raise ValueError(f"expected a network like 192.168.0.0/16, got {value!r}") from None
+    return value
+
+
+Labels = Annotated[dict[str, str], AfterValidator(_labels)]
 
 
 def _host_names(value: str) -> str:
@@ -119,13 +176,51 @@ class _Fault(BaseModel):
 class _NodeGroup(_Model):
     names: Annotated[validation.NodeSetText, AfterValidator(_host_names)]
     profile: str | None = None
+    labels: Labels = {}
     hardware: _Hardware | None = None
     faults: list[_Fault] = []
+
+
+class _NicSelector(_Model):
+    vendor: str | None = Field(None, pattern=r"^[0-9a-f]{4}$")
+    device_id: str | None = Field(None, alias="deviceID", pattern=r"^[0-9a-f]{4}$")
+    pf_names: list[Annotated[str, AfterValidator(_pf_name)]] = Field([], alias="pfNames")
+    root_devices: list[validation.PciAddress] = Field([], alias="rootDevices")
+
+
+class _Policy(_Model):
+    name: str = Field(pattern=_DNS_NAME)
+    resource_name: str = Field(alias="resourceName", pattern=r"^[A-Za-z0-9_]{1,63}$")
+    num_vfs: int | None = Field(None, alias="numVfs", ge=0, le=1024)
+    priority: int | None = Field(None, ge=0, le=99)
+    nic_selector: _NicSelector = Field(alias="nicSelector")
+    node_selector: Labels | None = Field(None, alias="nodeSelector")
+    link_type: Literal["ib", "IB", "eth", "ETH"] = Field("ib", alias="linkType")
+
+
+class _Namespaces(_Model):
+    sriov_operator: str | None = Field(None, alias="sriovOperator", pattern=_DNS_LABEL)
+    network_operator: str | None = Field(None, alias="networkOperator", pattern=_DNS_LABEL)
+    nv_ipam: str | None = Field(None, alias="nvIpam", pattern=_DNS_LABEL)
+
+
+class _Ipam(_Model):
+    pool_type: Literal["ippool", "cidrpool"] = Field("ippool", alias="poolType")
+    name: str = Field("ib-pool", pattern=_DNS_NAME)
+    cidr: Annotated[str, AfterValidator(_network)] = "192.168.0.0/16"
+    per_node_block_size: int | None = Field(None, alias="perNodeBlockSize", ge=2)
+    per_node_network_prefix: int | None = Field(None, alias="perNodeNetworkPrefix", ge=1, le=128)
+    gateway_index: int | None = Field(None, alias="gatewayIndex", ge=0)
+    node_selector: Labels = Field({}, alias="nodeSelector")
 
 
 class _Kubernetes(_Model):
     kubelet_delay: float = Field(0.0, alias="kubeletDelay", ge=0, le=600)
     faults: list[_Fault] = []
+    policies: list[_Policy] | None = Field(None, min_length=1)
+    namespaces: _Namespaces = _Namespaces()
+    nv_ipam: Literal["networkOperator", "standalone"] = Field("networkOperator", alias="nvIpam")
+    ipam: _Ipam = _Ipam()
 
 
 class _Scenario(_Model):
@@ -316,15 +411,99 @@ def _apply_fault(node: Node, spec: _Fault, where: str) -> None:
     node.faults.append(spec.kind)
 
 
+def _policies(model: _Kubernetes, num_vfs: int) -> tuple[Policy, ...] | None:
+    if model.policies is None:
+        return None
+    out: list[Policy] = []
+    for i, spec in enumerate(model.policies):
+        if any(p.name == spec.name for p in out):
+            raise ValueError(f"kubernetes.policies[{i}].name: policy {spec.name} is listed twice (expected each once)")
+        nic = spec.nic_selector
+        selector = {"vendor": nic.vendor, "deviceID": nic.device_id, "pfNames": list(nic.pf_names),
+                    "rootDevices": list(nic.root_devices)}
+        out.append(Policy(spec.name, spec.resource_name, num_vfs if spec.num_vfs is None else spec.num_vfs,
+                          {k: v for k, v in selector.items() if v},
+                          {GPU_LABEL: "true"} if spec.node_selector is None else dict(spec.node_selector),
+                          spec.priority, spec.link_type))
+    return tuple(out)
+
+
+def _namespaces(model: _Kubernetes) -> Namespaces:
+    given, standalone = model.namespaces, model.nv_ipam == "standalone"
+    network_operator = given.network_operator or DEFAULT_NAMESPACE
+    if not standalone and given.nv_ipam not in (None, network_operator):
+        raise ValueError(f"kubernetes.namespaces.nvIpam: nv-ipam deployed by the Network Operator runs in its "
+                         f"namespace {network_operator}, not {given.nv_ipam} (set kubernetes.nvIpam: standalone, or "
+                         "leave nvIpam out)")
+    nv_ipam = given.nv_ipam or (STANDALONE_NAMESPACE if standalone else network_operator)
+    return Namespaces(given.sriov_operator or DEFAULT_NAMESPACE, network_operator, nv_ipam)
+
+
+def _pool(model: _Ipam) -> IpamPool:
+    network = ipaddress.ip_network(model.cidr)
+    if model.pool_type == "ippool":
+        for key, value in (("perNodeNetworkPrefix", model.per_node_network_prefix),
+                           ("gatewayIndex", model.gateway_index)):
+            if value is not None:
+                raise ValueError(f"kubernetes.ipam.{key}: a CIDRPool field (set poolType: cidrpool, or give an "
+                                 "IPPool's perNodeBlockSize)")
+        size = model.per_node_block_size or 24
+        if size > network.num_addresses - 2:
+            raise ValueError(f"kubernetes.ipam.perNodeBlockSize: expected at most {network.num_addresses - 2} (the "
+                             f"addresses of {model.cidr}), got {size}")
+        return IpamPool("IPPool", model.name, model.cidr, size, None, dict(model.node_selector))
+    if model.per_node_block_size is not None:
+        raise ValueError("kubernetes.ipam.perNodeBlockSize: an IPPool field (a CIDRPool takes perNodeNetworkPrefix)")
+    prefix = model.per_node_network_prefix or 24
+    if not network.prefixlen <= prefix <= network.max_prefixlen:
+        raise ValueError(f"kubernetes.ipam.perNodeNetworkPrefix: expected {network.prefixlen} to "
+                         f"{network.max_prefixlen} (a prefix within {model.cidr}), got {prefix}")
+    index = 1 if model.gateway_index is None else model.gateway_index
+    if index >= 2 ** (network.max_prefixlen - prefix):
+        raise ValueError(f"kubernetes.ipam.gatewayIndex: expected below {2 ** (network.max_prefixlen - prefix)} (the "
+                         f"addresses of a /{prefix}), got {index}")
+    return IpamPool("CIDRPool", model.name, model.cidr, prefix, index, dict(model.node_selector))
+
+
+def _overlay(base: dict[str, Any], extra: dict[str, Any]) -> dict[str, Any]:
+    """``base`` with ``extra`` merged in, key by key (``extra`` wins)."""
+    out = dict(base)
+    for key, value in extra.items():
+        out[key] = _overlay(out[key], value) if isinstance(value, dict) and isinstance(out.get(key), dict) else value
+    return out
+
+
+def _inventory(model: _Scenario, namespaces: Namespaces) -> dict[str, Any]:
+    """The scenario's ``inventory:`` over what the twin's cluster makes the inventory say: where each component
+    runs, when not all in the default namespace."""
+    if not namespaces.custom:
+        return dict(model.inventory)
+    derived = {"kubernetes": {"namespace": namespaces.network_operator, "namespaces": {
+        "sriovOperator": namespaces.sriov_operator, "networkOperator": namespaces.network_operator,
+        "nvIpam": namespaces.nv_ipam}}}
+    return _overlay(derived, model.inventory)
+
+
+def _cluster(model: _Kubernetes, num_vfs: int) -> ClusterKube:
+    """The cluster side: what the admin applied, then the cluster faults."""
+    kubernetes = ClusterKube(num_vfs=num_vfs, kubelet_delay=model.kubelet_delay,
+                             nv_ipam=NvIpam(standalone=model.nv_ipam == "standalone"),
+                             policies=_policies(model, num_vfs), namespaces=_namespaces(model), pool=_pool(model.ipam))
+    for j, spec in enumerate(model.faults):
+        if spec.kind == "ipam-image" and kubernetes.nv_ipam.standalone:
+            raise ValueError(f"kubernetes.faults[{j}].kind: fault ipam-image changes NicClusterPolicy spec.nvIpam, "
+                             "which standalone nv-ipam (kubernetes.nvIpam) has none of")
+        _apply_cluster_fault(kubernetes, spec, f"kubernetes.faults[{j}]")
+    return kubernetes
+
+
 def _build(model: _Scenario, source: str, name: str) -> Scenario:
     profiles = _profiles(model, source)
     base = _merge(BASE, model.defaults)
-    kubernetes = ClusterKube(num_vfs=base["num_of_vfs"], kubelet_delay=model.kubernetes.kubelet_delay)
-    for j, spec in enumerate(model.kubernetes.faults):
-        try:
-            _apply_cluster_fault(kubernetes, spec, f"kubernetes.faults[{j}]")
-        except ValueError as exc:
-            raise ScenarioError(f"{source}: {exc}") from None
+    try:
+        kubernetes = _cluster(model.kubernetes, base["num_of_vfs"])
+    except ValueError as exc:
+        raise ScenarioError(f"{source}: {exc}") from None
     nodes: dict[str, Node] = {}
     for i, group in enumerate(model.nodes):
         pname = group.profile or model.profile
@@ -338,6 +517,7 @@ def _build(model: _Scenario, source: str, name: str) -> Scenario:
                 raise ScenarioError(f"{source}: nodes[{i}].names: node {node_name} is listed twice "
                                     "(expected each node once)")
             node = Node(node_name, pname, {s.iface: _device(s, hw) for s in profiles[pname]})
+            node.kube.labels = dict(group.labels)
             for j, spec in enumerate(group.faults):
                 try:
                     _apply_fault(node, spec, f"nodes[{i}].faults[{j}]")
@@ -345,4 +525,5 @@ def _build(model: _Scenario, source: str, name: str) -> Scenario:
                     raise ScenarioError(f"{source}: {exc}") from None
             nodes[node_name] = node
     return Scenario(name=name, source=source, cluster=model.cluster, profiles=profiles, nodes=nodes,
-                    expect=_expect(model, base), inventory=dict(model.inventory), kubernetes=kubernetes)
+                    expect=_expect(model, base), inventory=_inventory(model, kubernetes.namespaces),
+                    kubernetes=kubernetes)

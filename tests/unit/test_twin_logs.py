@@ -20,6 +20,7 @@ from ibconform.twin.api_exec import Kubelet
 from ibconform.twin.api_logs import container, dial_error, refusal, select
 from ibconform.twin.api_store import ApiError
 from ibconform.twin.cluster import ClusterEmulation
+from ibconform.twin.kube import IpamPool
 from ibconform.twin.scenario import load as load_scenario
 
 NS = "network-operator"
@@ -148,16 +149,16 @@ def test_the_config_daemon_logs_what_its_node_state_says(node_state, lines):
 
 
 def test_nv_ipam_logs_the_block_of_each_node_and_the_nodes_left_without():
-    pool = ipam.ippool(["dgx030", "dgx031"])
+    pool = ipam.ippool({"dgx030": {}, "dgx031": {}}, IpamPool(), "network-operator")
     pool["status"]["allocations"].pop()                         # dgx031 got no block
-    assert ipam.node_log("dgx030", [pool], STARTED).splitlines() == [
+    assert ipam.node_log("dgx030", [pool], "network-operator", STARTED).splitlines() == [
         f'{STARTED}\tINFO\tstart IPAM node daemon\t{{"node": "dgx030", "IPPools Namespace": "network-operator"}}',
         f'{STARTED}\tINFO\tNotification on IPPool\t{{"name": "ib-pool", "startIP": "192.168.0.1", '
         f'"endIP": "192.168.0.24"}}']
-    assert ipam.node_log("dgx031", [pool], STARTED).splitlines()[1:] == [
+    assert ipam.node_log("dgx031", [pool], "network-operator", STARTED).splitlines()[1:] == [
         f'{STARTED}\tINFO\tNotification on IPPool\t{{"name": "ib-pool"}}',
         f'{STARTED}\tINFO\tno block for this node in IPPool, removing it\t{{"name": "ib-pool"}}']
-    controller = ipam.controller_log([pool], ["dgx030", "dgx031"], STARTED).splitlines()
+    controller = ipam.controller_log([pool], ["dgx030", "dgx031"], "network-operator", STARTED).splitlines()
     assert [json.loads(line.split("\t")[3]) for line in controller[1:]] == [
         {"name": "ib-pool", "subnet": "192.168.0.0/16", "perNodeBlockSize": 24, "allocated": 1},
         {"name": "ib-pool", "node": "dgx031"}]

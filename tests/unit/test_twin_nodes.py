@@ -21,6 +21,7 @@ from ibconform.inventory import load as load_inventory
 from ibconform.twin import ScenarioError, Twin, TwinError, commands, render
 from ibconform.twin import nodes as node_procs
 from ibconform.twin.faults import FAULTS, NV_ACCESS_ERROR
+from ibconform.twin.scenario import builtin_names
 from ibconform.twin.scenario import load as load_scenario
 from ibconform.twin.scenario import parse as parse_scenario
 
@@ -321,14 +322,15 @@ def test_a_scenario_whose_inventory_is_invalid_fails_before_any_node_starts(tmp_
 
 
 def test_builtin_scenarios_cover_every_fault_kind():
-    faults = load_scenario("faults")
-    applied = {kind for node in faults.nodes.values() for kind in node.faults}
-    applied |= set(load_scenario("ipam-image").kubernetes.faults)
-    applied |= {kind for node in load_scenario("environment").nodes.values() for kind in node.faults}
+    applied = set()
+    for name in builtin_names():
+        scenario = load_scenario(name)
+        applied |= {kind for node in scenario.nodes.values() for kind in node.faults} | set(scenario.kubernetes.faults)
     assert applied == set(FAULTS)
     demo = load_scenario("demo")
     pending = demo.nodes["dgx031"].hcas
     assert len(pending) == 8 and all(h.num_of_vfs.pending and h.sriov_numvfs == 0 for h in pending.values())
     assert not any(h.num_of_vfs.pending for h in demo.nodes["dgx030"].hcas.values())
-    with pytest.raises(ScenarioError, match="expected a path or one of: demo, environment, faults, ipam-image"):
+    with pytest.raises(ScenarioError, match="expected a path or one of: cidrpool, demo, environment, faults, "
+                                            "ipam-image, partitioned, pooled, split-namespaces"):
         load_scenario("no-such-scenario")

@@ -198,15 +198,16 @@ def test_bootstrap_policy_masters_and_discovery():
 def test_rules_for_a_user_are_its_cluster_bindings_then_those_of_the_namespace():
     policy = policy_of(manifests("readonly", "probe"))
     cluster_wide = [("selfsubjectaccessreviews", "selfsubjectrulesreviews"), ("selfsubjectreviews",), ("nodes",),
-                    ("nicclusterpolicies",)]
+                    ("nicclusterpolicies",), ("nodemaintenances",)]
 
     def resources(namespace: str) -> list[tuple[str, ...]]:
         rules, errors = rules_for(SA, namespace, policy)
         assert errors == []
         return [tuple(r["resources"]) for r in rules if r.get("resources")]
 
-    states = ("sriovnetworknodestates", "sriovnetworknodepolicies", "sriovibnetworks")
-    assert resources(NS) == [*cluster_wide, ("pods",), states, ("ippools",)]
+    states = ("sriovnetworknodestates", "sriovnetworknodepolicies", "sriovibnetworks", "sriovoperatorconfigs",
+              "sriovnetworkpoolconfigs")
+    assert resources(NS) == [*cluster_wide, ("pods",), states, ("ippools", "cidrpools")]
     assert resources("default") == [*cluster_wide, ("pods",), ("events",)]
     assert resources("kube-system") == cluster_wide
     non_resource = [r for r in rules_for(SA, NS, policy)[0] if r.get("nonResourceURLs")]
