@@ -126,7 +126,7 @@ class Twin:
         return self.workdir / "kubeconfig"
 
     def node_dir(self, name: str) -> Path:
-        """The node's own files: host key, sshd_config, sshd.log."""
+        """The node's own files: host key, sshd_config, sshd.log, and in ``host/`` its kernel's files and machine-id."""
         return self.workdir / "nodes" / name
 
     def hardware_dir(self, name: str) -> Path:
@@ -252,6 +252,7 @@ class Twin:
                 node_procs.write_hardware(hardware, node)
             folder = self.node_dir(name)
             folder.mkdir(parents=True)
+            node_procs.write_host(folder, node)
             public = write_keypair(folder / "ssh_host_ed25519_key", f"root@{name}")
             host_keys[name] = (self.addresses[name], public)
             authorized = self.workdir / "authorized_keys"

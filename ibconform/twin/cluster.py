@@ -34,9 +34,7 @@ from __future__ import annotations
 import asyncio
 import collections
 import datetime as dt
-import hashlib
 import time
-import uuid
 from typing import Any
 
 from ibconform.twin import ipam, kubelet, operator, scheduler, workloads
@@ -44,6 +42,7 @@ from ibconform.twin.api import ApiTwin
 from ibconform.twin.api_store import now_rfc3339, object_key
 from ibconform.twin.hardware import Node
 from ibconform.twin.kube import MAINTENANCE_TAINT
+from ibconform.twin.render import KERNEL_RELEASE, machine_id, stable_uuid
 from ibconform.twin.scenario import Scenario
 
 NAMESPACE = operator.NAMESPACE
@@ -95,10 +94,6 @@ def _name(obj: dict[str, Any]) -> str:
     return str(_d(obj.get("metadata")).get("name", ""))
 
 
-def _stable_uuid(seed: str) -> str:
-    return str(uuid.UUID(hashlib.sha256(seed.encode()).hexdigest()[:32]))
-
-
 def _content(obj: dict[str, Any] | None) -> tuple:
     """What a controller writes of an object: labels, annotations, owners, spec, status."""
     if obj is None:
@@ -140,12 +135,12 @@ def node_object(node: Node, index: int, address: str) -> dict[str, Any]:
                             "lastTransitionTime": when} for t, s, r, m in conditions],
             "addresses": [{"type": "InternalIP", "address": address}, {"type": "Hostname", "address": node.name}],
             "daemonEndpoints": {"kubeletEndpoint": {"Port": 10250}},
-            "nodeInfo": {"architecture": "amd64", "bootID": _stable_uuid(f"{node.name}/boot"),
-                         "containerRuntimeVersion": "containerd://1.7.24", "kernelVersion": "5.15.0-1063-nvidia",
+            "nodeInfo": {"architecture": "amd64", "bootID": stable_uuid(f"{node.name}/boot"),
+                         "containerRuntimeVersion": "containerd://1.7.24", "kernelVersion": KERNEL_RELEASE,
                          "kubeProxyVersion": "", "kubeletVersion": KUBELET_VERSION,
-                         "machineID": hashlib.sha256(node.name.encode()).hexdigest()[:32],
+                         "machineID": machine_id(node.name),
                          "operatingSystem": "linux", "osImage": "Ubuntu 22.04.5 LTS",
-                         "systemUUID": _stable_uuid(f"{node.name}/system")},
+                         "systemUUID": stable_uuid(f"{node.name}/system")},
         },
     }
 

@@ -168,6 +168,17 @@ def sysfs_missing(hca: Hca, *, file: str = "sriov_totalvfs") -> None:
     hca.sysfs_missing += (file,)
 
 
+@fault("kernel-lockdown", scope="node")
+def kernel_lockdown(node: Node, *, mode: str = "integrity") -> None:
+    """The kernel is locked down (secure boot): /sys/kernel/security/lockdown shows [``mode``] and mstconfig
+    fails to open every device (exit 3)."""
+    if mode not in ("integrity", "confidentiality"):
+        raise ValueError(f"mode: expected integrity or confidentiality, got {mode!r}")
+    node.kernel.lockdown = mode
+    for device in node.devices.values():
+        device.mst_error = OPEN_ERROR
+
+
 @fault("unreachable", scope="node")
 def unreachable(node: Node) -> None:
     """No sshd: the node's address refuses connections."""

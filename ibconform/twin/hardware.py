@@ -20,6 +20,8 @@ LinkType = Literal["IB", "ETH"]
 PortState = Literal["DOWN", "INIT", "ARMED", "ACTIVE"]
 SshState = Literal["up", "unreachable", "hung"]
 Death = Literal["reboot", "freeze"]
+Lockdown = Literal["none", "integrity", "confidentiality"]
+NetnsMode = Literal["shared", "exclusive"]
 
 
 @dataclass(frozen=True)
@@ -170,6 +172,15 @@ class Host:
 
 
 @dataclass
+class Kernel:
+    """What the node's running kernel shows besides its devices."""
+
+    args: tuple[str, ...] = ()          # /proc/cmdline after the distribution's own arguments
+    lockdown: Lockdown = "none"         # /sys/kernel/security/lockdown: locked down, mstconfig opens no device
+    rdma_netns: NetnsMode = "shared"    # ib_core's netns_mode: Y shared, N exclusive (RDMA devices per netns)
+
+
+@dataclass
 class Node:
     """One node: its sshd's fate and its devices, keyed by interface name."""
 
@@ -180,6 +191,7 @@ class Node:
     faults: list[str] = field(default_factory=list)   # the fault kinds applied, in order
     kube: NodeKube = field(default_factory=NodeKube)   # its Kubernetes-side facts (kube.py)
     host: Host = field(default_factory=Host)           # its operating system's faults
+    kernel: Kernel = field(default_factory=Kernel)     # its kernel's command line, lockdown, RDMA netns mode
 
     @property
     def hcas(self) -> dict[str, Hca]:

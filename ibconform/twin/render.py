@@ -8,6 +8,7 @@ Next Boot`` with ``-e``, ``*`` in column 0 and the legend line), see docs on the
 from __future__ import annotations
 
 import hashlib
+import uuid
 from collections.abc import Iterable
 from typing import Any
 
@@ -233,6 +234,46 @@ def ibstat_ca(hca: Hca) -> str:
 def ibstat_order(node: Node) -> list[str]:
     """CA names in the order ibstat lists them (sorted as strings: mlx5_0, mlx5_1, mlx5_10, ...)."""
     return sorted(h.rdma for h in node.devices.values())
+
+
+# ---------------------------------------------------------------------------------------------- the host
+
+#: The kernel a DGX node runs (DGX OS 6, Ubuntu 22.04): its Node's nodeInfo.kernelVersion too.
+KERNEL_RELEASE = "5.15.0-1063-nvidia"
+#: What DGX OS boots with after the root filesystem: its packages' defaults (serial console, no heap zeroing, PCI
+#: resource reallocation, the IOMMU in pass-through mode as SR-IOV wants it, nouveau kept away).
+BOOT_ARGS = ("ro", "console=tty0", "console=ttyS0,115200n8", "init_on_alloc=0", "pci=realloc", "intel_iommu=on",
+             "iommu=pt", "rd.driver.blacklist=nouveau", "nouveau.modeset=0")
+LOCKDOWN_MODES = ("none", "integrity", "confidentiality")
+
+
+def stable_uuid(seed: str) -> str:
+    """A made-up UUID that is always the same for ``seed``."""
+    return str(uuid.UUID(hashlib.sha256(seed.encode()).hexdigest()[:32]))
+
+
+def machine_id(host: str) -> str:
+    """The host's ``/etc/machine-id`` (32 lowercase hex digits), which kubelet reports as its Node's
+    ``status.nodeInfo.machineID``."""
+    return hashlib.sha256(host.encode()).hexdigest()[:32]
+
+
+def kernel_cmdline(host: str, args: Iterable[str]) -> str:
+    """``/proc/cmdline`` of a DGX node booted by GRUB: the image, the root filesystem, DGX OS's arguments, then
+    ``args``."""
+    return " ".join([f"BOOT_IMAGE=/boot/vmlinuz-{KERNEL_RELEASE}", f"root=UUID={stable_uuid(host + '/root')}",
+                     *BOOT_ARGS, *args]) + "\n"
+
+
+def lockdown(mode: str) -> str:
+    """``/sys/kernel/security/lockdown``: every mode, the active one in brackets (``[none] integrity
+    confidentiality``)."""
+    return " ".join(f"[{m}]" if m == mode else m for m in LOCKDOWN_MODES) + "\n"
+
+
+def netns_mode(mode: str) -> str:
+    """``/sys/module/ib_core/parameters/netns_mode``, a bool module parameter: ``Y`` shared, ``N`` exclusive."""
+    return "Y\n" if mode == "shared" else "N\n"
 
 
 # ---------------------------------------------------------------------------------------------- SSH files

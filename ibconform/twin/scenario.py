@@ -20,12 +20,18 @@ it. Schema::
       portState: ACTIVE                 #   ports/1/state
       mstDelay: 0                       #   seconds mstconfig takes
       factory: {numOfVfs: 0, sriovEn: false, linkType: IB}   # the firmware's Default column
+    kernel:                             # every node's kernel (all keys optional; shown: the built-in values)
+      args: []                          #   /proc/cmdline after DGX OS's own (ib_core.netns_mode=0, lockdown=...)
+      lockdown: none                    #   /sys/kernel/security/lockdown (else mstconfig opens no device);
+                                        #   from a lockdown= arg when absent
+      rdmaNetnsMode: shared             #   ib_core netns_mode Y, exclusive: N; from ib_core.netns_mode= when absent
     expect: {vfsPerHca: 8}              # optional: the inventory's expect (derived from defaults when absent)
     inventory: {collect: {mstconfigTimeout: 5}}   # optional: merged into the generated inventory
     nodes:
       - names: "dgx[030-031]"           # a ClusterShell NodeSet
         profile: dgx-b200               # optional
         hardware: {numOfVfs: 16}        # optional: overrides defaults for these nodes
+        kernel: {args: [ib_core.netns_mode=0]}   # optional: args appended, lockdown and rdmaNetnsMode override
         faults:                         # optional: see ibconform.twin.faults.FAULTS
           - {kind: firmware-pending, hcas: [ibp24s0], current: 16}
     kubernetes:                         # optional: the cluster side
@@ -40,7 +46,7 @@ Every mistake is one :class:`ScenarioError` line naming the field.
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from importlib import resources
 from pathlib import Path
 from typing import Annotated, Any, Literal
@@ -50,13 +56,15 @@ from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 
 from ibconform import validation
 from ibconform.twin.errors import ScenarioError
-from ibconform.twin.faults import FAULTS
-from ibconform.twin.hardware import DEVICE_TYPES, PROFILES, DeviceSlot, FirmwareParam, Hca, Node
+from ibconform.twin.faults import FAULTS, kernel_lockdown
+from ibconform.twin.hardware import DEVICE_TYPES, PROFILES, DeviceSlot, FirmwareParam, Hca, Kernel, Node
 from ibconform.twin.kube import ClusterKube
+from ibconform.twin.render import LOCKDOWN_MODES
 
 FORMAT = "ibconform-twin/v1"
 _RDMA = re.compile(r"^[A-Za-z0-9_]{1,63}$")
 _HOST = re.compile(r"^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$")
+_KERNEL_ARG = re.compile(r"^[!-~]{1,256}$")
 
 
 def _rdma(value: str) -> str:
@@ -68,6 +76,12 @@ def _rdma(value: str) -> str:
 def _device_type(value: str) -> str:
     if value not in DEVICE_TYPES:
         raise ValueError(f"expected one of {', '.join(DEVICE_TYPES)}, got {value!r}")
+    return value
+
+
+def _kernel_arg(value: str) -> str:
+    if not _KERNEL_ARG.match(value):
+        raise ValueError(f"expected a kernel argument without spaces like ib_core.netns_mode=0, got {value!r}")
     return value
 
 
@@ -116,10 +130,17 @@ class _Fault(BaseModel):
     hcas: list[str] | None = Field(None, min_length=1)
 
 
+class _Kernel(_Model):
+    args: list[Annotated[str, AfterValidator(_kernel_arg)]] = []
+    lockdown: Literal["none", "integrity", "confidentiality"] | None = None
+    rdma_netns_mode: Literal["shared", "exclusive"] | None = Field(None, alias="rdmaNetnsMode")
+
+
 class _NodeGroup(_Model):
     names: Annotated[validation.NodeSetText, AfterValidator(_host_names)]
     profile: str | None = None
     hardware: _Hardware | None = None
+    kernel: _Kernel | None = None
     faults: list[_Fault] = []
 
 
@@ -134,6 +155,7 @@ class _Scenario(_Model):
     profile: str = "dgx-b200"
     profiles: dict[str, _Profile] = {}
     defaults: _Hardware = _Hardware()
+    kernel: _Kernel = _Kernel()
     expect: dict[str, Any] | None = None
     inventory: dict[str, Any] = {}
     kubernetes: _Kubernetes = _Kubernetes()
@@ -243,6 +265,48 @@ def _profiles(model: _Scenario, source: str) -> dict[str, tuple[DeviceSlot, ...]
     return profiles
 
 
+_NETNS_FLAGS = {"1": "shared", "y": "shared", "0": "exclusive", "n": "exclusive"}
+
+
+def _booted(args: list[str], where: str) -> dict[str, str]:
+    """What kernel arguments set at boot: ``lockdown=`` and ib_core's ``netns_mode`` (the last one counts)."""
+    found = {}
+    for arg in args:
+        key, _, value = arg.partition("=")
+        if key == "lockdown":
+            if value not in ("integrity", "confidentiality"):
+                raise ValueError(f"{where}.args: {arg}: expected lockdown=integrity or lockdown=confidentiality")
+            found["lockdown"] = value
+        elif key == "ib_core.netns_mode":
+            if value.lower() not in _NETNS_FLAGS:
+                raise ValueError(f"{where}.args: {arg}: expected ib_core.netns_mode=0 (exclusive) or 1 (shared)")
+            found["rdma_netns"] = _NETNS_FLAGS[value.lower()]
+    return found
+
+
+def _kernel(layers: list[tuple[_Kernel, str]]) -> Kernel:
+    """The node's kernel from its layers (the scenario's ``kernel``, then its group's), each where it is written:
+    a layer's arguments set lockdown and RDMA netns mode as at boot, its explicit keys as at run time."""
+    args: list[str] = []
+    state = {"lockdown": "none", "rdma_netns": "shared"}
+    boot_lockdown, set_at = "none", "kernel"
+    for layer, where in layers:
+        booted = _booted(layer.args, where)
+        args += layer.args
+        state.update(booted)
+        if "lockdown" in booted:
+            boot_lockdown = booted["lockdown"]
+        if layer.lockdown is not None:
+            state["lockdown"], set_at = layer.lockdown, where
+        if layer.rdma_netns_mode is not None:
+            state["rdma_netns"] = layer.rdma_netns_mode
+    levels = list(LOCKDOWN_MODES)
+    if levels.index(state["lockdown"]) < levels.index(boot_lockdown):
+        raise ValueError(f"{set_at}.lockdown: {state['lockdown']} is below lockdown={boot_lockdown} in the kernel's "
+                         "args (a running kernel's lockdown can be raised, never lowered)")
+    return Kernel(tuple(args), state["lockdown"], state["rdma_netns"])
+
+
 def _expect(model: _Scenario, base: dict) -> dict[str, Any]:
     if model.expect is not None:
         return dict(model.expect)
@@ -333,11 +397,19 @@ def _build(model: _Scenario, source: str, name: str) -> Scenario:
             raise ScenarioError(f"{source}: {field}: unknown profile {pname!r} "
                                 f"(expected one of: {', '.join(sorted(profiles))})")
         hw = _merge(base, group.hardware)
+        layers = [(model.kernel, "kernel")] + ([(group.kernel, f"nodes[{i}].kernel")] if group.kernel else [])
+        try:
+            kernel = _kernel(layers)
+        except ValueError as exc:
+            raise ScenarioError(f"{source}: {exc}") from None
         for node_name in NodeSet(group.names):
             if node_name in nodes:
                 raise ScenarioError(f"{source}: nodes[{i}].names: node {node_name} is listed twice "
                                     "(expected each node once)")
-            node = Node(node_name, pname, {s.iface: _device(s, hw) for s in profiles[pname]})
+            node = Node(node_name, pname, {s.iface: _device(s, hw) for s in profiles[pname]},
+                        kernel=replace(kernel))
+            if kernel.lockdown != "none":
+                kernel_lockdown(node, mode=kernel.lockdown)
             for j, spec in enumerate(group.faults):
                 try:
                     _apply_fault(node, spec, f"nodes[{i}].faults[{j}]")

@@ -324,11 +324,13 @@ def test_builtin_scenarios_cover_every_fault_kind():
     faults = load_scenario("faults")
     applied = {kind for node in faults.nodes.values() for kind in node.faults}
     applied |= set(load_scenario("ipam-image").kubernetes.faults)
-    applied |= {kind for node in load_scenario("environment").nodes.values() for kind in node.faults}
+    for name in ("environment", "kernel"):
+        applied |= {kind for node in load_scenario(name).nodes.values() for kind in node.faults}
     assert applied == set(FAULTS)
     demo = load_scenario("demo")
     pending = demo.nodes["dgx031"].hcas
     assert len(pending) == 8 and all(h.num_of_vfs.pending and h.sriov_numvfs == 0 for h in pending.values())
     assert not any(h.num_of_vfs.pending for h in demo.nodes["dgx030"].hcas.values())
-    with pytest.raises(ScenarioError, match="expected a path or one of: demo, environment, faults, ipam-image"):
+    with pytest.raises(ScenarioError, match="expected a path or one of: demo, environment, faults, ipam-image, "
+                                            "kernel"):
         load_scenario("no-such-scenario")

@@ -1,0 +1,114 @@
+"""What each twin node's host serves besides its devices, for real: its kernel's files and its machine-id, seen
+over SSH (paramiko, strict host keys) and through the API.
+
+Needs root, /usr/sbin/sshd and unshare, as the other twin tests.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import subprocess
+from pathlib import Path
+
+import paramiko
+import pytest
+
+from ibconform.twin import Twin, render
+from ibconform.twin import nodes as node_procs
+from ibconform.twin.scenario import load as load_scenario
+
+pytestmark = pytest.mark.skipif(
+    os.geteuid() != 0 or not Path(node_procs.SSHD).exists(), reason="the twin needs root and openssh-server")
+
+KERNEL_FILES = "/proc/cmdline /sys/kernel/security/lockdown /sys/module/ib_core/parameters/netns_mode"
+
+
+def run(twin: Twin, host: str, command: str) -> tuple[int, str]:
+    """``command`` on ``host`` over SSH, reached as the suite reaches it: through ssh_config."""
+    config = paramiko.SSHConfig.from_path(str(twin.ssh_config_path)).lookup(host)
+    client = paramiko.SSHClient()
+    client.load_host_keys(str(twin.known_hosts_path))
+    client.set_missing_host_key_policy(paramiko.RejectPolicy())
+    client.connect(config["hostname"], username="root", key_filename=str(twin.identity_path), look_for_keys=False,
+                   allow_agent=False, timeout=5, banner_timeout=5, auth_timeout=5)
+    try:
+        _, stdout, _ = client.exec_command(command, timeout=15)
+        out = stdout.read().decode()
+        return stdout.channel.recv_exit_status(), out
+    finally:
+        client.close()
+
+
+@pytest.fixture(scope="module")
+def machine_id_before() -> bytes | None:
+    path = node_procs.MACHINE_ID
+    return path.read_bytes() if path.is_file() else None
+
+
+@pytest.fixture(scope="module")
+def kernel(tmp_path_factory: pytest.TempPathFactory, machine_id_before):
+    with Twin("kernel", tmp_path_factory.mktemp("twin-kernel")) as twin:
+        yield twin
+
+
+# ---------------------------------------------------------------------------------------------- the kernel
+
+@pytest.mark.parametrize(("host", "args", "lockdown", "netns"), [
+    ("krn001", "", "[none] integrity confidentiality", "Y"),
+    ("krn002", " ib_core.netns_mode=0", "[none] integrity confidentiality", "N"),
+    ("krn003", "", "[none] integrity confidentiality", "N"),
+    ("krn004", "", "none [integrity] confidentiality", "Y"),
+])
+def test_each_node_serves_its_kernels_files(kernel, host, args, lockdown, netns):
+    rc, out = run(kernel, host, f"cat {KERNEL_FILES}")
+    cmdline, *rest = out.splitlines()
+    assert rc == 0 and rest == [lockdown, netns], out
+    assert re.fullmatch(rf"BOOT_IMAGE=/boot/vmlinuz-\S+ root=UUID=\S+ ro .*intel_iommu=on iommu=pt.*"
+                        rf"nouveau\.modeset=0{re.escape(args)}", cmdline), cmdline
+
+
+def test_each_node_serves_its_own_machine_id_which_is_its_nodes_machine_id(kernel, machine_id_before):
+    seen = {}
+    for host in kernel.scenario.nodes:
+        rc, out = run(kernel, host, "cat /etc/machine-id; uname -n")
+        machine_id, uname = out.splitlines()
+        node = kernel.api.get("v1", "Node", host)
+        assert (rc, uname, machine_id) == (0, host, node["status"]["nodeInfo"]["machineID"])
+        seen[host] = machine_id
+    assert len(set(seen.values())) == len(seen)
+    path = node_procs.MACHINE_ID
+    assert (path.read_bytes() if path.is_file() else None) == machine_id_before     # the machine's own file
+
+
+def test_nodes_with_the_same_hardware_share_a_tree_but_not_their_host_files(kernel):
+    """krn001-003 differ only in their kernel's files: one hardware tree; the locked-down krn004 has its own."""
+    trees = {host: kernel.hardware_dir(host) for host in kernel.scenario.nodes}
+    assert trees["krn001"] == trees["krn002"] == trees["krn003"] != trees["krn004"]
+    assert not (trees["krn001"] / "host").exists()
+
+
+def test_a_locked_down_node_fails_mstconfig_on_every_device(kernel):
+    assert run(kernel, "krn004", "mstconfig -d 0000:18:00.0 -e q NUM_OF_VFS SRIOV_EN LINK_TYPE_P1") == (
+        3, "-E- Failed to open the device\n")
+    assert run(kernel, "krn004", "mstconfig -d 0000:29:00.0 -e q")[0] == 3
+    assert run(kernel, "krn001", "mstconfig -d 0000:18:00.0 -e q NUM_OF_VFS")[0] == 0
+
+
+def test_the_config_daemon_of_a_locked_down_node_fails_on_mstconfig(kernel):
+    state = kernel.api.get("sriovnetwork.openshift.io/v1", "SriovNetworkNodeState", "krn004", "network-operator")
+    assert state["status"]["syncStatus"] == "Failed"
+    assert "-E- Failed to open the device exit status 3" in state["status"]["lastSyncError"]
+
+
+def test_with_no_machine_id_to_bind_over_an_overlay_of_etc_serves_it(tmp_path):
+    """A machine without /etc/machine-id (a bare container): /etc is overlaid, the machine's /etc stays as it is."""
+    node_procs.write_host(tmp_path, load_scenario("demo").nodes["dgx030"])
+    mounts = tmp_path / "fstab"
+    mounts.write_text(node_procs.fstab([node_procs.machine_id_mount(tmp_path / "host", bind=False)]))
+    before = sorted(os.listdir("/etc"))
+    out = subprocess.run(["unshare", "--mount", "--propagation", "private", "--", "/bin/sh", "-c",
+                          f"mount --all --fstab {mounts} && cat /etc/machine-id && test -f /etc/passwd"],
+                         capture_output=True, text=True, timeout=10)
+    assert (out.returncode, out.stdout, out.stderr) == (0, render.machine_id("dgx030") + "\n", "")
+    assert sorted(os.listdir("/etc")) == before
