@@ -132,8 +132,10 @@ def sriov_disabled(hca: Hca) -> None:
 
 @fault("link-type-eth")
 def link_type_eth(hca: Hca) -> None:
-    """The port runs Ethernet (LINK_TYPE_P1 ETH(2)) where InfiniBand is expected."""
+    """The PF's port runs Ethernet (its LINK_TYPE_P<port> ETH(2)) where InfiniBand is expected, at the card's
+    Ethernet speed."""
     hca.link_type.current = hca.link_type.next_boot = "ETH"
+    hca.rate = hca.type.eth_rate
 
 
 @fault("mst-delay")

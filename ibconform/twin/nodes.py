@@ -91,20 +91,23 @@ def write_mst(out: _Writer, node: Node) -> None:
     out.file("mst/columns", render.mstconfig_table_header(verbose=False))
     out.file("mst/columns-e", render.mstconfig_table_header(verbose=True))
     out.file("mst/legend", render.LEGEND + "\n")
-    out.file("mst/full", " ".join(render.FULL_QUERY) + "\n")
     aliases: dict[str, str] = {}
     for hca in node.devices.values():
         d = f"mst/devices/{hca.pci}"
+        link_types = node.link_types(hca)
         out.file(f"{d}/delay", "infinity\n" if hca.mst_hangs else f"{hca.mst_delay:g}\n")
         if hca.mst_error is not None:
             out.file(f"{d}/error", hca.mst_error + "\n")
         if hca.mst_output is not None:
             out.file(f"{d}/output", hca.mst_output)
         elif hca.mst_cut is not None:
-            text, _ = render.mstconfig_query(hca, device_arg=hca.pci, params=render.QUERY_PARAMS)
+            text, _ = render.mstconfig_query(hca, link_types, device_arg=hca.pci,
+                                             params=render.query_params(hca.port))
             out.file(f"{d}/output", text[:hca.mst_cut])
         out.file(f"{d}/head", render.mstconfig_head(hca))
-        for name, values in render.mstconfig_values(hca).items():
+        rows = render.mstconfig_values(hca, link_types)
+        out.file(f"{d}/full", " ".join(rows) + "\n")
+        for name, values in rows.items():
             out.file(f"{d}/e/{name}", render.mstconfig_row(name, values, verbose=True))
             out.file(f"{d}/n/{name}", render.mstconfig_row(name, values, verbose=False))
         aliases.setdefault(hca.rdma, hca.pci)

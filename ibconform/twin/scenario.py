@@ -8,15 +8,19 @@ it. Schema::
     profile: dgx-b200                   # device map for nodes that name none (built-in: dgx-b200)
     profiles:                           # optional custom device maps
       my-box:
-        devices:
+        devices:                        # type: ConnectX7 (default), ConnectX7-2port (dual-port VPI), BlueField3
           - {iface: ibp24s0, pci: "0000:18:00.0", rdma: mlx5_4, type: ConnectX7}
           - {iface: ibp41s0f0, pci: "0000:29:00.0", rdma: mlx5_5, type: BlueField3, excluded: BlueField-3 DPU}
+          # a PF of a multi-port card drives port function + 1 unless `port:` says (LINK_TYPE_P<port>);
+          # linkType: this port is set up for IB or ETH here, whatever the defaults say
+          - {iface: enp65s0f0np0, pci: "0000:41:00.0", rdma: mlx5_0, type: ConnectX7-2port, linkType: ETH,
+             excluded: Ethernet port of a VPI card}
     defaults:                           # every HCA's state (all keys optional; shown: the built-in values)
       numOfVfs: 8                       #   NUM_OF_VFS Current = Next Boot; sriov_numvfs, sriov_totalvfs
       sriovEn: true                     #   SRIOV_EN
-      linkType: IB                      #   LINK_TYPE_P1 and link_layer
+      linkType: IB                      #   LINK_TYPE_P<port> and link_layer
       fwVer: 28.41.1000                 #   fw_ver (a device model's own version when absent)
-      rate: 400 Gb/sec (4X NDR)         #   ports/1/rate
+      rate: 400 Gb/sec (4X NDR)         #   ports/1/rate of an InfiniBand port (Ethernet: the card's speed)
       portState: ACTIVE                 #   ports/1/state
       mstDelay: 0                       #   seconds mstconfig takes
       factory: {numOfVfs: 0, sriovEn: false, linkType: IB}   # the firmware's Default column
@@ -118,6 +122,8 @@ class _Device(_Model):
     rdma: Annotated[str, AfterValidator(_rdma)]
     type: Annotated[str, AfterValidator(_device_type)] = "ConnectX7"
     excluded: str | None = Field(None, min_length=1)
+    port: int | None = Field(None, ge=1, le=4)
+    link_type: Literal["IB", "ETH"] | None = Field(None, alias="linkType")
 
 
 class _Profile(_Model):
@@ -237,6 +243,7 @@ def _device(slot: DeviceSlot, hw: dict) -> Hca:
     else:
         vfs, sriov_en, link_type = hw["num_of_vfs"], hw["sriov_en"], hw["link_type"]
         numvfs = vfs if sriov_en else 0
+    link_type = slot.link_type or link_type     # the profile sets this port up for one link whatever the defaults
     return Hca(
         slot=slot,
         num_of_vfs=FirmwareParam(factory["num_of_vfs"], vfs, vfs),
@@ -246,7 +253,7 @@ def _device(slot: DeviceSlot, hw: dict) -> Hca:
         sriov_totalvfs=vfs if sriov_en else 0,
         fw_ver=fw_ver,
         port_state=hw["port_state"],
-        rate=hw["rate"],
+        rate=hw["rate"] if link_type == "IB" else DEVICE_TYPES[slot.type].eth_rate,
         mst_delay=float(hw["mst_delay"]),
     )
 
@@ -254,15 +261,33 @@ def _device(slot: DeviceSlot, hw: dict) -> Hca:
 def _profiles(model: _Scenario, source: str) -> dict[str, tuple[DeviceSlot, ...]]:
     profiles = dict(PROFILES)
     for pname, profile in model.profiles.items():
-        slots = tuple(DeviceSlot(d.iface, d.pci, d.rdma, d.type, d.excluded) for d in profile.devices)
+        slots = tuple(DeviceSlot(d.iface, d.pci, d.rdma, d.type, d.excluded, d.port, d.link_type)
+                      for d in profile.devices)
         for key in ("iface", "pci", "rdma"):
             values = [getattr(s, key) for s in slots]
             dup = next((v for v in values if values.count(v) > 1), None)
             if dup is not None:
                 raise ScenarioError(f"{source}: profiles.{pname}.devices: {key} {dup} listed twice "
                                     "(expected each device once)")
+        _check_ports(slots, f"{source}: profiles.{pname}.devices")
         profiles[pname] = slots
     return profiles
+
+
+def _check_ports(slots: tuple[DeviceSlot, ...], where: str) -> None:
+    """Each PF of a multi-port card drives a port the card has, and no two drive the same one."""
+    driven: dict[tuple[str, int], str] = {}
+    for i, slot in enumerate(slots):
+        model, port = DEVICE_TYPES[slot.type], slot.card_port
+        if port > model.ports:
+            field = "port" if slot.port else "pci"
+            raise ScenarioError(f"{where}[{i}].{field}: {slot.pci} would drive port {port} but a {slot.type} card has "
+                                f"{model.ports} (set port: 1 to {model.ports})")
+        if model.ports > 1:
+            other = driven.setdefault((slot.card, port), slot.iface)
+            if other != slot.iface:
+                raise ScenarioError(f"{where}[{i}]: {slot.iface} and {other} both drive port {port} of card "
+                                    f"{slot.card} (expected one PF per port: set port:)")
 
 
 _NETNS_FLAGS = {"1": "shared", "y": "shared", "0": "exclusive", "n": "exclusive"}

@@ -1,5 +1,5 @@
-"""What each twin node's host serves besides its devices, for real: its kernel's files and its machine-id, seen
-over SSH (paramiko, strict host keys) and through the API.
+"""What each twin node's host serves besides its devices, for real: its kernel's files, its machine-id and the
+dual-port VPI cards, seen over SSH (paramiko, strict host keys) and through the API.
 
 Needs root, /usr/sbin/sshd and unshare, as the other twin tests.
 """
@@ -14,6 +14,7 @@ from pathlib import Path
 import paramiko
 import pytest
 
+from ibconform.inventory import load as load_inventory
 from ibconform.twin import Twin, render
 from ibconform.twin import nodes as node_procs
 from ibconform.twin.scenario import load as load_scenario
@@ -22,6 +23,7 @@ pytestmark = pytest.mark.skipif(
     os.geteuid() != 0 or not Path(node_procs.SSHD).exists(), reason="the twin needs root and openssh-server")
 
 KERNEL_FILES = "/proc/cmdline /sys/kernel/security/lockdown /sys/module/ib_core/parameters/netns_mode"
+VPI_QUERY = "mstconfig -d 0000:41:00.1 -e q NUM_OF_VFS SRIOV_EN LINK_TYPE_P2"
 
 
 def run(twin: Twin, host: str, command: str) -> tuple[int, str]:
@@ -49,6 +51,12 @@ def machine_id_before() -> bytes | None:
 @pytest.fixture(scope="module")
 def kernel(tmp_path_factory: pytest.TempPathFactory, machine_id_before):
     with Twin("kernel", tmp_path_factory.mktemp("twin-kernel")) as twin:
+        yield twin
+
+
+@pytest.fixture(scope="module")
+def vpi(tmp_path_factory: pytest.TempPathFactory):
+    with Twin("vpi", tmp_path_factory.mktemp("twin-vpi")) as twin:
         yield twin
 
 
@@ -112,3 +120,50 @@ def test_with_no_machine_id_to_bind_over_an_overlay_of_etc_serves_it(tmp_path):
                          capture_output=True, text=True, timeout=10)
     assert (out.returncode, out.stdout, out.stderr) == (0, render.machine_id("dgx030") + "\n", "")
     assert sorted(os.listdir("/etc")) == before
+
+
+# ---------------------------------------------------------------------------------------------- dual-port VPI cards
+
+def test_mstconfig_on_the_ib_function_of_a_vpi_card_prints_its_port_2(vpi):
+    rc, out = run(vpi, "vpi01", VPI_QUERY)
+    assert rc == 0
+    assert out.split("Configurations:", 1)[1] == (
+        f"{'':42}Default             Current         Next Boot\n"
+        f"*{'':7}{'NUM_OF_VFS':<44}{'0':<20} {'8':<20} {'8':<20}\n"
+        f"*{'':7}{'SRIOV_EN':<44}{'False(0)':<20} {'True(1)':<20} {'True(1)':<20}\n"
+        f"*{'':7}{'LINK_TYPE_P2':<44}{'ETH(2)':<20} {'IB(1)':<20} {'IB(1)':<20}\n"
+        f"{render.LEGEND}\n")
+    assert re.search(r"^Name:\s+MCX755106AS-HEA_Ax\s*$", out, re.MULTILINE)
+
+
+@pytest.mark.parametrize(("host", "command", "rc", "pattern"), [
+    ("vpi01", "mstconfig -d 0000:41:00.0 -e q NUM_OF_VFS SRIOV_EN LINK_TYPE_P1", 0, r"^\s+LINK_TYPE_P1\s+ETH\(2\)\s+ETH\(2\)\s+ETH\(2\)\s*$"),
+    ("vpi01", "mstconfig -d 41:00.0 q LINK_TYPE_P1 LINK_TYPE_P2", 0, r"^\s+LINK_TYPE_P1\s+ETH\(2\)\s*\n\s+LINK_TYPE_P2\s+IB\(1\)\s*\Z"),
+    ("vpi01", "mstconfig -d mlx5_3 -e q", 0, r"^\*\s+LINK_TYPE_P2\s+ETH\(2\)\s+IB\(1\)\s+IB\(1\)\s*\n"),
+    ("vpi03", VPI_QUERY, 0, r"^\s+LINK_TYPE_P2\s+ETH\(2\)\s+ETH\(2\)\s+ETH\(2\)\s*$"),
+    ("vpi03", "mstconfig -d 0000:c1:00.1 -e q LINK_TYPE_P2", 0, r"^\*\s+LINK_TYPE_P2\s+ETH\(2\)\s+IB\(1\)\s+IB\(1\)\s*$"),
+    ("vpi01", "mstconfig -d 0000:41:00.1 -e q LINK_TYPE_P3", 3, r"\n\n-E- The Device doesn't support LINK_TYPE_P3 parameter\n\Z"),
+    ("vpi01", "cat /sys/class/net/enp65s0f0np0/device/infiniband/*/ports/1/link_layer "
+              "/sys/class/net/enp65s0f0np0/device/infiniband/*/ports/1/rate", 0, r"\AEthernet\n200 Gb/sec \(4X HDR\)\n\Z"),
+    ("vpi01", "cat /sys/class/net/ibp65s0f1/device/infiniband/*/ports/1/link_layer "
+              "/sys/class/net/ibp65s0f1/device/infiniband/*/ports/1/rate", 0, r"\AInfiniBand\n200 Gb/sec \(2X NDR\)\n\Z"),
+    ("vpi03", "cat /sys/class/infiniband/mlx5_1/ports/1/link_layer", 0, r"\AEthernet\n\Z"),
+    ("vpi01", "readlink /sys/class/net/ibp65s0f1/device", 0, r"/0000:41:00\.1\n\Z"),
+])
+def test_vpi_nodes_answer(vpi, host, command, rc, pattern):
+    got_rc, out = run(vpi, host, command)
+    assert (got_rc, bool(re.search(pattern, out, re.MULTILINE))) == (rc, True), f"{command!r} on {host}:\n{out}"
+
+
+def test_the_vpi_inventory_proves_the_ib_port_and_excludes_the_ethernet_port(vpi):
+    node = load_inventory(vpi.inventory_path).node("vpi01")
+    assert [(h.iface, h.pci, h.port) for h in node.hcas] == [("ibp65s0f1", "0000:41:00.1", 2),
+                                                            ("ibp193s0f1", "0000:c1:00.1", 2)]
+    assert [(d.pci, d.iface, d.reason) for d in node.excluded] == [
+        ("0000:41:00.0", "enp65s0f0np0", "Ethernet port of a VPI card"),
+        ("0000:c1:00.0", "enp193s0f0np0", "Ethernet port of a VPI card")]
+    policies = vpi.api.list("sriovnetworknodepolicies", "network-operator")
+    assert [p["spec"]["nicSelector"]["pfNames"] for p in policies] == [["ibp193s0f1"], ["ibp65s0f1"]]
+    interfaces = {i["name"]: i for i in vpi.api.get("sriovnetwork.openshift.io/v1", "SriovNetworkNodeState", "vpi01",
+                                                    "network-operator")["status"]["interfaces"]}
+    assert (interfaces["enp65s0f0np0"]["linkType"], interfaces["ibp65s0f1"]["linkType"]) == ("ETH", "IB")
