@@ -1,8 +1,8 @@
 """The twin's cluster emulation: every Kubernetes object derived from the scenario, kept derived.
 
-``ClusterEmulation(api, scenario, addresses).install()`` fills an :class:`~ibconform.twin.api.ApiTwin`
-(before it starts) with what a DGX cluster running the NVIDIA Network Operator 25.10 shows, and hooks
-small controllers to the writes clients make over HTTP::
+``ClusterEmulation(api, scenario, addresses).install()`` (addresses by host name) fills an
+:class:`~ibconform.twin.api.ApiTwin` (before it starts) with what a DGX cluster running the NVIDIA Network
+Operator 25.10 shows, and hooks small controllers to the writes clients make over HTTP::
 
     api = ApiTwin(host, token=token)
     ClusterEmulation(api, scenario, twin.addresses).install()
@@ -105,8 +105,13 @@ def _content(obj: dict[str, Any] | None) -> tuple:
 
 # ------------------------------------------------------------------------------------------ pure builders
 
-def node_object(node: Node, index: int, address: str) -> dict[str, Any]:
-    """The Node as its kubelet registers it, Ready, before any operator touched it."""
+def node_object(node: Node, name: str, index: int, address: str) -> dict[str, Any]:
+    """The Node ``name`` as the kubelet of host ``node`` registers it, Ready, before any operator touched it.
+
+    Its hostname label and Hostname address are its name, as kubelet sets them from its (overridden) host name:
+    on managed clouds that name Nodes by private IP (OKE) all three are the address, while ``uname -n`` is the
+    host's own name (github.com/oracle-terraform-modules/terraform-oci-oke issue 705).
+    """
     when = now_rfc3339()
     conditions = [
         ("MemoryPressure", "False", "KubeletHasSufficientMemory", "kubelet has sufficient memory available"),
@@ -117,10 +122,10 @@ def node_object(node: Node, index: int, address: str) -> dict[str, Any]:
     return {
         "apiVersion": "v1", "kind": "Node",
         "metadata": {
-            "name": node.name,
+            "name": name,
             "labels": {
                 "beta.kubernetes.io/arch": "amd64", "beta.kubernetes.io/os": "linux",
-                "kubernetes.io/arch": "amd64", "kubernetes.io/hostname": node.name, "kubernetes.io/os": "linux",
+                "kubernetes.io/arch": "amd64", "kubernetes.io/hostname": name, "kubernetes.io/os": "linux",
                 "feature.node.kubernetes.io/pci-15b3.present": "true", "nvidia.com/gpu.count": "8",
                 operator.GPU_LABEL: "true", "nvidia.com/gpu.product": "NVIDIA-B200",
                 "network.nvidia.com/operator.mofed.wait": "false", operator.DEVICE_PLUGIN_LABEL: "Enabled",
@@ -133,7 +138,7 @@ def node_object(node: Node, index: int, address: str) -> dict[str, Any]:
             "capacity": dict(BASE_RESOURCES), "allocatable": dict(BASE_RESOURCES),
             "conditions": [{"type": t, "status": s, "reason": r, "message": m, "lastHeartbeatTime": when,
                             "lastTransitionTime": when} for t, s, r, m in conditions],
-            "addresses": [{"type": "InternalIP", "address": address}, {"type": "Hostname", "address": node.name}],
+            "addresses": [{"type": "InternalIP", "address": address}, {"type": "Hostname", "address": name}],
             "daemonEndpoints": {"kubeletEndpoint": {"Port": 10250}},
             "nodeInfo": {"architecture": "amd64", "bootID": stable_uuid(f"{node.name}/boot"),
                          "containerRuntimeVersion": "containerd://1.7.24", "kernelVersion": KERNEL_RELEASE,
@@ -178,10 +183,13 @@ class ClusterEmulation:
 
     def __init__(self, api: ApiTwin, scenario: Scenario, addresses: dict[str, str] | None = None) -> None:
         self.api, self.scenario = api, scenario
-        names = list(scenario.nodes)
-        self.addresses = {n: (addresses or {}).get(n) or f"127.99.{i // 250}.{i % 250 + 1}"
-                          for i, n in enumerate(names)}
-        self.index = {n: i for i, n in enumerate(names)}
+        hosts = {n: (addresses or {}).get(n) or f"127.99.{i // 250}.{i % 250 + 1}"
+                 for i, n in enumerate(scenario.nodes)}
+        #: Each host's Node name (scenario.nodes is keyed by host name); below, nodes are keyed by Node name.
+        self.node_names = {host: node.node_name(hosts[host]) for host, node in scenario.nodes.items()}
+        self.nodes = {self.node_names[host]: node for host, node in scenario.nodes.items()}
+        self.addresses = {self.node_names[host]: address for host, address in hosts.items()}
+        self.index = {n: i for i, n in enumerate(self.nodes)}
         self.drained: dict[str, bool] = {}
         self.advertised: dict[str, dict[str, int]] = {}
         self._pod_ips: dict[str, int] = {}
@@ -202,17 +210,17 @@ class ClusterEmulation:
     def install(self) -> ClusterEmulation:
         """Put every object (call before ``api.start()``) and listen to HTTP writes."""
         self.api.put({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": NAMESPACE}})
-        for name, node in self.scenario.nodes.items():
-            self.api.put(node_object(node, self.index[name], self.addresses[name]))
-        nodes = list(self.scenario.nodes.values())
-        for obj in [*operator.policies(nodes, self.scenario.kubernetes.num_vfs), *operator.ib_networks(nodes),
-                    ipam.nic_cluster_policy(self.scenario.kubernetes.nv_ipam), ipam.ippool(list(self.scenario.nodes))]:
+        for name, node in self.nodes.items():
+            self.api.put(node_object(node, name, self.index[name], self.addresses[name]))
+        for obj in [*operator.policies(self.nodes, self.scenario.kubernetes.num_vfs),
+                    *operator.ib_networks(list(self.nodes.values())),
+                    ipam.nic_cluster_policy(self.scenario.kubernetes.nv_ipam), ipam.ippool(list(self.nodes))]:
             self.api.put(obj)
         for workload in OPERATOR_WORKLOADS:
             self._deploy(workload, pullable=True)
         self.sync_operator()
         self.sync_nic_cluster_policy()
-        for name, node in self.scenario.nodes.items():
+        for name, node in self.nodes.items():
             if node.kube.vfs_taken:
                 pod = training_pod(name, self.advertised.get(name, {}))
                 pod["status"] = kubelet.running(pod, self.addresses[name], self._pod_ip(name))
@@ -290,12 +298,12 @@ class ClusterEmulation:
     def sync_operator(self) -> None:
         """Re-derive every node's SriovNetworkNodeState, state annotation, drain cordon and SR-IOV resources."""
         policies = self.api.list("sriovnetworknodepolicies", NAMESPACE)
-        for name, node in self.scenario.nodes.items():
+        for name, node in self.nodes.items():
             obj = self.api.get("v1", "Node", name)
             if obj is None:
                 continue
             labels = _d(_d(obj.get("metadata")).get("labels"))
-            state, sync = operator.node_state(node, policies, labels)
+            state, sync = operator.node_state(name, node, policies, labels)
             self._apply(state)
             resources = operator.advertised(node, policies, labels, sync, PREFIX, state["status"]["interfaces"])
             stale = set(self.advertised.get(name, {})) - set(resources)
@@ -471,7 +479,7 @@ class ClusterEmulation:
                                if not scheduler.terminated(p))
                     return f"OutOf{resource}", (f"Node didn't have enough resource: {resource}, requested: "
                                                 f"{requests[resource]}, used: {used}, capacity: {capacity}")
-        scenario_node = self.scenario.nodes.get(node)
+        scenario_node = self.nodes.get(node)
         if scenario_node is not None and scenario_node.kube.admission_error:
             sriov = set(self.advertised.get(node, {}))
             wanted = next((r for r in requests if r in sriov and requests[r] > 0), None)

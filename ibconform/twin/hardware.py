@@ -22,6 +22,7 @@ SshState = Literal["up", "unreachable", "hung"]
 Death = Literal["reboot", "freeze"]
 Lockdown = Literal["none", "integrity", "confidentiality"]
 NetnsMode = Literal["shared", "exclusive"]
+NodeNaming = Literal["hostname", "address"]
 
 
 @dataclass(frozen=True)
@@ -213,7 +214,11 @@ class Kernel:
 
 @dataclass
 class Node:
-    """One node: its sshd's fate and its devices, keyed by interface name."""
+    """One node: its sshd's fate and its devices, keyed by interface name.
+
+    ``name`` is its host name (``uname -n``); its Kubernetes Node is named the same, or, with ``naming``
+    "address", by its address as managed clouds name Nodes (``node_name``).
+    """
 
     name: str
     profile: str
@@ -223,6 +228,11 @@ class Node:
     kube: NodeKube = field(default_factory=NodeKube)   # its Kubernetes-side facts (kube.py)
     host: Host = field(default_factory=Host)           # its operating system's faults
     kernel: Kernel = field(default_factory=Kernel)     # its kernel's command line, lockdown, RDMA netns mode
+    naming: NodeNaming = "hostname"                    # what its Kubernetes Node is named by
+
+    def node_name(self, address: str) -> str:
+        """The name of its Kubernetes Node when it has ``address``: its host name, or the address itself."""
+        return address if self.naming == "address" else self.name
 
     def link_types(self, hca: Hca) -> dict[int, FirmwareParam]:
         """``LINK_TYPE_P<n>`` of ``hca``'s card, by port: device-wide parameters, so each PF of a multi-port card

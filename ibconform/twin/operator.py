@@ -70,15 +70,16 @@ def hca_models(nodes: list[Node]) -> dict[str, str]:
     return found
 
 
-def policies(nodes: list[Node], num_vfs: int) -> list[dict[str, Any]]:
-    """``policy-<iface>`` per HCA for every GPU node, then each drifted node-specific policy."""
-    out = [policy(f"policy-{iface}", iface, dev, num_vfs) for iface, dev in hca_models(nodes).items()]
-    for node in nodes:
+def policies(nodes: dict[str, Node], num_vfs: int) -> list[dict[str, Any]]:
+    """``policy-<iface>`` per HCA for every GPU node, then each drifted node-specific policy (``nodes`` by Node
+    name)."""
+    out = [policy(f"policy-{iface}", iface, dev, num_vfs) for iface, dev in hca_models(list(nodes.values())).items()]
+    for name, node in nodes.items():
         for iface, hca in node.hcas.items():
             if hca.policy_drift is not None:
-                out.append(policy(f"policy-{iface}-{node.name}", iface, device_id(hca), hca.policy_drift.num_vfs,
+                out.append(policy(f"policy-{iface}-{name}", iface, device_id(hca), hca.policy_drift.num_vfs,
                                   priority=hca.policy_drift.priority,
-                                  node_selector={"kubernetes.io/hostname": node.name}))
+                                  node_selector={"kubernetes.io/hostname": name}))
     return out
 
 
@@ -285,8 +286,9 @@ def node_sync(node: Node, policies_: list[dict[str, Any]], labels: dict[str, str
     return Sync("Succeeded")
 
 
-def node_state(node: Node, policies_: list[dict[str, Any]], labels: dict[str, str]) -> tuple[dict[str, Any], Sync]:
-    """The node's SriovNetworkNodeState (name = node) and the verdict it carries."""
+def node_state(name: str, node: Node, policies_: list[dict[str, Any]],
+               labels: dict[str, str]) -> tuple[dict[str, Any], Sync]:
+    """The SriovNetworkNodeState of Node ``name`` (the operator names it after the Node) and its verdict."""
     interfaces = interfaces_status(node)
     sync = node_sync(node, policies_, labels, interfaces)
     status: dict[str, Any] = {"interfaces": interfaces, "syncStatus": sync.sync_status}
@@ -295,7 +297,7 @@ def node_state(node: Node, policies_: list[dict[str, Any]], labels: dict[str, st
     spec: dict[str, Any] = {"interfaces": spec_interfaces(policies_, labels, interfaces)}
     return {
         "apiVersion": API_VERSION, "kind": "SriovNetworkNodeState",
-        "metadata": {"name": node.name, "namespace": NAMESPACE,
+        "metadata": {"name": name, "namespace": NAMESPACE,
                      "annotations": {DESIRED_ANNOTATION: sync.desired, CURRENT_ANNOTATION: sync.current}},
         "spec": {k: v for k, v in spec.items() if v},
         "status": status,

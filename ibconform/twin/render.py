@@ -323,7 +323,8 @@ def sshd_config(address: str, host_key: str, authorized_keys: str) -> str:
 
 
 def ssh_config(addresses: dict[str, str], identity: str, known_hosts: str) -> str:
-    """An ssh_config naming every node (Host dgx030 -> HostName 127.x.y.z), as on a real cluster."""
+    """An ssh_config naming every node by its Node name (Host dgx030 -> HostName 127.x.y.z; a Node named by its
+    address: Host 127.x.y.z -> HostName 127.x.y.z), as on a real cluster."""
     blocks = []
     for name, address in addresses.items():
         blocks.append("\n".join([
@@ -341,8 +342,10 @@ def ssh_config(addresses: dict[str, str], identity: str, known_hosts: str) -> st
 
 
 def known_hosts(host_keys: dict[str, tuple[str, str]]) -> str:
-    """One line per node, valid for its name and its address: ``dgx030,127.x.y.z ssh-ed25519 AAAA...``."""
-    return "".join(f"{name},{address} {public_key}\n" for name, (address, public_key) in host_keys.items())
+    """One line per node, valid for its name and its address: ``dgx030,127.x.y.z ssh-ed25519 AAAA...`` (a node
+    named by its address: ``127.x.y.z ssh-ed25519 AAAA...``)."""
+    return "".join(f"{','.join(dict.fromkeys((name, address)))} {public_key}\n"
+                   for name, (address, public_key) in host_keys.items())
 
 
 # ---------------------------------------------------------------------------------------------- inventory
@@ -359,11 +362,11 @@ PROBE = {"namespace": "default", "timeout": 30,
          "tolerations": [{"key": "maintenance.nvidia.com/in-progress", "operator": "Exists", "effect": "NoSchedule"}]}
 
 
-def inventory(cluster: str, nodes: Iterable[Node], expect: dict[str, Any], ssh: dict[str, Any],
-              profiles: dict[str, Any], extra: dict[str, Any] | None = None,
+def inventory(cluster: str, nodes: Iterable[Node], names: dict[str, str], expect: dict[str, Any],
+              ssh: dict[str, Any], profiles: dict[str, Any], extra: dict[str, Any] | None = None,
               kubeconfig: str | None = None) -> dict[str, Any]:
-    """The ``ibconform/v1`` inventory of the twin: every node (reachable or not) by profile, the cluster
-    reached through ``kubeconfig``.
+    """The ``ibconform/v1`` inventory of the twin: every node (reachable or not) by profile and by the name of its
+    Kubernetes Node (``names``: host name -> Node name), the cluster reached through ``kubeconfig``.
 
     ``extra`` (a scenario's ``inventory:``) is merged in last, key by key.
     """
@@ -378,7 +381,7 @@ def inventory(cluster: str, nodes: Iterable[Node], expect: dict[str, Any], ssh: 
             "excluded": [{"pci": s.pci, "iface": s.iface, "reason": s.excluded}
                          for s in slots if s.excluded is not None],
         }
-    groups = [{"names": str(NodeSet.fromlist([n.name for n in nodes if n.profile == p])), "profile": p}
+    groups = [{"names": str(NodeSet.fromlist([names[n.name] for n in nodes if n.profile == p])), "profile": p}
               for p in used]
     return _merge({
         "format": "ibconform/v1",

@@ -32,7 +32,8 @@ it. Schema::
     expect: {vfsPerHca: 8}              # optional: the inventory's expect (derived from defaults when absent)
     inventory: {collect: {mstconfigTimeout: 5}}   # optional: merged into the generated inventory
     nodes:
-      - names: "dgx[030-031]"           # a ClusterShell NodeSet
+      - names: "dgx[030-031]"           # a ClusterShell NodeSet: the host names (uname -n)
+        nodeName: hostname              # optional: the Kubernetes Node's name; address: the node's IP (as OKE)
         profile: dgx-b200               # optional
         hardware: {numOfVfs: 16}        # optional: overrides defaults for these nodes
         kernel: {args: [ib_core.netns_mode=0]}   # optional: args appended, lockdown and rdmaNetnsMode override
@@ -144,6 +145,7 @@ class _Kernel(_Model):
 
 class _NodeGroup(_Model):
     names: Annotated[validation.NodeSetText, AfterValidator(_host_names)]
+    node_name: Literal["hostname", "address"] = Field("hostname", alias="nodeName")
     profile: str | None = None
     hardware: _Hardware | None = None
     kernel: _Kernel | None = None
@@ -432,7 +434,7 @@ def _build(model: _Scenario, source: str, name: str) -> Scenario:
                 raise ScenarioError(f"{source}: nodes[{i}].names: node {node_name} is listed twice "
                                     "(expected each node once)")
             node = Node(node_name, pname, {s.iface: _device(s, hw) for s in profiles[pname]},
-                        kernel=replace(kernel))
+                        kernel=replace(kernel), naming=group.node_name)
             if kernel.lockdown != "none":
                 kernel_lockdown(node, mode=kernel.lockdown)
             for j, spec in enumerate(group.faults):

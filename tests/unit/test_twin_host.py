@@ -1,5 +1,5 @@
-"""What each twin node's host serves besides its devices, for real: its kernel's files, its machine-id and the
-dual-port VPI cards, seen over SSH (paramiko, strict host keys) and through the API.
+"""What each twin node's host serves besides its devices, for real: its kernel's files, its machine-id, the
+dual-port VPI cards, and Nodes named by address, seen over SSH (paramiko, strict host keys) and through the API.
 
 Needs root, /usr/sbin/sshd and unshare, as the other twin tests.
 """
@@ -17,6 +17,7 @@ import pytest
 from ibconform.inventory import load as load_inventory
 from ibconform.twin import Twin, render
 from ibconform.twin import nodes as node_procs
+from ibconform.twin.cluster import OPERATOR_WORKLOADS
 from ibconform.twin.scenario import load as load_scenario
 
 pytestmark = pytest.mark.skipif(
@@ -27,8 +28,8 @@ VPI_QUERY = "mstconfig -d 0000:41:00.1 -e q NUM_OF_VFS SRIOV_EN LINK_TYPE_P2"
 
 
 def run(twin: Twin, host: str, command: str) -> tuple[int, str]:
-    """``command`` on ``host`` over SSH, reached as the suite reaches it: through ssh_config."""
-    config = paramiko.SSHConfig.from_path(str(twin.ssh_config_path)).lookup(host)
+    """``command`` on ``host`` over SSH, reached as the suite reaches it: by its Node name through ssh_config."""
+    config = paramiko.SSHConfig.from_path(str(twin.ssh_config_path)).lookup(twin.node_names[host])
     client = paramiko.SSHClient()
     client.load_host_keys(str(twin.known_hosts_path))
     client.set_missing_host_key_policy(paramiko.RejectPolicy())
@@ -60,6 +61,12 @@ def vpi(tmp_path_factory: pytest.TempPathFactory):
         yield twin
 
 
+@pytest.fixture(scope="module")
+def ip_named(tmp_path_factory: pytest.TempPathFactory):
+    with Twin("ip-named", tmp_path_factory.mktemp("twin-ip-named")) as twin:
+        yield twin
+
+
 # ---------------------------------------------------------------------------------------------- the kernel
 
 @pytest.mark.parametrize(("host", "args", "lockdown", "netns"), [
@@ -81,7 +88,7 @@ def test_each_node_serves_its_own_machine_id_which_is_its_nodes_machine_id(kerne
     for host in kernel.scenario.nodes:
         rc, out = run(kernel, host, "cat /etc/machine-id; uname -n")
         machine_id, uname = out.splitlines()
-        node = kernel.api.get("v1", "Node", host)
+        node = kernel.api.get("v1", "Node", kernel.node_names[host])
         assert (rc, uname, machine_id) == (0, host, node["status"]["nodeInfo"]["machineID"])
         seen[host] = machine_id
     assert len(set(seen.values())) == len(seen)
@@ -167,3 +174,38 @@ def test_the_vpi_inventory_proves_the_ib_port_and_excludes_the_ethernet_port(vpi
     interfaces = {i["name"]: i for i in vpi.api.get("sriovnetwork.openshift.io/v1", "SriovNetworkNodeState", "vpi01",
                                                     "network-operator")["status"]["interfaces"]}
     assert (interfaces["enp65s0f0np0"]["linkType"], interfaces["ibp65s0f1"]["linkType"]) == ("ETH", "IB")
+
+
+# ---------------------------------------------------------------------------------------------- Nodes named by address
+
+def test_a_node_named_by_address_is_that_address_in_kubernetes_and_its_host_name_on_the_host(ip_named):
+    for host in ("oke-gpu-1", "oke-gpu-2"):
+        address = ip_named.addresses[host]
+        assert ip_named.node_names[host] == address
+        node = ip_named.api.get("v1", "Node", address)
+        assert node["metadata"]["labels"]["kubernetes.io/hostname"] == address
+        assert node["status"]["addresses"] == [{"type": "InternalIP", "address": address},
+                                               {"type": "Hostname", "address": address}]
+        assert run(ip_named, host, "uname -n; cat /etc/machine-id") == (
+            0, f"{host}\n{node['status']['nodeInfo']['machineID']}\n")
+    assert ip_named.api.get("v1", "Node", "oke-gpu-1") is None
+
+
+def test_everything_naming_a_node_by_address_uses_its_node_name(ip_named):
+    names = [ip_named.addresses[h] for h in ("oke-gpu-1", "oke-gpu-2")]
+    assert [n.name for n in load_inventory(ip_named.inventory_path).nodes] == names
+    assert [line.split()[0] for line in ip_named.known_hosts_path.read_text().splitlines()] == names
+    assert re.findall(r"^Host (\S+)\n  HostName (\S+)$", ip_named.ssh_config_path.read_text(), re.MULTILINE) == [
+        (n, n) for n in names]
+    api = ip_named.api
+    assert [s["metadata"]["name"] for s in api.list("sriovnetworknodestates", "network-operator")] == names
+    assert [a["nodeName"] for a in api.get("nv-ipam.nvidia.com/v1alpha1", "IPPool", "ib-pool",
+                                           "network-operator")["status"]["allocations"]] == names
+    daemon = next(w for w in OPERATOR_WORKLOADS if w.name == "sriov-network-config-daemon")
+    pods = api.list("pods", "network-operator", label_selector="app=sriov-network-config-daemon")
+    assert daemon.kind == "DaemonSet" and sorted(p["spec"]["nodeName"] for p in pods) == names
+    for name in names:
+        assert api.get("v1", "Node", name)["status"]["allocatable"]["nvidia.com/resibp24s0"] == "8"
+        kubelet = ip_named.kubelet(name)
+        assert kubelet is not None and kubelet.address == name and kubelet.enter
+    assert ip_named.kubelet("oke-gpu-1") is None

@@ -333,6 +333,6 @@ def test_builtin_scenarios_cover_every_fault_kind():
     pending = demo.nodes["dgx031"].hcas
     assert len(pending) == 8 and all(h.num_of_vfs.pending and h.sriov_numvfs == 0 for h in pending.values())
     assert not any(h.num_of_vfs.pending for h in demo.nodes["dgx030"].hcas.values())
-    with pytest.raises(ScenarioError, match="expected a path or one of: demo, environment, faults, ipam-image, "
-                                            "kernel, vpi"):
+    with pytest.raises(ScenarioError, match="expected a path or one of: demo, environment, faults, ip-named, "
+                                            "ipam-image, kernel, vpi"):
         load_scenario("no-such-scenario")

@@ -45,8 +45,20 @@ def test_kernel_cmdline_boots_the_nodes_kernel_with_the_iommu_in_pass_through_th
 def test_machine_id_is_32_hex_and_the_nodes_machine_id(host):
     node = Node(host, "dgx-b200", {})
     assert re.fullmatch(r"[0-9a-f]{32}", render.machine_id(host))
-    info = node_object(node, 0, "127.100.0.1")["status"]["nodeInfo"]
-    assert (info["machineID"], info["kernelVersion"]) == (render.machine_id(host), render.KERNEL_RELEASE)
+    assert node_object(node, "127.100.0.1", 0, "127.100.0.1")["status"]["nodeInfo"]["machineID"] == \
+        render.machine_id(host)
+    assert node_object(node, host, 0, "127.100.0.1")["status"]["nodeInfo"]["kernelVersion"] == render.KERNEL_RELEASE
+
+
+def test_a_node_named_by_address_keeps_its_host_identity():
+    node = load_scenario("ip-named").nodes["oke-gpu-1"]
+    name = node.node_name("10.0.10.57")
+    obj = node_object(node, name, 0, "10.0.10.57")
+    assert (name, obj["metadata"]["name"], obj["metadata"]["labels"]["kubernetes.io/hostname"]) == ("10.0.10.57",) * 3
+    assert obj["status"]["addresses"] == [{"type": "InternalIP", "address": "10.0.10.57"},
+                                          {"type": "Hostname", "address": "10.0.10.57"}]
+    assert obj["status"]["nodeInfo"]["machineID"] == render.machine_id("oke-gpu-1")
+    assert load_scenario("demo").nodes["dgx030"].node_name("127.100.0.1") == "dgx030"
 
 
 # ---------------------------------------------------------------------------------------------- scenario kernel
@@ -94,6 +106,7 @@ BAD = [
      r"kernel\.args: lockdown=full: expected lockdown=integrity or lockdown=confidentiality"),
     ("kernel: {args: [lockdown=integrity]}\nnodes: [{names: a, kernel: {lockdown: none}}]\n",
      r"nodes\[0\]\.kernel\.lockdown: none is below lockdown=integrity in the kernel's args"),
+    ("nodes: [{names: a, nodeName: ip}]\n", r"nodes\[0\]\.nodeName: expected 'hostname' or 'address'"),
     ("profiles: {p: {devices: [{iface: ibp65s0f1, pci: '0000:41:00.1', rdma: mlx5_1, type: ConnectX7-2port, "
      "port: 3}]}}\nnodes: [{names: a, profile: p}]\n",
      r"profiles\.p\.devices\[0\]\.port: 0000:41:00\.1 would drive port 3 but a ConnectX7-2port card has 2"),
