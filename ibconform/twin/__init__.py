@@ -7,7 +7,8 @@ with a random bearer token, filled and kept up to date by the cluster emulation 
 
     with Twin("faults", tmp_path) as twin:
         inventory = twin.inventory_path            # ibconform/v1, ssh via twin.ssh_config_path
-        twin.addresses["dgx001"]                   # '127.100.0.1'
+        twin.addresses["dgx001"]                   # '127.100.0.1' (by host name, the scenario's)
+        twin.node_names["dgx001"]                  # its Node's name: 'dgx001' (with nodeName: address, '127.100.0.1')
         twin.kubeconfig_path                       # the API: https://127.100.255.254:<port>, CA and token in it
         twin.scenario.nodes["dgx002"].hcas["ibp24s0"].num_of_vfs.current
 
@@ -87,6 +88,7 @@ class Twin:
         self.start_timeout = start_timeout
         self.api_tls = api_tls
         self.addresses: dict[str, str] = {}
+        self.node_names: dict[str, str] = {}        # host name -> its Kubernetes Node's name (known once up)
         self.block: int | None = None
         self.startup_seconds: float | None = None
         self._block: blocks.Block | None = None
@@ -126,7 +128,7 @@ class Twin:
         return self.workdir / "kubeconfig"
 
     def node_dir(self, name: str) -> Path:
-        """The node's own files: host key, sshd_config, sshd.log."""
+        """The node's own files: host key, sshd_config, sshd.log, and in ``host/`` its kernel's files and machine-id."""
         return self.workdir / "nodes" / name
 
     def hardware_dir(self, name: str) -> Path:
@@ -171,6 +173,7 @@ class Twin:
             self._block = blocks.claim(len(self.scenario.nodes))
             self.block = self._block.index
             self.addresses = {name: self._block.address(i) for i, name in enumerate(self.scenario.nodes)}
+            self.node_names = {name: node.node_name(self.addresses[name]) for name, node in self.scenario.nodes.items()}
             self._start_api()
             self._write_files()
             self._start()
@@ -215,15 +218,16 @@ class Twin:
         self.api.write_kubeconfig(self.kubeconfig_path, context=self.scenario.cluster)
 
     def kubelet(self, name: str) -> Kubelet | None:
-        """How the API's ``pods/exec`` reaches node ``name``: into its namespaces while it runs, else failing as
-        its address fails (refused, or hung); None for a node the twin does not have."""
-        address = self.addresses.get(name)
-        if address is None:
+        """How the API's ``pods/exec`` reaches Node ``name``: into its host's namespaces while it runs, else failing
+        as its address fails (refused, or hung); None for a Node the twin does not have."""
+        host = next((h for h, node_name in self.node_names.items() if node_name == name), None)
+        if host is None:
             return None
-        proc = self._procs.get(name)
+        address = self.addresses[host]
+        proc = self._procs.get(host)
         pid = node_procs.first_process(proc) if proc is not None else None
         if pid is None:
-            return Kubelet(address, fault="hung" if self.scenario.nodes[name].ssh == "hung" else "refused")
+            return Kubelet(address, fault="hung" if self.scenario.nodes[host].ssh == "hung" else "refused")
         return Kubelet(address, enter=node_procs.enter_command(pid), cpu_group=self._cpu_procs)
 
     @property
@@ -252,8 +256,9 @@ class Twin:
                 node_procs.write_hardware(hardware, node)
             folder = self.node_dir(name)
             folder.mkdir(parents=True)
+            node_procs.write_host(folder, node)
             public = write_keypair(folder / "ssh_host_ed25519_key", f"root@{name}")
-            host_keys[name] = (self.addresses[name], public)
+            host_keys[self.node_names[name]] = (self.addresses[name], public)
             authorized = self.workdir / "authorized_keys"
             if not node.host.authorized:        # fault key-refused: the suite's key is not there
                 authorized = folder / "authorized_keys"
@@ -262,12 +267,13 @@ class Twin:
                 self.addresses[name], str(folder / "ssh_host_ed25519_key"), str(authorized)))
         self.known_hosts_path.write_text(render.known_hosts(host_keys))
         self.ssh_config_path.write_text(render.ssh_config(
-            self.addresses, str(self.identity_path), str(self.known_hosts_path)))
+            {self.node_names[n]: a for n, a in self.addresses.items()}, str(self.identity_path),
+            str(self.known_hosts_path)))
         ssh = {"user": "root", "port": 22, "config": str(self.ssh_config_path),
                "knownHosts": str(self.known_hosts_path), "identityFile": str(self.identity_path),
                "connectTimeout": 3, "commandTimeout": 20}
-        inventory = render.inventory(self.scenario.cluster, self.scenario.nodes.values(), self.scenario.expect,
-                                     ssh, self.scenario.profiles, self.scenario.inventory,
+        inventory = render.inventory(self.scenario.cluster, self.scenario.nodes.values(), self.node_names,
+                                     self.scenario.expect, ssh, self.scenario.profiles, self.scenario.inventory,
                                      kubeconfig=str(self.kubeconfig_path))
         header = (f"# Inventory of the ibconform twin for scenario {self.scenario.name} "
                   f"(written by the twin; regenerated on every 'twin up').\n")
@@ -304,6 +310,7 @@ class Twin:
             "cluster": self.scenario.cluster,
             "block": self.block,
             "addresses": self.addresses,
+            "nodeNames": self.node_names,
             "sshd": {name: proc.pid for name, proc in self._procs.items()},
             "hardwareDirs": [str(p) for p in self._hardware_dirs()],
             "inventory": str(self.inventory_path),

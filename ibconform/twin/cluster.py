@@ -1,8 +1,8 @@
 """The twin's cluster emulation: every Kubernetes object derived from the scenario, kept derived.
 
-``ClusterEmulation(api, scenario, addresses).install()`` fills an :class:`~ibconform.twin.api.ApiTwin`
-(before it starts) with what a DGX cluster running the NVIDIA Network Operator 25.10 shows, and hooks
-small controllers to the writes clients make over HTTP::
+``ClusterEmulation(api, scenario, addresses).install()`` (addresses by host name) fills an
+:class:`~ibconform.twin.api.ApiTwin` (before it starts) with what a DGX cluster running the NVIDIA Network
+Operator 25.10 shows, and hooks small controllers to the writes clients make over HTTP::
 
     api = ApiTwin(host, token=token)
     ClusterEmulation(api, scenario, twin.addresses).install()
@@ -36,9 +36,7 @@ from __future__ import annotations
 import asyncio
 import collections
 import datetime as dt
-import hashlib
 import time
-import uuid
 from typing import Any
 
 from ibconform.twin import ipam, kubelet, operator, scheduler, workloads
@@ -46,6 +44,7 @@ from ibconform.twin.api import ApiTwin
 from ibconform.twin.api_store import now_rfc3339, object_key
 from ibconform.twin.hardware import Node
 from ibconform.twin.kube import MAINTENANCE_TAINT, Namespaces, NvIpam
+from ibconform.twin.render import KERNEL_RELEASE, machine_id, stable_uuid
 from ibconform.twin.scenario import Scenario
 
 PREFIX = operator.RESOURCE_PREFIX
@@ -101,10 +100,6 @@ def _name(obj: dict[str, Any]) -> str:
     return str(_d(obj.get("metadata")).get("name", ""))
 
 
-def _stable_uuid(seed: str) -> str:
-    return str(uuid.UUID(hashlib.sha256(seed.encode()).hexdigest()[:32]))
-
-
 def _content(obj: dict[str, Any] | None) -> tuple:
     """What a controller writes of an object: labels, annotations, owners, spec, status."""
     if obj is None:
@@ -116,12 +111,12 @@ def _content(obj: dict[str, Any] | None) -> tuple:
 
 # ------------------------------------------------------------------------------------------ pure builders
 
-def node_labels(node: Node) -> dict[str, str]:
-    """The Node's labels: the kubelet's, node feature discovery's and the GPU and SR-IOV operators', then the
-    scenario's own."""
+def node_labels(node: Node, name: str) -> dict[str, str]:
+    """The labels of Node ``name`` (host ``node``): the kubelet's (its hostname label is the Node's name), node
+    feature discovery's and the GPU and SR-IOV operators', then the scenario's own."""
     return {
         "beta.kubernetes.io/arch": "amd64", "beta.kubernetes.io/os": "linux",
-        "kubernetes.io/arch": "amd64", "kubernetes.io/hostname": node.name, "kubernetes.io/os": "linux",
+        "kubernetes.io/arch": "amd64", "kubernetes.io/hostname": name, "kubernetes.io/os": "linux",
         "feature.node.kubernetes.io/pci-15b3.present": "true", "nvidia.com/gpu.count": "8",
         operator.GPU_LABEL: "true", "nvidia.com/gpu.product": "NVIDIA-B200",
         "network.nvidia.com/operator.mofed.wait": "false", operator.DEVICE_PLUGIN_LABEL: "Enabled",
@@ -129,8 +124,13 @@ def node_labels(node: Node) -> dict[str, str]:
     }
 
 
-def node_object(node: Node, index: int, address: str) -> dict[str, Any]:
-    """The Node as its kubelet registers it, Ready, before any operator touched it."""
+def node_object(node: Node, name: str, index: int, address: str) -> dict[str, Any]:
+    """The Node ``name`` as the kubelet of host ``node`` registers it, Ready, before any operator touched it.
+
+    Its hostname label and Hostname address are its name, as kubelet sets them from its (overridden) host name:
+    on managed clouds that name Nodes by private IP (OKE) all three are the address, while ``uname -n`` is the
+    host's own name (github.com/oracle-terraform-modules/terraform-oci-oke issue 705).
+    """
     when = now_rfc3339()
     conditions = [
         ("MemoryPressure", "False", "KubeletHasSufficientMemory", "kubelet has sufficient memory available"),
@@ -141,8 +141,8 @@ def node_object(node: Node, index: int, address: str) -> dict[str, Any]:
     return {
         "apiVersion": "v1", "kind": "Node",
         "metadata": {
-            "name": node.name,
-            "labels": node_labels(node),
+            "name": name,
+            "labels": node_labels(node, name),
             "annotations": {"node.alpha.kubernetes.io/ttl": "0",
                             "volumes.kubernetes.io/controller-managed-attach-detach": "true"},
         },
@@ -151,14 +151,14 @@ def node_object(node: Node, index: int, address: str) -> dict[str, Any]:
             "capacity": dict(BASE_RESOURCES), "allocatable": dict(BASE_RESOURCES),
             "conditions": [{"type": t, "status": s, "reason": r, "message": m, "lastHeartbeatTime": when,
                             "lastTransitionTime": when} for t, s, r, m in conditions],
-            "addresses": [{"type": "InternalIP", "address": address}, {"type": "Hostname", "address": node.name}],
+            "addresses": [{"type": "InternalIP", "address": address}, {"type": "Hostname", "address": name}],
             "daemonEndpoints": {"kubeletEndpoint": {"Port": 10250}},
-            "nodeInfo": {"architecture": "amd64", "bootID": _stable_uuid(f"{node.name}/boot"),
-                         "containerRuntimeVersion": "containerd://1.7.24", "kernelVersion": "5.15.0-1063-nvidia",
+            "nodeInfo": {"architecture": "amd64", "bootID": stable_uuid(f"{node.name}/boot"),
+                         "containerRuntimeVersion": "containerd://1.7.24", "kernelVersion": KERNEL_RELEASE,
                          "kubeProxyVersion": "", "kubeletVersion": KUBELET_VERSION,
-                         "machineID": hashlib.sha256(node.name.encode()).hexdigest()[:32],
+                         "machineID": machine_id(node.name),
                          "operatingSystem": "linux", "osImage": "Ubuntu 22.04.5 LTS",
-                         "systemUUID": _stable_uuid(f"{node.name}/system")},
+                         "systemUUID": stable_uuid(f"{node.name}/system")},
         },
     }
 
@@ -209,10 +209,13 @@ class ClusterEmulation:
     def __init__(self, api: ApiTwin, scenario: Scenario, addresses: dict[str, str] | None = None) -> None:
         self.api, self.scenario = api, scenario
         self.namespaces = scenario.kubernetes.namespaces
-        names = list(scenario.nodes)
-        self.addresses = {n: (addresses or {}).get(n) or f"127.99.{i // 250}.{i % 250 + 1}"
-                          for i, n in enumerate(names)}
-        self.index = {n: i for i, n in enumerate(names)}
+        hosts = {n: (addresses or {}).get(n) or f"127.99.{i // 250}.{i % 250 + 1}"
+                 for i, n in enumerate(scenario.nodes)}
+        #: Each host's Node name (scenario.nodes is keyed by host name); below, nodes are keyed by Node name.
+        self.node_names = {host: node.node_name(hosts[host]) for host, node in scenario.nodes.items()}
+        self.nodes = {self.node_names[host]: node for host, node in scenario.nodes.items()}
+        self.addresses = {self.node_names[host]: address for host, address in hosts.items()}
+        self.index = {n: i for i, n in enumerate(self.nodes)}
         self.drained: dict[str, bool] = {}
         self.advertised: dict[str, dict[str, int]] = {}
         self._pod_ips: dict[str, int] = {}
@@ -235,11 +238,10 @@ class ClusterEmulation:
         for namespace in self.namespaces.all:
             if self.api.get("v1", "Namespace", namespace) is None:
                 self.api.put({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": namespace}})
-        for name, node in self.scenario.nodes.items():
-            self.api.put(node_lease(self.api.put(node_object(node, self.index[name], self.addresses[name]))))
+        for name, node in self.nodes.items():
+            self.api.put(node_lease(self.api.put(node_object(node, name, self.index[name], self.addresses[name]))))
         kube = self.scenario.kubernetes
-        nodes = list(self.scenario.nodes.values())
-        policies = operator.policies(nodes, kube, {n.name: node_labels(n) for n in nodes})
+        policies = operator.policies(self.nodes, kube, {n: node_labels(node, n) for n, node in self.nodes.items()})
         for obj in [*policies, *operator.ib_networks(policies, kube), ipam.nic_cluster_policy(kube.nv_ipam)]:
             self.api.put(obj)
         self._install_pool()
@@ -250,7 +252,7 @@ class ClusterEmulation:
                 self._deploy(workload, pullable=True)
         self.sync_operator()
         self.sync_nic_cluster_policy()
-        for name, node in self.scenario.nodes.items():
+        for name, node in self.nodes.items():
             if node.kube.vfs_taken:
                 held = self.advertised.get(name, {})
                 pod = training_pod(name, held, self._networks(held))
@@ -281,7 +283,7 @@ class ClusterEmulation:
         """nv-ipam's pool as its controller leaves it; a CIDRPool also gets a NoFreePrefixes Warning per node the
         CIDR has no prefix left for."""
         pool, namespace = self.scenario.kubernetes.pool, self.namespaces.nv_ipam
-        labels = {name: node_labels(node) for name, node in self.scenario.nodes.items()}
+        labels = {name: node_labels(node, name) for name, node in self.nodes.items()}
         if pool.kind == "IPPool":
             self.api.put(ipam.ippool(labels, pool, namespace))
             return
@@ -370,12 +372,12 @@ class ClusterEmulation:
     def sync_operator(self) -> None:
         """Re-derive every node's SriovNetworkNodeState, state annotation, drain cordon and SR-IOV resources."""
         policies = self.api.list("sriovnetworknodepolicies", self.namespaces.sriov_operator)
-        for name, node in self.scenario.nodes.items():
+        for name, node in self.nodes.items():
             obj = self.api.get("v1", "Node", name)
             if obj is None:
                 continue
             labels = _d(_d(obj.get("metadata")).get("labels"))
-            state, sync = operator.node_state(node, policies, labels, self.namespaces.sriov_operator)
+            state, sync = operator.node_state(name, node, policies, labels, self.namespaces.sriov_operator)
             self._apply(state)
             resources = operator.advertised(node, state["spec"].get("interfaces", []), labels, sync, PREFIX)
             stale = set(self.advertised.get(name, {})) - set(resources)
@@ -552,7 +554,7 @@ class ClusterEmulation:
                                if not scheduler.terminated(p))
                     return f"OutOf{resource}", (f"Node didn't have enough resource: {resource}, requested: "
                                                 f"{requests[resource]}, used: {used}, capacity: {capacity}")
-        scenario_node = self.scenario.nodes.get(node)
+        scenario_node = self.nodes.get(node)
         if scenario_node is not None and scenario_node.kube.admission_error:
             sriov = set(self.advertised.get(node, {}))
             wanted = next((r for r in requests if r in sriov and requests[r] > 0), None)

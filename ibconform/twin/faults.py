@@ -142,8 +142,10 @@ def sriov_disabled(hca: Hca) -> None:
 
 @fault("link-type-eth")
 def link_type_eth(hca: Hca) -> None:
-    """The port runs Ethernet (LINK_TYPE_P1 ETH(2)) where InfiniBand is expected."""
+    """The PF's port runs Ethernet (its LINK_TYPE_P<port> ETH(2)) where InfiniBand is expected, at the card's
+    Ethernet speed."""
     hca.link_type.current = hca.link_type.next_boot = "ETH"
+    hca.rate = hca.type.eth_rate
 
 
 @fault("mst-delay")
@@ -176,6 +178,17 @@ def sysfs_missing(hca: Hca, *, file: str = "sriov_totalvfs") -> None:
     if file not in PF_ATTRIBUTES:
         raise ValueError(f"file: expected one of {', '.join(PF_ATTRIBUTES)}, got {file!r}")
     hca.sysfs_missing += (file,)
+
+
+@fault("kernel-lockdown", scope="node")
+def kernel_lockdown(node: Node, *, mode: str = "integrity") -> None:
+    """The kernel is locked down (secure boot): /sys/kernel/security/lockdown shows [``mode``] and mstconfig
+    fails to open every device (exit 3)."""
+    if mode not in ("integrity", "confidentiality"):
+        raise ValueError(f"mode: expected integrity or confidentiality, got {mode!r}")
+    node.kernel.lockdown = mode
+    for device in node.devices.values():
+        device.mst_error = OPEN_ERROR
 
 
 @fault("unreachable", scope="node")

@@ -20,12 +20,16 @@ LinkType = Literal["IB", "ETH"]
 PortState = Literal["DOWN", "INIT", "ARMED", "ACTIVE"]
 SshState = Literal["up", "unreachable", "hung"]
 Death = Literal["reboot", "freeze"]
+Lockdown = Literal["none", "integrity", "confidentiality"]
+NetnsMode = Literal["shared", "exclusive"]
+NodeNaming = Literal["hostname", "address"]
 
 
 @dataclass(frozen=True)
 class DeviceType:
-    """What a device model reports about itself (mstconfig header, sysfs ids)."""
+    """What a device model reports about itself (mstconfig header, sysfs ids) and how many ports its card has."""
 
+    key: str                # what a scenario's ``type:`` names it by
     name: str               # mstconfig "Device type:" (ConnectX7, BlueField3)
     part_number: str        # mstconfig "Name:"
     description: str        # mstconfig "Description:"
@@ -33,32 +37,57 @@ class DeviceType:
     board_id: str           # sysfs infiniband/<dev>/board_id (PSID)
     pci_device: str         # sysfs PCI "device" of the PF
     fw_ver: str             # firmware this model runs unless the scenario says otherwise
+    ports: int              # the card's ports: LINK_TYPE_P1 .. LINK_TYPE_P<ports>, one PCI function each
+    eth_rate: str           # sysfs ports/1/rate of a port running Ethernet at the card's speed
 
 
 DEVICE_TYPES: dict[str, DeviceType] = {
-    t.name: t for t in (
-        DeviceType("ConnectX7", "MCX75310AAS-NEAT",
+    t.key: t for t in (
+        DeviceType("ConnectX7", "ConnectX7", "MCX75310AAS-NEAT",
                    "NVIDIA ConnectX-7 HHHL Adapter Card; 400GbE / NDR IB (default mode); Single-port OSFP; "
                    "PCIe 5.0 x16; Crypto Disabled; Secure Boot Enabled",
-                   "MT4129", "MT_0000000838", "0x1021", "28.41.1000"),
-        DeviceType("BlueField3", "900-9D3B6-00CV-AA0",
+                   "MT4129", "MT_0000000838", "0x1021", "28.41.1000", 1, "400 Gb/sec (4X NDR)"),
+        # A dual-port VPI card: each port runs InfiniBand or Ethernet (LINK_TYPE_P1, LINK_TYPE_P2), function .0
+        # drives port 1 and .1 port 2. Name, description and PSID as mlxup and mlxconfig print them for it
+        # (github.com/sigitp-git/mellanox-nic-firmware-and-vf-creation, MFT 4.30).
+        DeviceType("ConnectX7-2port", "ConnectX7", "MCX755106AS-HEA_Ax",
+                   "NVIDIA ConnectX-7 HHHL Adapter Card; 200GbE (default mode) / NDR200 IB; Dual-port QSFP112; "
+                   "PCIe 5.0 x16 with x16 PCIe extension option; Crypto Disabled; Secure Boot Enabled",
+                   "MT4129", "MT_0000000834", "0x1021", "28.41.1000", 2, "200 Gb/sec (4X HDR)"),
+        DeviceType("BlueField3", "BlueField3", "900-9D3B6-00CV-AA0",
                    "NVIDIA BlueField-3 B3220 P-Series FHHL DPU; 200GbE (default mode) / NDR200 IB; Dual-port "
                    "QSFP112; PCIe Gen5.0 x16 with x16 PCIe extension option; 16 Arm cores; 32GB on-board DDR; "
                    "integrated BMC; Crypto Enabled",
-                   "MT41692", "MT_0000000884", "0xa2dc", "32.41.1000"),
+                   "MT41692", "MT_0000000884", "0xa2dc", "32.41.1000", 2, "200 Gb/sec (4X HDR)"),
     )
 }
 
 
 @dataclass(frozen=True)
 class DeviceSlot:
-    """One device of a node profile: where it sits and whether the inventory excludes it."""
+    """One device of a node profile: where it sits, which port of its card it drives and whether the inventory
+    excludes it."""
 
     iface: str
     pci: str
     rdma: str                   # mlx5_N: enumeration order, unrelated to port order
     type: str                   # key of DEVICE_TYPES
     excluded: str | None = None  # the reason, for devices that must carry no VFs
+    port: int | None = None     # the card port it drives, when not PCI function + 1 (the inventory's ``port``)
+    link_type: LinkType | None = None   # the link its port is set up for here, whatever the node's defaults say
+
+    @property
+    def card(self) -> str:
+        """The PCI device of its card (``0000:41:00``): the functions of one card share it."""
+        return self.pci.rsplit(".", 1)[0]
+
+    @property
+    def card_port(self) -> int:
+        """The card port it drives (its ``LINK_TYPE_P<port>``): ``port``, else PCI function + 1 on a multi-port
+        card (function .1 drives port 2), else 1."""
+        if self.port is not None:
+            return self.port
+        return int(self.pci.rsplit(".", 1)[1], 16) + 1 if DEVICE_TYPES[self.type].ports > 1 else 1
 
 
 #: The DGX B200 map (inventories/dgx-b200-example.yaml): 8 compute ConnectX-7, the internal mezz
@@ -150,6 +179,11 @@ class Hca:
         return DEVICE_TYPES[self.slot.type]
 
     @property
+    def port(self) -> int:
+        """The card port this PF drives (``DeviceSlot.card_port``)."""
+        return self.slot.card_port
+
+    @property
     def phys_state(self) -> str:
         """sysfs ``ports/1/phys_state``: LinkUp when the port is up, else still polling for a peer."""
         return "5: LinkUp" if self.port_state in ("ACTIVE", "ARMED", "INIT") else "2: Polling"
@@ -170,8 +204,21 @@ class Host:
 
 
 @dataclass
+class Kernel:
+    """What the node's running kernel shows besides its devices."""
+
+    args: tuple[str, ...] = ()          # /proc/cmdline after the distribution's own arguments
+    lockdown: Lockdown = "none"         # /sys/kernel/security/lockdown: locked down, mstconfig opens no device
+    rdma_netns: NetnsMode = "shared"    # ib_core's netns_mode: Y shared, N exclusive (RDMA devices per netns)
+
+
+@dataclass
 class Node:
-    """One node: its sshd's fate and its devices, keyed by interface name."""
+    """One node: its sshd's fate and its devices, keyed by interface name.
+
+    ``name`` is its host name (``uname -n``); its Kubernetes Node is named the same, or, with ``naming``
+    "address", by its address as managed clouds name Nodes (``node_name``).
+    """
 
     name: str
     profile: str
@@ -180,6 +227,22 @@ class Node:
     faults: list[str] = field(default_factory=list)   # the fault kinds applied, in order
     kube: NodeKube = field(default_factory=NodeKube)   # its Kubernetes-side facts (kube.py)
     host: Host = field(default_factory=Host)           # its operating system's faults
+    kernel: Kernel = field(default_factory=Kernel)     # its kernel's command line, lockdown, RDMA netns mode
+    naming: NodeNaming = "hostname"                    # what its Kubernetes Node is named by
+
+    def node_name(self, address: str) -> str:
+        """The name of its Kubernetes Node when it has ``address``: its host name, or the address itself."""
+        return address if self.naming == "address" else self.name
+
+    def link_types(self, hca: Hca) -> dict[int, FirmwareParam]:
+        """``LINK_TYPE_P<n>`` of ``hca``'s card, by port: device-wide parameters, so each PF of a multi-port card
+        shows every port's, each from the PF driving that port (a port no PF of the node drives: as shipped)."""
+        if hca.type.ports == 1:
+            return {1: hca.link_type}
+        drivers = {d.port: d.link_type for d in self.devices.values() if d.slot.card == hca.slot.card}
+        factory = hca.link_type.default
+        return {port: drivers.get(port) or FirmwareParam(factory, factory, factory)
+                for port in range(1, hca.type.ports + 1)}
 
     @property
     def hcas(self) -> dict[str, Hca]:

@@ -1,17 +1,23 @@
 """The twin's nodes as processes: one ``sshd -D`` per node inside its own mount and UTS namespace.
 
-Each node's own files live in ``<workdir>/nodes/<node>/`` (host key, sshd_config, log); what its
-hardware serves (sysfs tree, mstconfig script and its answers) in ``<hardware root>/<key>/`` (on
-tmpfs: /dev/shm/ibconform-twin/block-<b>/, linked as ``<workdir>/hardware``),
+Each node's own files live in ``<workdir>/nodes/<node>/`` (host key, sshd_config, log, and in ``host/`` its
+kernel's files and machine-id); what its hardware serves (sysfs tree, mstconfig script and its answers) in
+``<hardware root>/<key>/`` (on tmpfs: /dev/shm/ibconform-twin/block-<b>/, linked as ``<workdir>/hardware``),
 shared by the nodes whose hardware state is the same (``sys/``, ``bin/``, ``mst/``, ``ibstat/``). The node process is::
 
     unshare --mount --propagation private --uts --pid --fork --kill-child --mount-proc -- sh -c '
         hostname dgx030
-        mount --bind <hardware>/sys/class /sys/class                   # class/net, class/infiniband
-        mount --bind <hardware>/sys/bus/pci/devices /sys/bus/pci/devices
-        mount --bind <hardware>/bin /usr/local/bin                     # mstconfig, ibstat, sudo
-        mount --bind <workdir>/empty /root/.bashrc                 # no pyenv start-up per command
+        mount --all --fstab <node>/fstab           # one process for every mount, in this order:
         exec /usr/sbin/sshd -D -e -f <node>/sshd_config'
+
+    <hardware>/sys/class            /sys/class            none bind   # class/net, class/infiniband
+    <hardware>/sys/bus/pci/devices  /sys/bus/pci/devices  none bind
+    <hardware>/bin                  /usr/local/bin        none bind   # mstconfig, ibstat, sudo
+    <node>/host/proc/cmdline        /proc/cmdline         none bind   # over the node's own /proc
+    <node>/host/sys/kernel/security /sys/kernel/security  none bind   # lockdown
+    <node>/host/sys/module          /sys/module           none bind   # ib_core/parameters/netns_mode only
+    <node>/host/etc/machine-id      /etc/machine-id       none bind   # (an overlay of /etc if there is none)
+    <workdir>/empty                 /root/.bashrc         none bind   # no pyenv start-up per command
 
 (``/sys/class`` as a whole, because ``/sys/class/infiniband`` does not exist on a machine without
 RDMA drivers, so there is nothing to mount over.) Children die with the process that started them
@@ -85,20 +91,23 @@ def write_mst(out: _Writer, node: Node) -> None:
     out.file("mst/columns", render.mstconfig_table_header(verbose=False))
     out.file("mst/columns-e", render.mstconfig_table_header(verbose=True))
     out.file("mst/legend", render.LEGEND + "\n")
-    out.file("mst/full", " ".join(render.FULL_QUERY) + "\n")
     aliases: dict[str, str] = {}
     for hca in node.devices.values():
         d = f"mst/devices/{hca.pci}"
+        link_types = node.link_types(hca)
         out.file(f"{d}/delay", "infinity\n" if hca.mst_hangs else f"{hca.mst_delay:g}\n")
         if hca.mst_error is not None:
             out.file(f"{d}/error", hca.mst_error + "\n")
         if hca.mst_output is not None:
             out.file(f"{d}/output", hca.mst_output)
         elif hca.mst_cut is not None:
-            text, _ = render.mstconfig_query(hca, device_arg=hca.pci, params=render.QUERY_PARAMS)
+            text, _ = render.mstconfig_query(hca, link_types, device_arg=hca.pci,
+                                             params=render.query_params(hca.port))
             out.file(f"{d}/output", text[:hca.mst_cut])
         out.file(f"{d}/head", render.mstconfig_head(hca))
-        for name, values in render.mstconfig_values(hca).items():
+        rows = render.mstconfig_values(hca, link_types)
+        out.file(f"{d}/full", " ".join(rows) + "\n")
+        for name, values in rows.items():
             out.file(f"{d}/e/{name}", render.mstconfig_row(name, values, verbose=True))
             out.file(f"{d}/n/{name}", render.mstconfig_row(name, values, verbose=False))
         aliases.setdefault(hca.rdma, hca.pci)
@@ -164,6 +173,62 @@ def remove_hardware_root(root: Path | None, workdir: Path) -> None:
         link.unlink()
 
 
+#: What a node's host serves from its own folder (``<node>/host/``), mounted over these paths: its kernel's files
+#: and its machine-id differ from node to node, so they stay out of the shared hardware tree.
+HOST_FILES = ("proc/cmdline", "etc/machine-id", "sys/kernel/security/lockdown",
+              "sys/module/ib_core/parameters/netns_mode")
+MACHINE_ID = Path("/etc/machine-id")
+
+
+def write_host(folder: Path, node: Node) -> None:
+    """The node's own kernel files and machine-id (HOST_FILES), under ``folder/host``."""
+    out = _Writer(folder / "host")
+    texts = (render.kernel_cmdline(node.name, node.kernel.args), render.machine_id(node.name) + "\n",
+             render.lockdown(node.kernel.lockdown), render.netns_mode(node.kernel.rdma_netns))
+    for rel, text in zip(HOST_FILES, texts, strict=True):
+        out.file(rel, text)
+    out.folder("etc-work")
+
+
+#: One fstab line: what to mount, where, its filesystem type and options.
+Mount = tuple[str, str, str, str]
+
+
+def machine_id_mount(host: Path, bind: bool) -> Mount:
+    """How ``host/etc/machine-id`` becomes /etc/machine-id: bound over the machine's own file (``bind``), else,
+    with no file there to bind over, an overlay of /etc whose upper layer holds it (the machine's /etc is never
+    written either way)."""
+    if bind:
+        return str(host / "etc" / "machine-id"), str(MACHINE_ID), "none", "bind"
+    return "overlay", "/etc", "overlay", f"lowerdir=/etc,upperdir={host / 'etc'},workdir={host / 'etc-work'}"
+
+
+def node_mounts(folder: Path, hardware: Path, empty: Path) -> list[Mount]:
+    """What a node mounts over the machine's files, in order: its hardware tree's, its host files, and an empty
+    file over root's .bashrc (when there is one)."""
+    host = folder / "host"
+    mounts: list[Mount] = [(str(source), target, "none", "bind") for source, target in (
+        (hardware / "sys" / "class", "/sys/class"),
+        (hardware / "sys" / "bus" / "pci" / "devices", "/sys/bus/pci/devices"),
+        (hardware / "bin", "/usr/local/bin"),
+        (host / "proc" / "cmdline", "/proc/cmdline"),          # over the node's own /proc (--mount-proc)
+        (host / "sys" / "kernel" / "security", "/sys/kernel/security"),
+        (host / "sys" / "module", "/sys/module"))]
+    mounts.append(machine_id_mount(host, MACHINE_ID.is_file()))
+    bashrc = Path(pwd.getpwnam("root").pw_dir) / ".bashrc"
+    if bashrc.is_file():
+        mounts.append((str(empty), str(bashrc), "none", "bind"))
+    return mounts
+
+
+def fstab(mounts: list[Mount]) -> str:
+    """``mounts`` as an fstab for ``mount --all --fstab`` (one process mounts them all, in order); blanks and
+    backslashes in paths octal-escaped as fstab(5) wants."""
+    def field(text: str) -> str:
+        return "".join(f"\\{ord(c):03o}" if c in " \t\n\\" else c for c in text)
+    return "".join(" ".join(map(field, mount)) + " 0 0\n" for mount in mounts)
+
+
 def write_hardware(folder: Path, node: Node) -> None:
     """Everything a node with ``node``'s hardware serves (sysfs, mstconfig, ibstat, sudo), under ``folder``."""
     out = _Writer(folder)
@@ -184,16 +249,11 @@ def _node_process(cpu_group: bytes | None) -> None:
     cpu.join(cpu_group)
 
 
-def node_command(name: str, folder: Path, hardware: Path, empty: Path) -> list[str]:
+def node_command(name: str, folder: Path) -> list[str]:
+    """The node's process: its namespaces, its host name, its mounts (``folder/fstab``), then its sshd."""
     q = shlex.quote
-    setup = ["set -e", f"hostname {q(name)}",
-             f"mount --bind {q(str(hardware / 'sys' / 'class'))} /sys/class",
-             f"mount --bind {q(str(hardware / 'sys' / 'bus' / 'pci' / 'devices'))} /sys/bus/pci/devices",
-             f"mount --bind {q(str(hardware / 'bin'))} /usr/local/bin"]
-    bashrc = Path(pwd.getpwnam("root").pw_dir) / ".bashrc"
-    if bashrc.is_file():
-        setup.append(f"mount --bind {q(str(empty))} {q(str(bashrc))}")
-    setup.append(f"exec {SSHD} -D -e -f {q(str(folder / 'sshd_config'))}")
+    setup = ["set -e", f"hostname {q(name)}", f"mount --all --fstab {q(str(folder / 'fstab'))}",
+             f"exec {SSHD} -D -e -f {q(str(folder / 'sshd_config'))}"]
     unshare = shutil.which("unshare") or "/usr/bin/unshare"
     return [unshare, "--mount", "--propagation", "private", "--uts", "--pid", "--fork", "--kill-child",
             "--mount-proc", "--", "/bin/sh", "-c", "\n".join(setup)]
@@ -201,9 +261,10 @@ def node_command(name: str, folder: Path, hardware: Path, empty: Path) -> list[s
 
 def start(name: str, folder: Path, hardware: Path, empty: Path, cpu_group: bytes | None = None) -> subprocess.Popen:
     """Start node ``name``'s sshd (not waiting for it); its log goes to ``folder/sshd.log``."""
+    (folder / "fstab").write_text(fstab(node_mounts(folder, hardware, empty)))
     with open(folder / "sshd.log", "wb") as log:
         return subprocess.Popen(
-            node_command(name, folder, hardware, empty), stdin=subprocess.DEVNULL, stdout=log, stderr=log,
+            node_command(name, folder), stdin=subprocess.DEVNULL, stdout=log, stderr=log,
             close_fds=True, start_new_session=True, preexec_fn=functools.partial(_node_process, cpu_group),
             env={"PATH": "/usr/sbin:/usr/bin:/sbin:/bin", "LANG": "C.UTF-8"})
 

@@ -88,24 +88,25 @@ def hca_models(nodes: list[Node]) -> dict[str, str]:
     return found
 
 
-def policies(nodes: list[Node], cluster: ClusterKube, labels: dict[str, dict[str, str]]) -> list[dict[str, Any]]:
+def policies(nodes: dict[str, Node], cluster: ClusterKube, labels: dict[str, dict[str, str]]) -> list[dict[str, Any]]:
     """The cluster's policies (``policy-<iface>`` per HCA for every GPU node, or the scenario's), then each
-    drifted node-specific policy, for the resource the cluster's policies give that PF on that node."""
+    drifted node-specific policy, for the resource the cluster's policies give that PF on that node (``nodes`` and
+    ``labels`` by Node name)."""
     namespace = cluster.namespaces.sriov_operator
     if cluster.policies is None:
         out = [policy(f"policy-{iface}", iface, dev, cluster.num_vfs, namespace)
-               for iface, dev in hca_models(nodes).items()]
+               for iface, dev in hca_models(list(nodes.values())).items()]
     else:
         out = [policy_object(p, namespace) for p in cluster.policies]
     drifts = []
-    for node in nodes:
-        rendered = {s["name"]: s for s in spec_interfaces(out, labels.get(node.name, {}), interfaces_status(node))}
+    for name, node in nodes.items():
+        rendered = {s["name"]: s for s in spec_interfaces(out, labels.get(name, {}), interfaces_status(node))}
         for iface, hca in node.hcas.items():
             if hca.policy_drift is not None:
                 groups = rendered.get(iface, {}).get("vfGroups") or [{}]
-                drifts.append(policy(f"policy-{iface}-{node.name}", iface, device_id(hca), hca.policy_drift.num_vfs,
+                drifts.append(policy(f"policy-{iface}-{name}", iface, device_id(hca), hca.policy_drift.num_vfs,
                                      namespace, priority=hca.policy_drift.priority,
-                                     node_selector={"kubernetes.io/hostname": node.name},
+                                     node_selector={"kubernetes.io/hostname": name},
                                      resource=groups[0].get("resourceName")))
     return out + drifts
 
@@ -397,9 +398,10 @@ def node_sync(node: Node, policies_: list[dict[str, Any]], labels: dict[str, str
     return Sync("Succeeded")
 
 
-def node_state(node: Node, policies_: list[dict[str, Any]], labels: dict[str, str],
+def node_state(name: str, node: Node, policies_: list[dict[str, Any]], labels: dict[str, str],
                namespace: str) -> tuple[dict[str, Any], Sync]:
-    """The node's SriovNetworkNodeState (name = node, in the operator's ``namespace``) and the verdict it carries."""
+    """The SriovNetworkNodeState of Node ``name`` (the operator names it after the Node, in its ``namespace``) and
+    its verdict."""
     interfaces = interfaces_status(node)
     sync = node_sync(node, policies_, labels, interfaces)
     status: dict[str, Any] = {"interfaces": interfaces, "syncStatus": sync.sync_status}
@@ -408,7 +410,7 @@ def node_state(node: Node, policies_: list[dict[str, Any]], labels: dict[str, st
     spec: dict[str, Any] = {"interfaces": spec_interfaces(policies_, labels, interfaces)}
     return {
         "apiVersion": API_VERSION, "kind": "SriovNetworkNodeState",
-        "metadata": {"name": node.name, "namespace": namespace,
+        "metadata": {"name": name, "namespace": namespace,
                      "annotations": {DESIRED_ANNOTATION: sync.desired, CURRENT_ANNOTATION: sync.current}},
         "spec": {k: v for k, v in spec.items() if v},
         "status": status,

@@ -8,6 +8,7 @@ Next Boot`` with ``-e``, ``*`` in column 0 and the legend line), as docs/formats
 from __future__ import annotations
 
 import hashlib
+import uuid
 from collections.abc import Iterable
 from typing import Any
 
@@ -17,32 +18,45 @@ from ibconform.twin.hardware import FirmwareParam, Hca, Node
 
 # ---------------------------------------------------------------------------------------------- mstconfig
 
-#: What the suite asks: ``mstconfig -d <pci> -e q NUM_OF_VFS SRIOV_EN LINK_TYPE_P1``.
-QUERY_PARAMS = ("NUM_OF_VFS", "SRIOV_EN", "LINK_TYPE_P1")
 LEGEND = "The '*' shows parameters with next value different from default/current value."
 _LINK_TYPES = {"IB": "IB(1)", "ETH": "ETH(2)"}
-#: Parameters a query without names prints besides the suite's three, unchanged from their defaults.
+#: Parameters a query without names prints besides the suite's, unchanged from their defaults (the models have
+#: at most two ports).
 _FIXED = {"MEMIC_BAR_SIZE": "0", "MEMIC_SIZE_LIMIT": "_256KB(1)", "PF_NUM_OF_VF_VALID": "False(0)",
-          "SRIOV_IB_ROUTING_MODE_P1": "LID(1)"}
-#: The order of a full query (an approximation of a ConnectX-7's long table).
-FULL_QUERY = ("MEMIC_BAR_SIZE", "MEMIC_SIZE_LIMIT", "PF_NUM_OF_VF_VALID", "NUM_OF_VFS", "SRIOV_EN",
-              "SRIOV_IB_ROUTING_MODE_P1", "LINK_TYPE_P1")
+          "SRIOV_IB_ROUTING_MODE_P1": "LID(1)", "SRIOV_IB_ROUTING_MODE_P2": "LID(1)"}
+
+
+def query_params(port: int) -> tuple[str, ...]:
+    """What the suite asks about a PF: ``mstconfig -d <pci> -e q NUM_OF_VFS SRIOV_EN LINK_TYPE_P<port>``."""
+    return ("NUM_OF_VFS", "SRIOV_EN", f"LINK_TYPE_P{port}")
+
+
+def full_query(ports: int) -> tuple[str, ...]:
+    """The parameters a query without names prints on a card with ``ports`` ports, in order (an approximation
+    of a ConnectX-7's long table: per-port parameters of port 1, then of port 2)."""
+    return ("MEMIC_BAR_SIZE", "MEMIC_SIZE_LIMIT", "PF_NUM_OF_VF_VALID", "NUM_OF_VFS", "SRIOV_EN",
+            *(f"SRIOV_IB_ROUTING_MODE_P{p}" for p in range(1, ports + 1)),
+            *(f"LINK_TYPE_P{p}" for p in range(1, ports + 1)))
 
 
 def _value(name: str, value: int | bool | str) -> str:
     if name == "SRIOV_EN":
         return "True(1)" if value else "False(0)"
-    if name == "LINK_TYPE_P1":
+    if name.startswith("LINK_TYPE_P"):
         return _LINK_TYPES[str(value)]
     return str(value)
 
 
-def mstconfig_values(hca: Hca) -> dict[str, tuple[str, str, str]]:
-    """Each parameter's (Default, Current, Next Boot) as mstconfig prints them, in full-query order."""
-    params: dict[str, FirmwareParam] = {
-        "NUM_OF_VFS": hca.num_of_vfs, "SRIOV_EN": hca.sriov_en, "LINK_TYPE_P1": hca.link_type}
+def mstconfig_values(hca: Hca, link_types: dict[int, FirmwareParam]) -> dict[str, tuple[str, str, str]]:
+    """Each parameter's (Default, Current, Next Boot) as mstconfig prints them, in full-query order.
+
+    ``link_types``: the card's ``LINK_TYPE_P<n>`` by port (``Node.link_types``). NUM_OF_VFS and SRIOV_EN are the
+    PF's own here (on a real multi-port card they are the card's, shared by its PFs: the twin keeps them apart).
+    """
+    params: dict[str, FirmwareParam] = {"NUM_OF_VFS": hca.num_of_vfs, "SRIOV_EN": hca.sriov_en}
+    params.update({f"LINK_TYPE_P{port}": p for port, p in link_types.items()})
     out = {}
-    for name in FULL_QUERY:
+    for name in full_query(len(link_types)):
         if name in params:
             p = params[name]
             out[name] = (_value(name, p.default), _value(name, p.current), _value(name, p.next_boot))
@@ -88,18 +102,18 @@ def unsupported_param(name: str) -> str:
     return f"-E- The Device doesn't support {name} parameter\n"
 
 
-def mstconfig_query(hca: Hca | None, *, device_arg: str, params: Iterable[str] | None = None,
-                    verbose: bool = True) -> tuple[str, int]:
+def mstconfig_query(hca: Hca | None, link_types: dict[int, FirmwareParam], *, device_arg: str,
+                    params: Iterable[str] | None = None, verbose: bool = True) -> tuple[str, int]:
     """What ``mstconfig -d <device_arg> [-e] q [params]`` prints on this device, and its exit code.
 
-    ``hca`` None is a device the node does not have.
+    ``hca`` None is a device the node does not have; ``link_types`` as for :func:`mstconfig_values`.
     """
     if hca is None:
         return "-E- Failed to open the device\n", 3
     if hca.mst_error is not None:
         return hca.mst_error + "\n", 3
-    values = mstconfig_values(hca)
-    names = list(params) if params else list(FULL_QUERY)
+    values = mstconfig_values(hca, link_types)
+    names = list(params) if params else list(values)
     out = mstconfig_device_header(hca, device_arg)
     rows = []
     for name in names:
@@ -226,13 +240,53 @@ def ibstat_ca(hca: Hca) -> str:
     """One CA's block of ``ibstat``, TAB-indented as the real tool prints it."""
     node_guid = "0x" + guid(hca.pci).replace(":", "")
     return (f"CA '{hca.rdma}'\n\tCA type: {hca.type.hca_type}\n\tNumber of ports: 1\n"
-            f"\tFirmware version: {hca.fw_ver}\n\tHardware version: {0 if hca.slot.type == 'ConnectX7' else 1}\n"
+            f"\tFirmware version: {hca.fw_ver}\n\tHardware version: {0 if hca.type.name == 'ConnectX7' else 1}\n"
             f"\tNode GUID: {node_guid}\n\tSystem image GUID: {node_guid}\n\tPort 1:\n" + ibstat_port(hca))
 
 
 def ibstat_order(node: Node) -> list[str]:
     """CA names in the order ibstat lists them (sorted as strings: mlx5_0, mlx5_1, mlx5_10, ...)."""
     return sorted(h.rdma for h in node.devices.values())
+
+
+# ---------------------------------------------------------------------------------------------- the host
+
+#: The kernel a DGX node runs (DGX OS 6, Ubuntu 22.04): its Node's nodeInfo.kernelVersion too.
+KERNEL_RELEASE = "5.15.0-1063-nvidia"
+#: What DGX OS boots with after the root filesystem: its packages' defaults (serial console, no heap zeroing, PCI
+#: resource reallocation, the IOMMU in pass-through mode as SR-IOV wants it, nouveau kept away).
+BOOT_ARGS = ("ro", "console=tty0", "console=ttyS0,115200n8", "init_on_alloc=0", "pci=realloc", "intel_iommu=on",
+             "iommu=pt", "rd.driver.blacklist=nouveau", "nouveau.modeset=0")
+LOCKDOWN_MODES = ("none", "integrity", "confidentiality")
+
+
+def stable_uuid(seed: str) -> str:
+    """A made-up UUID that is always the same for ``seed``."""
+    return str(uuid.UUID(hashlib.sha256(seed.encode()).hexdigest()[:32]))
+
+
+def machine_id(host: str) -> str:
+    """The host's ``/etc/machine-id`` (32 lowercase hex digits), which kubelet reports as its Node's
+    ``status.nodeInfo.machineID``."""
+    return hashlib.sha256(host.encode()).hexdigest()[:32]
+
+
+def kernel_cmdline(host: str, args: Iterable[str]) -> str:
+    """``/proc/cmdline`` of a DGX node booted by GRUB: the image, the root filesystem, DGX OS's arguments, then
+    ``args``."""
+    return " ".join([f"BOOT_IMAGE=/boot/vmlinuz-{KERNEL_RELEASE}", f"root=UUID={stable_uuid(host + '/root')}",
+                     *BOOT_ARGS, *args]) + "\n"
+
+
+def lockdown(mode: str) -> str:
+    """``/sys/kernel/security/lockdown``: every mode, the active one in brackets (``[none] integrity
+    confidentiality``)."""
+    return " ".join(f"[{m}]" if m == mode else m for m in LOCKDOWN_MODES) + "\n"
+
+
+def netns_mode(mode: str) -> str:
+    """``/sys/module/ib_core/parameters/netns_mode``, a bool module parameter: ``Y`` shared, ``N`` exclusive."""
+    return "Y\n" if mode == "shared" else "N\n"
 
 
 # ---------------------------------------------------------------------------------------------- SSH files
@@ -269,7 +323,8 @@ def sshd_config(address: str, host_key: str, authorized_keys: str) -> str:
 
 
 def ssh_config(addresses: dict[str, str], identity: str, known_hosts: str) -> str:
-    """An ssh_config naming every node (Host dgx030 -> HostName 127.x.y.z), as on a real cluster."""
+    """An ssh_config naming every node by its Node name (Host dgx030 -> HostName 127.x.y.z; a Node named by its
+    address: Host 127.x.y.z -> HostName 127.x.y.z), as on a real cluster."""
     blocks = []
     for name, address in addresses.items():
         blocks.append("\n".join([
@@ -287,8 +342,10 @@ def ssh_config(addresses: dict[str, str], identity: str, known_hosts: str) -> st
 
 
 def known_hosts(host_keys: dict[str, tuple[str, str]]) -> str:
-    """One line per node, valid for its name and its address: ``dgx030,127.x.y.z ssh-ed25519 AAAA...``."""
-    return "".join(f"{name},{address} {public_key}\n" for name, (address, public_key) in host_keys.items())
+    """One line per node, valid for its name and its address: ``dgx030,127.x.y.z ssh-ed25519 AAAA...`` (a node
+    named by its address: ``127.x.y.z ssh-ed25519 AAAA...``)."""
+    return "".join(f"{','.join(dict.fromkeys((name, address)))} {public_key}\n"
+                   for name, (address, public_key) in host_keys.items())
 
 
 # ---------------------------------------------------------------------------------------------- inventory
@@ -305,11 +362,11 @@ PROBE = {"namespace": "default", "timeout": 30,
          "tolerations": [{"key": "maintenance.nvidia.com/in-progress", "operator": "Exists", "effect": "NoSchedule"}]}
 
 
-def inventory(cluster: str, nodes: Iterable[Node], expect: dict[str, Any], ssh: dict[str, Any],
-              profiles: dict[str, Any], extra: dict[str, Any] | None = None,
+def inventory(cluster: str, nodes: Iterable[Node], names: dict[str, str], expect: dict[str, Any],
+              ssh: dict[str, Any], profiles: dict[str, Any], extra: dict[str, Any] | None = None,
               kubeconfig: str | None = None) -> dict[str, Any]:
-    """The ``ibconform/v1`` inventory of the twin: every node (reachable or not) by profile, the cluster
-    reached through ``kubeconfig``.
+    """The ``ibconform/v1`` inventory of the twin: every node (reachable or not) by profile and by the name of its
+    Kubernetes Node (``names``: host name -> Node name), the cluster reached through ``kubeconfig``.
 
     ``extra`` (a scenario's ``inventory:``) is merged in last, key by key.
     """
@@ -319,11 +376,12 @@ def inventory(cluster: str, nodes: Iterable[Node], expect: dict[str, Any], ssh: 
     for pname in used:
         slots = profiles[pname]
         inv_profiles[pname] = {
-            "hcas": [{"iface": s.iface, "pci": s.pci} for s in slots if s.excluded is None],
+            "hcas": [{"iface": s.iface, "pci": s.pci, **({"port": s.port} if s.port is not None else {})}
+                     for s in slots if s.excluded is None],
             "excluded": [{"pci": s.pci, "iface": s.iface, "reason": s.excluded}
                          for s in slots if s.excluded is not None],
         }
-    groups = [{"names": str(NodeSet.fromlist([n.name for n in nodes if n.profile == p])), "profile": p}
+    groups = [{"names": str(NodeSet.fromlist([names[n.name] for n in nodes if n.profile == p])), "profile": p}
               for p in used]
     return _merge({
         "format": "ibconform/v1",

@@ -8,25 +8,36 @@ it. Schema::
     profile: dgx-b200                   # device map for nodes that name none (built-in: dgx-b200)
     profiles:                           # optional custom device maps
       my-box:
-        devices:
+        devices:                        # type: ConnectX7 (default), ConnectX7-2port (dual-port VPI), BlueField3
           - {iface: ibp24s0, pci: "0000:18:00.0", rdma: mlx5_4, type: ConnectX7}
           - {iface: ibp41s0f0, pci: "0000:29:00.0", rdma: mlx5_5, type: BlueField3, excluded: BlueField-3 DPU}
+          # a PF of a multi-port card drives port function + 1 unless `port:` says (LINK_TYPE_P<port>);
+          # linkType: this port is set up for IB or ETH here, whatever the defaults say
+          - {iface: enp65s0f0np0, pci: "0000:41:00.0", rdma: mlx5_0, type: ConnectX7-2port, linkType: ETH,
+             excluded: Ethernet port of a VPI card}
     defaults:                           # every HCA's state (all keys optional; shown: the built-in values)
       numOfVfs: 8                       #   NUM_OF_VFS Current = Next Boot; sriov_numvfs, sriov_totalvfs
       sriovEn: true                     #   SRIOV_EN
-      linkType: IB                      #   LINK_TYPE_P1 and link_layer
+      linkType: IB                      #   LINK_TYPE_P<port> and link_layer
       fwVer: 28.41.1000                 #   fw_ver (a device model's own version when absent)
-      rate: 400 Gb/sec (4X NDR)         #   ports/1/rate
+      rate: 400 Gb/sec (4X NDR)         #   ports/1/rate of an InfiniBand port (Ethernet: the card's speed)
       portState: ACTIVE                 #   ports/1/state
       mstDelay: 0                       #   seconds mstconfig takes
       factory: {numOfVfs: 0, sriovEn: false, linkType: IB}   # the firmware's Default column
+    kernel:                             # every node's kernel (all keys optional; shown: the built-in values)
+      args: []                          #   /proc/cmdline after DGX OS's own (ib_core.netns_mode=0, lockdown=...)
+      lockdown: none                    #   /sys/kernel/security/lockdown (else mstconfig opens no device);
+                                        #   from a lockdown= arg when absent
+      rdmaNetnsMode: shared             #   ib_core netns_mode Y, exclusive: N; from ib_core.netns_mode= when absent
     expect: {vfsPerHca: 8}              # optional: the inventory's expect (derived from defaults when absent)
     inventory: {collect: {mstconfigTimeout: 5}}   # optional: merged into the generated inventory
     nodes:
-      - names: "dgx[030-031]"           # a ClusterShell NodeSet
+      - names: "dgx[030-031]"           # a ClusterShell NodeSet: the host names (uname -n)
+        nodeName: hostname              # optional: the Kubernetes Node's name; address: the node's IP (as OKE)
         profile: dgx-b200               # optional
         labels: {ib-layout: pooled}     # optional: Node labels beyond the built-in ones (for nodeSelectors)
         hardware: {numOfVfs: 16}        # optional: overrides defaults for these nodes
+        kernel: {args: [ib_core.netns_mode=0]}   # optional: args appended, lockdown and rdmaNetnsMode override
         faults:                         # optional: see ibconform.twin.faults.FAULTS
           - {kind: firmware-pending, hcas: [ibp24s0], current: 16}
     kubernetes:                         # optional: the cluster side
@@ -63,7 +74,7 @@ from __future__ import annotations
 
 import ipaddress
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from importlib import resources
 from pathlib import Path
 from typing import Annotated, Any, Literal
@@ -73,10 +84,11 @@ from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 
 from ibconform import validation
 from ibconform.twin.errors import ScenarioError
-from ibconform.twin.faults import FAULTS
-from ibconform.twin.hardware import DEVICE_TYPES, PROFILES, DeviceSlot, FirmwareParam, Hca, Node
+from ibconform.twin.faults import FAULTS, kernel_lockdown
+from ibconform.twin.hardware import DEVICE_TYPES, PROFILES, DeviceSlot, FirmwareParam, Hca, Kernel, Node
 from ibconform.twin.kube import DEFAULT_NAMESPACE, ClusterKube, IpamPool, Namespaces, NvIpam, Policy
 from ibconform.twin.operator import GPU_LABEL
+from ibconform.twin.render import LOCKDOWN_MODES
 
 FORMAT = "ibconform-twin/v1"
 _RDMA = re.compile(r"^[A-Za-z0-9_]{1,63}$")
@@ -87,6 +99,7 @@ _LABEL_KEY = re.compile(r"^([a-z0-9]([a-z0-9.-]{0,251}[a-z0-9])?/)?[A-Za-z0-9]([
 _LABEL_VALUE = re.compile(r"^([A-Za-z0-9]([A-Za-z0-9_.-]{0,61}[A-Za-z0-9])?)?$")
 _PF_NAME = re.compile(r"^(?P<iface>[A-Za-z0-9_.-]{1,15})(#(?P<first>\d+)-(?P<last>\d+))?$")
 STANDALONE_NAMESPACE = "kube-system"      # nvidia-k8s-ipam deploy/: the namespace its kustomization sets
+_KERNEL_ARG = re.compile(r"^[!-~]{1,256}$")
 
 
 def _rdma(value: str) -> str:
@@ -128,6 +141,12 @@ def _network(value: str) -> str:
 Labels = Annotated[dict[str, str], AfterValidator(_labels)]
 
 
+def _kernel_arg(value: str) -> str:
+    if not _KERNEL_ARG.match(value):
+        raise ValueError(f"expected a kernel argument without spaces like ib_core.netns_mode=0, got {value!r}")
+    return value
+
+
 def _host_names(value: str) -> str:
     if any(not _HOST.match(name) for name in NodeSet(value)):
         raise ValueError(f"expected a NodeSet of host names like dgx[030-031], got {value!r}")
@@ -161,6 +180,8 @@ class _Device(_Model):
     rdma: Annotated[str, AfterValidator(_rdma)]
     type: Annotated[str, AfterValidator(_device_type)] = "ConnectX7"
     excluded: str | None = Field(None, min_length=1)
+    port: int | None = Field(None, ge=1, le=4)
+    link_type: Literal["IB", "ETH"] | None = Field(None, alias="linkType")
 
 
 class _Profile(_Model):
@@ -173,11 +194,19 @@ class _Fault(BaseModel):
     hcas: list[str] | None = Field(None, min_length=1)
 
 
+class _Kernel(_Model):
+    args: list[Annotated[str, AfterValidator(_kernel_arg)]] = []
+    lockdown: Literal["none", "integrity", "confidentiality"] | None = None
+    rdma_netns_mode: Literal["shared", "exclusive"] | None = Field(None, alias="rdmaNetnsMode")
+
+
 class _NodeGroup(_Model):
     names: Annotated[validation.NodeSetText, AfterValidator(_host_names)]
+    node_name: Literal["hostname", "address"] = Field("hostname", alias="nodeName")
     profile: str | None = None
     labels: Labels = {}
     hardware: _Hardware | None = None
+    kernel: _Kernel | None = None
     faults: list[_Fault] = []
 
 
@@ -229,6 +258,7 @@ class _Scenario(_Model):
     profile: str = "dgx-b200"
     profiles: dict[str, _Profile] = {}
     defaults: _Hardware = _Hardware()
+    kernel: _Kernel = _Kernel()
     expect: dict[str, Any] | None = None
     inventory: dict[str, Any] = {}
     kubernetes: _Kubernetes = _Kubernetes()
@@ -310,6 +340,7 @@ def _device(slot: DeviceSlot, hw: dict) -> Hca:
     else:
         vfs, sriov_en, link_type = hw["num_of_vfs"], hw["sriov_en"], hw["link_type"]
         numvfs = vfs if sriov_en else 0
+    link_type = slot.link_type or link_type     # the profile sets this port up for one link whatever the defaults
     return Hca(
         slot=slot,
         num_of_vfs=FirmwareParam(factory["num_of_vfs"], vfs, vfs),
@@ -319,7 +350,7 @@ def _device(slot: DeviceSlot, hw: dict) -> Hca:
         sriov_totalvfs=vfs if sriov_en else 0,
         fw_ver=fw_ver,
         port_state=hw["port_state"],
-        rate=hw["rate"],
+        rate=hw["rate"] if link_type == "IB" else DEVICE_TYPES[slot.type].eth_rate,
         mst_delay=float(hw["mst_delay"]),
     )
 
@@ -327,15 +358,75 @@ def _device(slot: DeviceSlot, hw: dict) -> Hca:
 def _profiles(model: _Scenario, source: str) -> dict[str, tuple[DeviceSlot, ...]]:
     profiles = dict(PROFILES)
     for pname, profile in model.profiles.items():
-        slots = tuple(DeviceSlot(d.iface, d.pci, d.rdma, d.type, d.excluded) for d in profile.devices)
+        slots = tuple(DeviceSlot(d.iface, d.pci, d.rdma, d.type, d.excluded, d.port, d.link_type)
+                      for d in profile.devices)
         for key in ("iface", "pci", "rdma"):
             values = [getattr(s, key) for s in slots]
             dup = next((v for v in values if values.count(v) > 1), None)
             if dup is not None:
                 raise ScenarioError(f"{source}: profiles.{pname}.devices: {key} {dup} listed twice "
                                     "(expected each device once)")
+        _check_ports(slots, f"{source}: profiles.{pname}.devices")
         profiles[pname] = slots
     return profiles
+
+
+def _check_ports(slots: tuple[DeviceSlot, ...], where: str) -> None:
+    """Each PF of a multi-port card drives a port the card has, and no two drive the same one."""
+    driven: dict[tuple[str, int], str] = {}
+    for i, slot in enumerate(slots):
+        model, port = DEVICE_TYPES[slot.type], slot.card_port
+        if port > model.ports:
+            field = "port" if slot.port else "pci"
+            raise ScenarioError(f"{where}[{i}].{field}: {slot.pci} would drive port {port} but a {slot.type} card has "
+                                f"{model.ports} (set port: 1 to {model.ports})")
+        if model.ports > 1:
+            other = driven.setdefault((slot.card, port), slot.iface)
+            if other != slot.iface:
+                raise ScenarioError(f"{where}[{i}]: {slot.iface} and {other} both drive port {port} of card "
+                                    f"{slot.card} (expected one PF per port: set port:)")
+
+
+_NETNS_FLAGS = {"1": "shared", "y": "shared", "0": "exclusive", "n": "exclusive"}
+
+
+def _booted(args: list[str], where: str) -> dict[str, str]:
+    """What kernel arguments set at boot: ``lockdown=`` and ib_core's ``netns_mode`` (the last one counts)."""
+    found = {}
+    for arg in args:
+        key, _, value = arg.partition("=")
+        if key == "lockdown":
+            if value not in ("integrity", "confidentiality"):
+                raise ValueError(f"{where}.args: {arg}: expected lockdown=integrity or lockdown=confidentiality")
+            found["lockdown"] = value
+        elif key == "ib_core.netns_mode":
+            if value.lower() not in _NETNS_FLAGS:
+                raise ValueError(f"{where}.args: {arg}: expected ib_core.netns_mode=0 (exclusive) or 1 (shared)")
+            found["rdma_netns"] = _NETNS_FLAGS[value.lower()]
+    return found
+
+
+def _kernel(layers: list[tuple[_Kernel, str]]) -> Kernel:
+    """The node's kernel from its layers (the scenario's ``kernel``, then its group's), each where it is written:
+    a layer's arguments set lockdown and RDMA netns mode as at boot, its explicit keys as at run time."""
+    args: list[str] = []
+    state = {"lockdown": "none", "rdma_netns": "shared"}
+    boot_lockdown, set_at = "none", "kernel"
+    for layer, where in layers:
+        booted = _booted(layer.args, where)
+        args += layer.args
+        state.update(booted)
+        if "lockdown" in booted:
+            boot_lockdown = booted["lockdown"]
+        if layer.lockdown is not None:
+            state["lockdown"], set_at = layer.lockdown, where
+        if layer.rdma_netns_mode is not None:
+            state["rdma_netns"] = layer.rdma_netns_mode
+    levels = list(LOCKDOWN_MODES)
+    if levels.index(state["lockdown"]) < levels.index(boot_lockdown):
+        raise ValueError(f"{set_at}.lockdown: {state['lockdown']} is below lockdown={boot_lockdown} in the kernel's "
+                         "args (a running kernel's lockdown can be raised, never lowered)")
+    return Kernel(tuple(args), state["lockdown"], state["rdma_netns"])
 
 
 def _expect(model: _Scenario, base: dict) -> dict[str, Any]:
@@ -512,11 +603,19 @@ def _build(model: _Scenario, source: str, name: str) -> Scenario:
             raise ScenarioError(f"{source}: {field}: unknown profile {pname!r} "
                                 f"(expected one of: {', '.join(sorted(profiles))})")
         hw = _merge(base, group.hardware)
+        layers = [(model.kernel, "kernel")] + ([(group.kernel, f"nodes[{i}].kernel")] if group.kernel else [])
+        try:
+            kernel = _kernel(layers)
+        except ValueError as exc:
+            raise ScenarioError(f"{source}: {exc}") from None
         for node_name in NodeSet(group.names):
             if node_name in nodes:
                 raise ScenarioError(f"{source}: nodes[{i}].names: node {node_name} is listed twice "
                                     "(expected each node once)")
-            node = Node(node_name, pname, {s.iface: _device(s, hw) for s in profiles[pname]})
+            node = Node(node_name, pname, {s.iface: _device(s, hw) for s in profiles[pname]},
+                        kernel=replace(kernel), naming=group.node_name)
+            if kernel.lockdown != "none":
+                kernel_lockdown(node, mode=kernel.lockdown)
             node.kube.labels = dict(group.labels)
             for j, spec in enumerate(group.faults):
                 try:

@@ -127,10 +127,12 @@ def test_mstconfig_script_prints_what_the_renderer_renders(twin, host, args):
     got = subprocess.run([str(script), *args], capture_output=True, text=True, timeout=10)
     dev = args[args.index("-d") + 1]
     verb = next(i for i, a in enumerate(args) if a in ("q", "query"))
-    devices = {d.pci: d for d in twin.scenario.nodes[host].devices.values()}
-    devices.update({d.rdma: d for d in twin.scenario.nodes[host].devices.values()})
-    want, rc = render.mstconfig_query(devices.get(dev), device_arg=dev, params=args[verb + 1:] or None,
-                                      verbose="-e" in args)
+    node = twin.scenario.nodes[host]
+    devices = {d.pci: d for d in node.devices.values()}
+    devices.update({d.rdma: d for d in node.devices.values()})
+    device = devices.get(dev)
+    want, rc = render.mstconfig_query(device, node.link_types(device) if device else {}, device_arg=dev,
+                                      params=args[verb + 1:] or None, verbose="-e" in args)
     assert (got.stdout, got.returncode, got.stderr) == (want, rc, "")
 
 
@@ -332,5 +334,5 @@ def test_builtin_scenarios_cover_every_fault_kind():
     assert len(pending) == 8 and all(h.num_of_vfs.pending and h.sriov_numvfs == 0 for h in pending.values())
     assert not any(h.num_of_vfs.pending for h in demo.nodes["dgx030"].hcas.values())
     with pytest.raises(ScenarioError, match="expected a path or one of: cidrpool, demo, environment, faults, "
-                                            "ipam-image, partitioned, pooled, split-namespaces"):
+                                            "ip-named, ipam-image, kernel, partitioned, pooled, split-namespaces, vpi"):
         load_scenario("no-such-scenario")

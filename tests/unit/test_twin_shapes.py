@@ -136,7 +136,7 @@ nodes: [{names: n1, profile: dual}]
 def test_the_daemon_sizes_a_card_to_the_largest_numvfs_of_its_ports(port0, port1, sync):
     scenario = parse_scenario(DUAL.replace("PORT0", str(port0)).replace("PORT1", str(port1)), "dual.yaml")
     node, labels = scenario.nodes["n1"], {op.GPU_LABEL: "true"}
-    policies = op.policies([node], scenario.kubernetes, {"n1": labels})
+    policies = op.policies({"n1": node}, scenario.kubernetes, {"n1": labels})
     assert op.node_sync(node, policies, labels).sync_status == sync
 
 
