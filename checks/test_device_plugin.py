@@ -33,11 +33,16 @@ def test_resource_allocatable(resource):
         seen = quantity(raw)
         resource.node.cite(f"Node {resource.node} {field} {resource.name}: "
                            f"{seen if seen is not None or raw is None else repr(raw)}")
+        if seen == expected:
+            continue
         shown = seen if seen is not None else "absent" if raw is None else f"{raw!r} (not a count)"
         detail = f" ({resource.share_text(shares)})" if len(shares) > 1 else ""
-        assert seen == expected, (
-            f"{field} {resource.name} on {resource.node} expected {expected}{detail} vs {shown}: the device plugin "
-            "does not advertise the VFs — check the node's sync state and the sriov-device-plugin pod on the node")
+        short = resource.short_pfs(shares)
+        why = (f"{'; '.join(short)} in the kernel — the VFs are missing (see sriov_numvfs)" if short else
+               "the device plugin does not advertise the VFs — check the node's sync state and the "
+               "sriov-device-plugin pod on the node")
+        raise AssertionError(f"{field} {resource.name} on {resource.node} expected {expected}{detail} vs {shown}: "
+                             f"{why}")
 
 
 def test_excluded_device_has_no_resource(excluded_resource):

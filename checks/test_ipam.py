@@ -59,7 +59,7 @@ def test_ipam_pool_allocation(node_object):
         assert use.selects_node, (f"{use} nodeSelector expected to select {node_object} vs not: widen the pool's "
                                   "nodeSelector (or the node's labels)")
         assert use.allocation, (f"{use} allocation for {node_object} expected vs none: check the nv-ipam-controller "
-                                "log (pool exhausted? perNodeBlockSize / perNodeNetworkPrefix?)")
+                                f"log and the pool's events (exhausted? its size vs {use.block_field})")
 
 
 def test_ipam_controller(cluster):

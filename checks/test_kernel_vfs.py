@@ -17,11 +17,12 @@ def test_iface_is_expected_pci(hca):
 
 def test_sriov_numvfs(hca):
     numvfs = hca.sysfs_uint("sriov_numvfs")
-    why = "check the SriovNetworkNodeState and the sriov-network-config-daemon log"
-    if numvfs != hca.expected_vfs and (unmanaged := hca.node.unmanaged()):
-        why = unmanaged
-    assert numvfs == hca.expected_vfs, (
-        f"sriov_numvfs on {hca} expected {hca.expected_vfs} vs {numvfs}: VFs not created — {why}")
+    if numvfs == hca.expected_vfs:
+        return
+    what = "VFs not created" if not numvfs else "fewer VFs than asked" if numvfs < hca.expected_vfs else \
+        "more VFs than asked"
+    why = hca.node.unmanaged() or "check the SriovNetworkNodeState and the sriov-network-config-daemon log"
+    raise AssertionError(f"sriov_numvfs on {hca} expected {hca.expected_vfs} vs {numvfs}: {what} — {why}")
 
 
 def test_sriov_totalvfs_allows_expected(hca):

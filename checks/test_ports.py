@@ -10,7 +10,11 @@ import pytest
 def test_ib_port_active(hca):
     ports = hca.ports()
     assert ports, f"IB port of {hca} expected {hca.expect.port_state} vs no port in sysfs: check the mlx5 driver"
+    layer = {"IB": "InfiniBand", "ETH": "Ethernet"}[hca.expect.link_type]
     for port in ports:
+        assert port.link_layer in (None, layer), (
+            f"IB port {port.rdma_device}/{port.number} of {hca} link layer expected {layer} vs {port.link_layer}: "
+            f"the port runs the other protocol — set the firmware's {hca.link_type_param} and power-cycle the node")
         state = port.state.name if port.state else "unreadable"
         assert state == hca.expect.port_state, (
             f"IB port {port.rdma_device}/{port.number} of {hca} expected {hca.expect.port_state} vs {state}: "

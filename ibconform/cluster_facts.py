@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING
 from ibconform import components, operator_state, reboot
 from ibconform import policies as policies_mod
 from ibconform.bundle import Bundle
+from ibconform.collect.nodescript import hca_dir
 from ibconform.errors import CannotJudge, MissingEvidence, Unproven
 from ibconform.inventory import ExcludedDevice, Hca, Node
 from ibconform.untrusted import d, lst
@@ -376,8 +377,14 @@ class PoolUse:
     node: str
 
     def __str__(self) -> str:
-        used = f" (used by SriovIBNetwork {', '.join(self.networks)})" if self.networks else ""
+        more = f" and {len(self.networks) - 2} more" if len(self.networks) > 2 else ""
+        used = f" (used by SriovIBNetwork {', '.join(self.networks[:2])}{more})" if self.networks else ""
         return f"{POOL_KIND_NAMES[self.kind]} {self.name}{used}"
+
+    @property
+    def block_field(self) -> str:
+        """The spec field sizing each node's share of the pool."""
+        return "perNodeBlockSize" if self.kind == "ippools" else "perNodeNetworkPrefix"
 
     @property
     def selects_node(self) -> bool:
@@ -403,6 +410,10 @@ class ClusterNode:
                  host: Callable[[], NodeFacts] | None = None) -> None:
         self.cluster, self.node, self.ledger, self._host = cluster, node, ledger, host
         self.name = node.name
+
+    def host(self) -> NodeFacts | None:
+        """What the node itself showed (None when not given)."""
+        return self._host() if self._host is not None else None
 
     def unmanaged(self) -> str | None:
         """Why the SR-IOV operator does not manage this node (SriovOperatorConfig), else None."""
@@ -430,7 +441,7 @@ class ClusterNode:
 
     def reboot_cause(self) -> str:
         """Why the config daemon waits for a reboot, as far as the evidence shows (reboot.cause)."""
-        host = self._host() if self._host is not None else None
+        host = self.host()
         firmware = host.firmware_pending() if host is not None else None
         cmdline = None
         if host is not None and host.reached:
@@ -531,6 +542,24 @@ class ClusterResource:
         shares = self.cluster.resource_shares(self.node.node).get(self.name, {})
         self.node.cite(f"VFs the policies route to {self}: {self.share_text(shares) or 'none'}")
         return shares
+
+    def short_pfs(self, shares: dict[str, int]) -> list[str]:
+        """The PFs of this resource whose kernel has fewer VFs than its VF groups need (``ibp64s0 has 4 of the 8 VFs
+        its VF groups need``); empty when the node's sysfs was not collected or every PF has them."""
+        host = self.node.host()
+        if host is None or not host.reached:
+            return []
+        configs = self.cluster.pf_configs(self.node.node)
+        short = []
+        for hca in self.node.node.hcas:
+            if hca.pci not in shares or hca.pci not in configs:
+                continue
+            need = max(g.last + 1 for g in configs[hca.pci].groups if f"{self.cluster.prefix}/{g.resource_name}"
+                       == self.name)
+            have = host.sysfs_uint(f"{hca_dir(hca.iface)}/sriov_numvfs", absent_ok=True)
+            if have is not None and have < need:
+                short.append(f"{hca.iface} has {have} of the {need} VFs its VF groups need")
+        return short
 
     def share_text(self, shares: dict[str, int]) -> str:
         """``ibp24s0 8 + ibp64s0 8`` (the inventory's interface names, else PCI addresses)."""

@@ -16,13 +16,14 @@ from pathlib import PurePosixPath
 from ibconform import identity, reboot
 from ibconform.bundle import Bundle, NodeStatus
 from ibconform.cluster_facts import ClusterFacts, cite, expected_vfs
-from ibconform.collect.nodescript import MACHINE_ID, MSTCONFIG_QUERY, hca_dir, mstconfig_query, pci_dir
+from ibconform.collect.nodescript import KERNEL_FILES, MACHINE_ID, MSTCONFIG_QUERY, hca_dir, mstconfig_query, pci_dir
 from ibconform.errors import CannotJudge, MissingEvidence, NodeUnreachable, ParseError, Unproven
 from ibconform.inventory import ExcludedDevice, Hca, Node
 from ibconform.parsers import mstconfig, sysfs
 from ibconform.untrusted import d
 
 Ledger = list  # pytest's item.user_properties: [("evidence", text), ...]
+LOCKDOWN = KERNEL_FILES[1]
 
 MSTCONFIG_HINTS = {
     "Error when trying to check if NV access registers are supported":
@@ -57,6 +58,7 @@ class Port:
     number: str
     state: sysfs.PortState | None
     rate: sysfs.PortRate | None
+    link_layer: str | None = None
 
 
 class NodeFacts:
@@ -170,6 +172,14 @@ class NodeFacts:
              else f"{path}: unreadable ({error or 'not read'})")
         return text
 
+    def lockdown(self) -> str | None:
+        """The kernel's active lockdown mode when it is not ``none`` (cited); None when off or not known."""
+        if "kernel" not in self.bundle.node_facts:
+            return None
+        text = self.kernel_file(LOCKDOWN)
+        mode = _try(sysfs.parse_lockdown, text)
+        return mode if mode not in (None, "none") else None
+
     def firmware(self, pci: str, query: tuple[str, ...] = MSTCONFIG_QUERY) -> dict[str, Triple]:
         """The rows of ``mstconfig -d <pci> <query>``; Unproven when mstconfig failed or printed no table."""
         seen = self.bundle.mstconfig(self.node.name, pci)
@@ -200,6 +210,11 @@ class NodeFacts:
             error = query.errors[0] if query.errors else (text.strip().splitlines() or ["no output"])[-1]
             hint = next((h for k, h in MSTCONFIG_HINTS.items() if k in error),
                         "run the same query by hand on the node and check mstflint's support for the device")
+            locked = self.lockdown() if any(k in error for k in MSTCONFIG_HINTS) else None
+            if locked:
+                hint = (f"the kernel is locked down ({locked}, /sys/kernel/security/lockdown), which keeps mstconfig "
+                        "from the device — configure the firmware offline (or with lockdown off) and disable the "
+                        "operator's mellanox plugin (SriovOperatorConfig spec.disablePlugins)")
             raise Unproven(f"mstconfig -d {pci} failed (exit {code}): {error}: {hint}")
         device = devices[0]
         incomplete = _incomplete(device, params)
@@ -242,9 +257,12 @@ class NodeFacts:
         for state_path, text in states.items():
             port_dir = PurePosixPath(state_path).parent
             rate_text = self.bundle.sysfs(self.node.name, f"{port_dir}/rate")
-            cite(self.ledger, f"{port_dir}/state: {text.strip()!r}, rate: {(rate_text or '').strip()!r}")
+            layer_text = self.bundle.sysfs(self.node.name, f"{port_dir}/link_layer")
+            cite(self.ledger, f"{port_dir}/state: {text.strip()!r}, rate: {(rate_text or '').strip()!r}, "
+                              f"link_layer: {(layer_text or '').strip()!r}")
             ports.append(Port(rdma_device=port_dir.parent.parent.name, number=port_dir.name,
-                              state=_try(sysfs.parse_port_state, text), rate=_try(sysfs.parse_rate, rate_text)))
+                              state=_try(sysfs.parse_port_state, text), rate=_try(sysfs.parse_rate, rate_text),
+                              link_layer=_try(sysfs.parse_link_layer, layer_text)))
         return ports
 
     def fw_versions(self, device_dir: str) -> dict[str, str]:

@@ -17,6 +17,8 @@ _PORT_STATE = re.compile(r"([0-9]+):[ \t]*([!-~](?:[ !-~]*[!-~])?)")
 # ports/N/rate "%d%s Gb/sec (%dX%s)": "400 Gb/sec (4X NDR)", "2.5 Gb/sec (1X SDR)".
 _RATE = re.compile(r"([0-9]+(?:\.[0-9]+)?)[ \t]+Gb/sec(?:[ \t]+\(([0-9]+X)(?:[ \t]+([A-Za-z0-9]+))?\))?")
 _FW_VER = re.compile(r"[0-9]+(?:\.[0-9]+)+")
+# /sys/kernel/security/lockdown: every mode, the active one in brackets ("[none] integrity confidentiality")
+_LOCKDOWN = re.compile(r"(?:[a-z]+ )*\[([a-z]+)\](?: [a-z]+)*")
 
 
 @dataclass(frozen=True)
@@ -85,4 +87,29 @@ def parse_fw_ver(text: str) -> str:
     value = text.strip()
     if not _FW_VER.fullmatch(value):
         raise ParseError(f"sysfs fw_ver: expected dotted digits like 28.41.1000, got {value[:40]!r}", raw=text)
+    return value
+
+
+def parse_lockdown(text: str) -> str:
+    """``/sys/kernel/security/lockdown``: the active mode, the one in brackets.
+
+    >>> parse_lockdown("none [integrity] confidentiality\\n")
+    'integrity'
+    """
+    match = _LOCKDOWN.fullmatch(text.strip())
+    if not match:
+        raise ParseError(f"lockdown: expected modes with the active one in brackets like '[none] integrity', got "
+                         f"{text.strip()[:60]!r}", raw=text)
+    return match[1]
+
+
+def parse_link_layer(text: str) -> str:
+    """``ports/N/link_layer``: ``InfiniBand`` or ``Ethernet``.
+
+    >>> parse_link_layer("InfiniBand\\n")
+    'InfiniBand'
+    """
+    value = text.strip()
+    if value not in ("InfiniBand", "Ethernet"):
+        raise ParseError(f"sysfs link_layer: expected InfiniBand or Ethernet, got {value[:40]!r}", raw=text)
     return value
