@@ -1,0 +1,142 @@
+"""Clusters that are not the seed's, end to end: the real suite (probes included) against twins of the shapes the
+field shows — resources pooling several PFs or splitting one into VF ranges, components in their own namespaces
+with nv-ipam installed on its own, CIDRPools, dual-port VPI cards, Nodes named by IP address, kernel lockdown.
+
+Each scenario has healthy nodes that must pass every check (no false failure) and broken ones that must fail
+exactly the checks their fault explains, with the cause the evidence shows.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+
+import pytest
+
+from ibconform.twin import Twin
+from tests.e2e.conftest import Run, run_suite
+
+HCAS = ("ibp24s0", "ibp64s0", "ibp79s0", "ibp94s0", "ibp154s0", "ibp192s0", "ibp206s0", "ibp220s0")
+FIRMWARE = ("firmware_vfs_committed", "firmware_vfs_enough", "firmware_sriov_enabled", "firmware_link_type")
+POOL_SHARES = r"expected 64 \(ibp24s0 8 \+ ibp64s0 8 \+ ibp79s0 8 \+ ibp94s0 8 \+ ibp154s0 8 \+ ibp192s0 8 \+ " \
+              r"ibp206s0 8 \+ ibp220s0 8\)"
+LOCKED = r"^mstconfig -d {pci} failed \(exit 3\): Failed to open the device: the kernel is locked down \(integrity, " \
+         r"/sys/kernel/security/lockdown\), which keeps mstconfig from the device"
+PCIS = dict(zip(HCAS, ("0000:18:00.0", "0000:40:00.0", "0000:4f:00.0", "0000:5e:00.0", "0000:9a:00.0",
+                       "0000:c0:00.0", "0000:ce:00.0", "0000:dc:00.0"), strict=True))
+
+# scenario -> node -> {item id: (outcome, regex its message must match)}; a node absent from its scenario's
+# table, or with {}, passes every check
+EXPECTED: dict[str, dict[str, dict[str, tuple[str, str]]]] = {
+    "pooled": {
+        "pool001": {}, "pool004": {},                # one policy over 8 PFs; two policies sharing the name
+        "pool002": {                                 # ibp64s0 without VFs: the daemon fails, nothing advertised
+            "test_resource_allocatable[pool002-ib_pool]": (
+                "failed", rf"^allocatable nvidia\.com/ib_pool on pool002 {POOL_SHARES} vs absent: ibp64s0 has 0 of "
+                          r"the 8 VFs its VF groups need in the kernel — the VFs are missing \(see sriov_numvfs\)$"),
+            "test_sriov_numvfs[pool002-ibp64s0]": ("failed", r"expected 8 vs 0: VFs not created"),
+            "test_node_state_synced[pool002]": ("failed", r"vs Failed .*fail to set NumVfs for device 0000:40:00\.0"),
+            "test_probe_scheduled[pool002]": ("failed", r"FailedScheduling: .*\b1 Insufficient nvidia\.com/ib_pool\b"),
+        },
+        "pool003": {                                 # ibp64s0 with 4 of its 8 VFs: the pool counts 60
+            "test_resource_allocatable[pool003-ib_pool]": (
+                "failed", rf"^allocatable nvidia\.com/ib_pool on pool003 {POOL_SHARES} vs 60: ibp64s0 has 4 of the 8 "
+                          r"VFs its VF groups need in the kernel"),
+            "test_sriov_numvfs[pool003-ibp64s0]": ("failed", r"expected 8 vs 4: fewer VFs than asked"),
+        },
+    },
+    "partitioned": {
+        "part001": {},                               # ibp24s0#0-3 -> ibp24s0_a, #4-7 -> ibp24s0_b
+        "part002": {                                 # ibp24s0 has 4 VFs: range a is whole, range b has none
+            "test_resource_allocatable[part002-ibp24s0_b]": (
+                "failed", r"^allocatable nvidia\.com/ibp24s0_b on part002 expected 4 vs absent: ibp24s0 has 4 of the "
+                          r"8 VFs its VF groups need in the kernel"),
+            "test_sriov_numvfs[part002-ibp24s0]": ("failed", r"expected 8 vs 4: fewer VFs than asked"),
+            "test_probe_scheduled[part002]": ("failed", r"\b1 Insufficient nvidia\.com/ibp24s0_b\b"),
+        },
+    },
+    "split-namespaces": {"dgx050": {}, "dgx051": {}},
+    "cidrpool": {
+        **{f"dgx{i:03d}": {} for i in range(61, 65)},
+        "dgx065": {"test_ipam_pool_allocation[dgx065]": (
+            "failed", r"^CIDRPool ib-cidr \(used by SriovIBNetwork ibnet-ibp154s0, ibnet-ibp192s0 and 6 more\) "
+                      r"allocation for dgx065 expected vs none: .*its size vs perNodeNetworkPrefix\)$")},
+        "dgx066": {"test_ipam_pool_allocation[dgx066]": (
+            "failed", r"^CIDRPool ib-cidr \(.*\) nodeSelector expected to select dgx066 vs not")},
+    },
+    "vpi": {
+        "vpi01": {}, "vpi02": {},                    # port 1 Ethernet (excluded), port 2 InfiniBand on each card
+        "vpi03": {                                   # port 2 of one card set to Ethernet
+            "test_firmware_link_type[vpi03-ibp65s0f1]": (
+                "failed", r"^LINK_TYPE_P2 on ibp65s0f1 \(0000:41:00\.1\) expected IB\(1\) vs ETH\(2\): set "
+                          r"LINK_TYPE_P2=1 in firmware"),
+            "test_ib_port_active[vpi03-ibp65s0f1]": (
+                "failed", r"link layer expected InfiniBand vs Ethernet: .*set the firmware's LINK_TYPE_P2"),
+        },
+    },
+    "kernel": {
+        "krn001": {}, "krn002": {}, "krn003": {},    # defaults; exclusive RDMA netns mode at boot and at run time
+        "krn004": {                                  # kernel lockdown integrity: mstconfig cannot open any device
+            **{f"test_{check}[krn004-{h}]": ("failed", LOCKED.format(pci=re.escape(PCIS[h])))
+               for check in FIRMWARE for h in HCAS},
+            **{f"test_resource_allocatable[krn004-res{h}]": ("failed", r"expected 8 vs absent") for h in HCAS},
+            "test_node_state_synced[krn004]": ("failed", r"Failed to open the device"),
+            "test_probe_scheduled[krn004]": ("failed", r"FailedScheduling"),
+        },
+    },
+    "ip-named": {},                                  # every Node named by its address: nodes checked below
+}
+
+
+@pytest.fixture(scope="module")
+def runs(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Run]:
+    done: dict[str, Run] = {}
+    for scenario in EXPECTED:
+        with Twin(scenario, tmp_path_factory.mktemp(f"twin-{scenario}")) as twin:
+            done[scenario] = run_suite(twin.inventory_path, tmp_path_factory.mktemp(scenario) / "out")
+    return done
+
+
+@pytest.mark.parametrize("scenario", EXPECTED)
+def test_healthy_nodes_pass_and_broken_ones_fail_exactly_their_checks(runs, scenario):
+    run = runs[scenario]
+    nodes = {r["node"] for r in run.results.values() if r["node"]}
+    assert set(EXPECTED[scenario]) <= nodes
+    for node in sorted(nodes):
+        expected = EXPECTED[scenario].get(node, {})
+        seen = run.not_passed(node)
+        assert set(seen) == set(expected), (f"{scenario} {node}: unexpected {sorted(set(seen) - set(expected))}, "
+                                            f"missing {sorted(set(expected) - set(seen))}")
+        for item, (outcome, pattern) in expected.items():
+            assert seen[item]["outcome"] == outcome, f"{item}: {seen[item]}"
+            assert re.search(pattern, seen[item]["message"]), f"{item}: {seen[item]['message']!r} !~ {pattern!r}"
+    assert run.not_passed(None) == {}
+    assert run.code == (1 if any(EXPECTED[scenario].values()) else 0), run.stderr[-2000:]
+
+
+def test_each_resource_is_judged_with_the_vfs_the_policies_route_to_it(runs):
+    pooled, partitioned = runs["pooled"].results, runs["partitioned"].results
+    assert [i for i in pooled if i.startswith("test_resource_allocatable[pool001-")] == [
+        "test_resource_allocatable[pool001-ib_pool]"]
+    assert {i for i in partitioned if i.startswith("test_resource_allocatable[part001-ibp24s0")} == {
+        "test_resource_allocatable[part001-ibp24s0_a]", "test_resource_allocatable[part001-ibp24s0_b]"}
+    evidence = " ".join(partitioned["test_policy_matches_inventory[part001-ibp24s0]"]["evidence"])
+    assert "ibp24s0_a VFs 0-3" in evidence and "ibp24s0_b VFs 4-7" in evidence
+
+
+def test_components_are_found_in_their_own_namespaces(runs):
+    run = runs["split-namespaces"]
+    evidence = " ".join(run.results["test_ipam_node_pod[dgx050]"]["evidence"])
+    assert "ghcr.io/mellanox/nvidia-k8s-ipam" in evidence      # nv-ipam installed on its own, in kube-system
+    operators = json.loads((run.out / "results.json").read_text())["run"]["operators"]
+    assert {"sriov-network-config-daemon", "sriov-device-plugin", "nv-ipam-node", "nv-ipam-controller",
+            "network-operator"} <= set(operators)
+
+
+def test_nodes_named_by_address_are_proven_by_their_machine_id(runs):
+    identity = {r["node"]: r for r in runs["ip-named"].results.values() if r["check"] == "node_identity"}
+    assert len(identity) == 2 and all(re.fullmatch(r"127\.\d+\.\d+\.\d+", node) for node in identity)
+    for node, result in identity.items():
+        assert result["outcome"] == "passed"
+        assert any(e.startswith("identity: /etc/machine-id ") and e.endswith(
+            f"= Node {node} status.nodeInfo.machineID") for e in result["evidence"]), result["evidence"]
