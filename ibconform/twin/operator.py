@@ -29,7 +29,7 @@ from typing import Any
 from ibconform.twin.api_selectors import LabelRequirement
 from ibconform.twin.hardware import Hca, Node
 from ibconform.twin.kube import ClusterKube, Generation, IpamPool, OperatorRelease, Policy, PoolConfig, SriovConfig
-from ibconform.twin.render import guid, netdev_address, vf_address
+from ibconform.twin.render import guid, kernel_cmdline, netdev_address, vf_address
 from ibconform.twin.workloads import LogEntry, log_text
 
 RESOURCE_PREFIX = "nvidia.com"
@@ -48,6 +48,9 @@ MAINTENANCE_API_VERSION = "maintenance.nvidia.com/v1alpha1"
 MAINTENANCE_NAMESPACE = "default"          # Helm maintenanceOperator.nodeMaintenanceNamespace
 DRAIN_REQUESTOR = "nvidia.network-operator-drain-controller"
 DEFAULT_RELEASE = OperatorRelease()
+#: The kernel argument the generic plugin wants for each RDMA netns mode (``pkg/consts`` KernelArgRdmaExclusive,
+#: KernelArgRdmaShared); it wants the other one, and both without a mode, off the command line.
+RDMA_KERNEL_ARGS = {"exclusive": "ib_core.netns_mode=0", "shared": "ib_core.netns_mode=1"}
 #: Pods a NodeMaintenance drain leaves alone (Network Operator pkg/drain/drain_requestor.go).
 DRAIN_POD_SELECTOR = "nvidia.com/gpu-driver-upgrade-drain.skip!=true,nvidia.com/ofed-driver-upgrade-drain.skip!=true"
 GPU_LABEL = "nvidia.com/gpu.present"
@@ -476,22 +479,33 @@ def _too_many_vfs(release: OperatorRelease) -> Sync:
     return Sync("Failed", "cannot configure sriov interfaces")
 
 
+def kernel_args_change(cmdline: str, rdma: str | None) -> tuple[list[str], list[str]]:
+    """(arguments the generic plugin adds to the boot loader's, arguments it removes) for RDMA netns mode
+    ``rdma``, each compared token by token with the running kernel's command line (``IsKernelArgsSet``)."""
+    args = cmdline.split()
+    wanted = RDMA_KERNEL_ARGS.get(rdma or "")
+    return ([wanted] if wanted and wanted not in args else []), [
+        arg for arg in RDMA_KERNEL_ARGS.values() if arg != wanted and arg in args]
+
+
 def node_sync(node: Node, policies_: list[dict[str, Any]], labels: dict[str, str],
               interfaces_: list[dict[str, Any]] | None = None, *, release: OperatorRelease = DEFAULT_RELEASE,
-              mellanox: bool = True) -> Sync:
-    """What the config daemon reports for ``node``, first cause first, over the PFs the policies configure (in PCI
-    order: the daemon walks a Go map, the twin picks one order):
+              mellanox: bool = True, rdma: str | None = None) -> Sync:
+    """What the config daemon reports for ``node`` whose pool config asks RDMA netns mode ``rdma``, first cause
+    first, over the PFs the policies configure (in PCI order: the daemon walks a Go map, the twin picks one order):
 
     1. its own failure (``operator-failed``) -> Failed;
     2. with the mellanox plugin: mstconfig fails on a configured PF -> Failed, ``mellanox plugin: failed to
        query device <pci>: ...``;
-    3. with the mellanox plugin: NUM_OF_VFS Current differs from Next Boot or from the card's size -> a reboot
-       is needed: InProgress, desired Reboot_Required, drained (current DrainComplete). The size is the largest
-       numVfs a policy asks of any configured port of the card; the operator (``mlx.HandleTotalVfs``) takes the
-       rendered numVfs instead, which differs only when a higher-priority policy of the same resource asks fewer
-       VFs (the ``policy-drift`` fault): the twin keeps such a node synced, its hardware unchanged;
-    4. without it: a configured PF's numVfs exceeds sriov_totalvfs (the firmware's NUM_OF_VFS is the admin's
-       business) -> by release (``_too_many_vfs``);
+    3. a reboot is needed -> InProgress, desired Reboot_Required, drained (current DrainComplete): with the
+       mellanox plugin, NUM_OF_VFS Current differs from Next Boot or from the card's size (the largest numVfs a
+       policy asks of any configured port of the card; the operator, ``mlx.HandleTotalVfs``, takes the rendered
+       numVfs instead, which differs only when a higher-priority policy of the same resource asks fewer VFs, the
+       ``policy-drift`` fault: the twin keeps such a node synced, its hardware unchanged); from 24.4, the
+       generic plugin's kernel arguments for ``rdma`` differ from the running command line (it has written them
+       to the boot loader);
+    4. without the mellanox plugin: a configured PF's numVfs exceeds sriov_totalvfs (the firmware's NUM_OF_VFS
+       is the admin's business) -> by release (``_too_many_vfs``);
     5. a PF rendered with numVfs has no VFs though its firmware is right -> Failed, naming the device;
     6. else Succeeded, everything Idle.
     """
@@ -501,6 +515,8 @@ def node_sync(node: Node, policies_: list[dict[str, Any]], labels: dict[str, str
     by_pci = {h.pci: h for h in node.devices.values()}
     rendered = spec_interfaces(policies_, labels, list(interfaces.values()))
     configured = sorted(((by_pci[s["pciAddress"]], s) for s in rendered), key=lambda c: c[0].pci)
+    reboot = release.generation != "legacy" and any(kernel_args_change(
+        kernel_cmdline(node.name, node.kernel.args), rdma))
     if mellanox:
         for hca, _ in configured:
             error = _mst_error(hca)
@@ -510,10 +526,11 @@ def node_sync(node: Node, policies_: list[dict[str, Any]], labels: dict[str, str
         for hca, _ in configured:
             wanted = requested_vfs(policies_, labels, interfaces[hca.pci])
             sizes[card(hca.pci)] = max(sizes.get(card(hca.pci), 0), wanted)
-        for hca, _ in configured:
-            if hca.num_of_vfs.pending or hca.num_of_vfs.current != sizes[card(hca.pci)]:
-                return Sync("InProgress", desired="Reboot_Required", current="DrainComplete")
-    elif any(spec.get("numVfs", 0) > hca.sriov_totalvfs for hca, spec in configured):
+        reboot = reboot or any(hca.num_of_vfs.pending or hca.num_of_vfs.current != sizes[card(hca.pci)]
+                               for hca, _ in configured)
+    if reboot:
+        return Sync("InProgress", desired="Reboot_Required", current="DrainComplete")
+    if not mellanox and any(spec.get("numVfs", 0) > hca.sriov_totalvfs for hca, spec in configured):
         return _too_many_vfs(release)
     for hca, spec in configured:
         if spec.get("numVfs", 0) > 0 and hca.sriov_numvfs == 0:
@@ -563,10 +580,12 @@ def node_state(name: str, node: Node, policies_: list[dict[str, Any]], labels: d
     ``rdma``: the RDMA netns mode of the node's pool config (``spec.system.rdmaMode``); ``keep_until``: the
     node left the config daemon's nodes and the operator keeps its state until then (RFC 3339)."""
     interfaces = interfaces_status(node)
-    sync = node_sync(node, policies_, labels, interfaces, release=release, mellanox=mellanox)
+    sync = node_sync(node, policies_, labels, interfaces, release=release, mellanox=mellanox, rdma=rdma)
     legacy = release.generation == "legacy"
-    status: dict[str, Any] = {"interfaces": _legacy_interfaces(interfaces) if legacy else interfaces,
-                              "syncStatus": sync.sync_status}
+    status: dict[str, Any] = {"interfaces": _legacy_interfaces(interfaces) if legacy else interfaces}
+    if not legacy:       # the RDMA subsystem's running netns mode (netlink RdmaSystemGetNetnsMode)
+        status["system"] = {"rdmaMode": node.kernel.rdma_netns}
+    status["syncStatus"] = sync.sync_status
     if sync.last_sync_error:
         status["lastSyncError"] = sync.last_sync_error
     spec: dict[str, Any] = {"interfaces": spec_interfaces(policies_, labels, interfaces)}

@@ -97,6 +97,34 @@ def test_the_daemon_verdict_follows_its_plugins_and_release(nodes, release, mell
     assert _verdict(nodes, release=OperatorRelease(release), mellanox=mellanox) == expected
 
 
+DGX_OS = "BOOT_IMAGE=/boot/vmlinuz-5.15.0-1063-nvidia root=UUID=x ro intel_iommu=on iommu=pt"
+
+
+@pytest.mark.parametrize(("cmdline", "rdma", "change"), [
+    (DGX_OS, None, ([], [])),
+    (DGX_OS, "exclusive", (["ib_core.netns_mode=0"], [])),
+    (DGX_OS, "shared", (["ib_core.netns_mode=1"], [])),
+    (DGX_OS + " ib_core.netns_mode=0", "exclusive", ([], [])),
+    (DGX_OS + " ib_core.netns_mode=0\n", "shared", (["ib_core.netns_mode=1"], ["ib_core.netns_mode=0"])),
+    (DGX_OS + " ib_core.netns_mode=1", None, ([], ["ib_core.netns_mode=1"])),    # no pool: the argument goes
+    (DGX_OS + " ib_core.netns_mode=00", "exclusive", (["ib_core.netns_mode=0"], [])),   # token by token
+    (DGX_OS + " ib_core.netns_mode=0 ib_core.netns_mode=1", "exclusive", ([], ["ib_core.netns_mode=1"])),
+])
+def test_the_generic_plugin_wants_the_rdma_mode_kernel_argument_alone(cmdline, rdma, change):
+    assert op.kernel_args_change(cmdline, rdma) == change
+
+
+@pytest.mark.parametrize(("kernel", "release", "rdma", "expected"), [
+    ("{args: [ib_core.netns_mode=0]}", "25.10.0", "exclusive", IDLE),
+    ("{}", "25.10.0", "exclusive", REBOOT),
+    ("{args: [ib_core.netns_mode=0]}", "25.10.0", None, REBOOT),
+    ("{args: [ib_core.netns_mode=0]}", "24.1.0", None, IDLE),        # upstream v1.2 knows no RDMA netns mode
+    ("{rdmaNetnsMode: exclusive}", "25.10.0", None, IDLE),            # set at run time: no argument to remove
+])
+def test_kernel_arguments_ask_a_reboot_from_24_4(kernel, release, rdma, expected):
+    assert _verdict(f"[{{names: dgx001, kernel: {kernel}}}]", release=OperatorRelease(release), rdma=rdma) == expected
+
+
 GPU = {op.GPU_LABEL: "true", "kubernetes.io/hostname": "dgx001"}
 
 
@@ -331,3 +359,25 @@ def test_before_24_10_the_state_of_an_unmanaged_node_goes_at_once(tmp_path):
     for cluster in start(parse_scenario(text + "kubernetes: {operator: {release: '24.7.0'}}\n", "t"), tmp_path):
         assert [s["metadata"]["name"] for s in _states(cluster)] == ["dgx001"]
         assert op.DEVICE_PLUGIN_LABEL not in cluster.node("dgx002").metadata.labels
+
+
+def test_a_pool_config_renders_the_rdma_mode_and_reboots_nodes_whose_kernel_lacks_it(tmp_path):
+    for cluster in start("kernel-args", tmp_path):
+        [pool] = cluster.custom.list_namespaced_custom_object(*SRIOV, NS, "sriovnetworkpoolconfigs")["items"]
+        assert (pool["metadata"]["name"], pool["spec"]) == (
+            "rdma-exclusive", {"nodeSelector": {"matchLabels": {op.GPU_LABEL: "true"}}, "rdmaMode": "exclusive"})
+        rebooted, waiting = cluster.state("dgx080"), cluster.state("dgx081")
+        assert rebooted["spec"]["system"] == waiting["spec"]["system"] == {"rdmaMode": "exclusive"}
+        assert (rebooted["status"]["system"], rebooted["status"]["syncStatus"]) == ({"rdmaMode": "exclusive"},
+                                                                                  "Succeeded")
+        assert (waiting["status"]["system"], waiting["status"]["syncStatus"]) == ({"rdmaMode": "shared"},
+                                                                                 "InProgress")
+        assert waiting["metadata"]["annotations"][DESIRED] == "Reboot_Required"
+        assert cluster.node("dgx081").metadata.annotations[op.STATE_ANNOTATION] == "Reboot_Required"
+        firmware = load_scenario("kernel-args").nodes["dgx081"].hcas.values()
+        assert not any(h.num_of_vfs.pending for h in firmware)                  # the reboot is not the firmware's
+        # the admin takes the pool config away: dgx080's argument is now unwanted, dgx081 has nothing to change
+        cluster.custom.delete_namespaced_custom_object(*SRIOV, NS, "sriovnetworkpoolconfigs", "rdma-exclusive")
+        assert "system" not in cluster.state("dgx081")["spec"]
+        assert cluster.state("dgx081")["status"]["syncStatus"] == "Succeeded"
+        assert cluster.state("dgx080")["metadata"]["annotations"][DESIRED] == "Reboot_Required"
