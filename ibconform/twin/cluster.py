@@ -225,6 +225,7 @@ class ClusterEmulation:
         self.addresses = {self.node_names[host]: address for host, address in hosts.items()}
         self.index = {n: i for i, n in enumerate(self.nodes)}
         self.drained: dict[str, bool] = {}
+        self.syncs: dict[str, operator.Sync] = {}         # each node's last config daemon verdict
         self._left: dict[str, dt.datetime] = {}        # when each node left the config daemon's nodes
         self.advertised: dict[str, dict[str, int]] = {}
         self._pod_ips: dict[str, int] = {}
@@ -282,8 +283,11 @@ class ClusterEmulation:
         node = str(_d(pod.get("spec")).get("nodeName") or "")
         started = str(_d(pod.get("status")).get("startTime") or now_rfc3339())
         if labels.get("app") == "sriov-network-config-daemon":
-            state = self.api.get(operator.API_VERSION, "SriovNetworkNodeState", node, self.namespaces.sriov_operator)
-            return operator.config_daemon_log(node, state, started)
+            namespace = self.namespaces.sriov_operator
+            state = self.api.get(operator.API_VERSION, "SriovNetworkNodeState", node, namespace)
+            config = self.api.get(operator.API_VERSION, "SriovOperatorConfig", operator.OPERATOR_CONFIG, namespace)
+            return operator.config_daemon_log(node, state, started, self.syncs.get(node),
+                                              operator.mellanox_enabled(config))
         if labels.get("name") in ("nv-ipam-node", "nv-ipam-controller"):
             namespace = self.namespaces.nv_ipam
             pools = self.api.list("ippools", namespace, api_version=ipam.IPAM_API_VERSION)
@@ -417,6 +421,7 @@ class ClusterEmulation:
                                                   mellanox=operator.mellanox_enabled(config),
                                                   rdma=operator.rdma_mode(pools, labels), keep_until=keep_until)
                 self._apply(state)
+                self.syncs[name] = sync
                 plugin = operator.device_plugin_label(managed, bool(state["spec"].get("interfaces")))
                 labels = {k: v for k, v in labels.items() if k != operator.DEVICE_PLUGIN_LABEL} | (
                     {operator.DEVICE_PLUGIN_LABEL: plugin} if plugin else {})

@@ -444,6 +444,8 @@ class Sync:
     last_sync_error: str = ""
     desired: str = "Idle"             # what the daemon asks: Idle | Drain_Required | Reboot_Required
     current: str = "Idle"             # the drain's answer: Idle | DrainComplete (every twin drain completes)
+    reboot_for: tuple[str, ...] = ()  # the plugins asking the reboot: mellanox (firmware), generic (kernel args)
+    logged: str = ""                  # an error the daemon logs without reporting it in lastSyncError
 
     @property
     def drained(self) -> bool:
@@ -470,13 +472,14 @@ def _mst_error(hca: Hca) -> str | None:
     return None
 
 
-def _too_many_vfs(release: OperatorRelease) -> Sync:
-    """The generic plugin refusing numVfs above sriov_totalvfs (``configSriovPFDevice``: "NumVfs (n) is larger
-    than TotalVfs (m)", logged): up to 25.1 the daemon reports the wrapped error, from 25.4 (controller-runtime
-    daemon, upstream v1.6) it leaves syncStatus InProgress and retries."""
+def _too_many_vfs(release: OperatorRelease, num_vfs: int, total_vfs: int) -> Sync:
+    """The generic plugin refusing numVfs above sriov_totalvfs (``configSriovPFDevice``, the error logged): up to
+    25.1 the daemon reports the wrapped error, from 25.4 (controller-runtime daemon, upstream v1.6) it leaves
+    syncStatus InProgress and retries."""
+    logged = f"cannot config SRIOV device: NumVfs ({num_vfs}) is larger than TotalVfs ({total_vfs})"
     if release.version >= (25, 4):
-        return Sync("InProgress")
-    return Sync("Failed", "cannot configure sriov interfaces")
+        return Sync("InProgress", logged=logged)
+    return Sync("Failed", "cannot configure sriov interfaces", logged=logged)
 
 
 def kernel_args_change(cmdline: str, rdma: str | None) -> tuple[list[str], list[str]]:
@@ -515,8 +518,7 @@ def node_sync(node: Node, policies_: list[dict[str, Any]], labels: dict[str, str
     by_pci = {h.pci: h for h in node.devices.values()}
     rendered = spec_interfaces(policies_, labels, list(interfaces.values()))
     configured = sorted(((by_pci[s["pciAddress"]], s) for s in rendered), key=lambda c: c[0].pci)
-    reboot = release.generation != "legacy" and any(kernel_args_change(
-        kernel_cmdline(node.name, node.kernel.args), rdma))
+    reboot_for = []
     if mellanox:
         for hca, _ in configured:
             error = _mst_error(hca)
@@ -526,12 +528,16 @@ def node_sync(node: Node, policies_: list[dict[str, Any]], labels: dict[str, str
         for hca, _ in configured:
             wanted = requested_vfs(policies_, labels, interfaces[hca.pci])
             sizes[card(hca.pci)] = max(sizes.get(card(hca.pci), 0), wanted)
-        reboot = reboot or any(hca.num_of_vfs.pending or hca.num_of_vfs.current != sizes[card(hca.pci)]
-                               for hca, _ in configured)
-    if reboot:
-        return Sync("InProgress", desired="Reboot_Required", current="DrainComplete")
-    if not mellanox and any(spec.get("numVfs", 0) > hca.sriov_totalvfs for hca, spec in configured):
-        return _too_many_vfs(release)
+        if any(hca.num_of_vfs.pending or hca.num_of_vfs.current != sizes[card(hca.pci)] for hca, _ in configured):
+            reboot_for.append("mellanox")
+    if release.generation != "legacy" and any(kernel_args_change(kernel_cmdline(node.name, node.kernel.args), rdma)):
+        reboot_for.append("generic")
+    if reboot_for:
+        return Sync("InProgress", desired="Reboot_Required", current="DrainComplete", reboot_for=tuple(reboot_for))
+    too_many = [(spec["numVfs"], hca.sriov_totalvfs) for hca, spec in configured
+                if spec.get("numVfs", 0) > hca.sriov_totalvfs]
+    if not mellanox and too_many:
+        return _too_many_vfs(release, *too_many[0])
     for hca, spec in configured:
         if spec.get("numVfs", 0) > 0 and hca.sriov_numvfs == 0:
             errno = "numerical result out of range" if hca.sriov_totalvfs == 0 else "cannot allocate memory"
@@ -649,24 +655,36 @@ def advertised(node: Node, spec: list[dict[str, Any]], labels: dict[str, str], s
 
 # ------------------------------------------------------------------------------ config daemon log
 
-def config_daemon_log(node: str, state: dict[str, Any] | None, started: str) -> str:
-    """What ``node``'s sriov-network-config-daemon logged of its last sync, from the SriovNetworkNodeState it wrote:
-    the generation it applied, the mellanox plugin's verdict (the twin's only cause of a reboot is the firmware),
-    the error it hit, and the status it set."""
+def config_daemon_log(node: str, state: dict[str, Any] | None, started: str, sync: Sync | None = None,
+                      mellanox: bool = True) -> str:
+    """What ``node``'s sriov-network-config-daemon logged of its last sync: the generation it applied, its plugins'
+    verdicts (the mellanox plugin's when it runs, the generic plugin's kernel arguments), the error it hit, and the
+    status it set. ``sync``: the verdict behind the SriovNetworkNodeState it wrote (without it, a reboot is read
+    from the state's desired-state and blamed on the firmware)."""
     if state is None:
         return log_text(started, [("ERROR", "nodeStateSyncHandler(): failed to get SriovNetworkNodeState",
                                    {"name": node})])
     status, metadata = state.get("status") or {}, state.get("metadata") or {}
-    reboot = (metadata.get("annotations") or {}).get(DESIRED_ANNOTATION) == "Reboot_Required"
-    sync, error = status.get("syncStatus", ""), status.get("lastSyncError", "")
+    reboot_for = sync.reboot_for if sync is not None else (
+        ("mellanox",) if (metadata.get("annotations") or {}).get(DESIRED_ANNOTATION) == "Reboot_Required" else ())
+    reboot = bool(reboot_for)
+    sync_status, error = status.get("syncStatus", ""), status.get("lastSyncError", "")
     entries: list[LogEntry] = [("INFO", "nodeStateSyncHandler(): new generation",
-                                {"generation": metadata.get("generation", 1)}),
-                               ("INFO", "mellanox plugin OnNodeStateChange()", {})]
+                                {"generation": metadata.get("generation", 1)})]
+    if mellanox:
+        entries.append(("INFO", "mellanox plugin OnNodeStateChange()", {}))
     if not error.startswith("mellanox plugin:"):
-        entries += [("LEVEL(-2)", "mellanox plugin", {"need-drain": reboot, "need-reboot": reboot}),
-                    ("INFO", "nodeStateSyncHandler(): aggregated daemon",
-                     {"drain-required": reboot, "reboot-required": reboot, "disable-drain": False})]
-    if sync == "Failed":
+        if mellanox:
+            firmware = "mellanox" in reboot_for
+            entries.append(("LEVEL(-2)", "mellanox plugin", {"need-drain": firmware, "need-reboot": firmware}))
+        if "generic" in reboot_for:
+            entries.append(("LEVEL(-2)", "generic-plugin needRebootNode(): need reboot for updating kernel arguments",
+                            {}))
+        entries.append(("INFO", "nodeStateSyncHandler(): aggregated daemon",
+                        {"drain-required": reboot, "reboot-required": reboot, "disable-drain": False}))
+    if sync is not None and sync.logged:
+        entries.append(("ERROR", "generic plugin fail to apply", {"error": sync.logged}))
+    if sync_status == "Failed":
         entries.append(("ERROR", "nodeStateSyncHandler(): failed to apply the configuration", {"error": error}))
-    entries.append(("INFO", f"setNodeStateStatus(): syncStatus: {sync}, lastSyncError: {error}", {}))
+    entries.append(("INFO", f"setNodeStateStatus(): syncStatus: {sync_status}, lastSyncError: {error}", {}))
     return log_text(started, entries)

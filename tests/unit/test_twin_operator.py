@@ -48,7 +48,10 @@ def test_a_release_names_its_generation_and_image_tags(release, external, genera
     assert components.release(image) == found.version     # the product reads the release back from the tag
 
 
-IDLE, REBOOT = op.Sync("Succeeded"), op.Sync("InProgress", desired="Reboot_Required", current="DrainComplete")
+IDLE = op.Sync("Succeeded")
+REBOOT, FIRMWARE, KERNEL = (op.Sync("InProgress", desired="Reboot_Required", current="DrainComplete", reboot_for=why)
+                            for why in ((), ("mellanox",), ("generic",)))
+TOO_MANY = "cannot config SRIOV device: NumVfs (8) is larger than TotalVfs (4)"
 DESIRED, CURRENT, EXTERNAL = op.DESIRED_ANNOTATION, op.CURRENT_ANNOTATION, op.EXTERNAL_DRAINER_ANNOTATION
 
 
@@ -78,19 +81,19 @@ def _verdict(nodes: str, **context) -> op.Sync:
 
 @pytest.mark.parametrize(("nodes", "release", "mellanox", "expected"), [
     # the mellanox plugin asks a reboot for pending firmware; without it the firmware is not the daemon's business
-    ("[{names: dgx001, faults: [{kind: firmware-pending}]}]", "25.10.0", True, REBOOT),
+    ("[{names: dgx001, faults: [{kind: firmware-pending}]}]", "25.10.0", True, FIRMWARE),
     ("[{names: dgx001, faults: [{kind: mstconfig-nv-access, hcas: [ibp24s0]}]}]", "25.10.0", False, IDLE),
     ("[{names: dgx001, faults: [{kind: mstconfig-nv-access, hcas: [ibp24s0]}]}]", "25.10.0", True, op.Sync(
         "Failed", "mellanox plugin: failed to query device 0000:18:00.0: -E- Error when trying to check if NV "
                   "access registers are supported exit status 3")),
     # firmware allowing fewer VFs than the policies ask: a reboot with the plugin, refused by the generic one without
-    ("[{names: dgx001, hardware: {numOfVfs: 4}}]", "25.10.0", True, REBOOT),
-    ("[{names: dgx001, hardware: {numOfVfs: 4}}]", "25.10.0", False, op.Sync("InProgress")),
-    ("[{names: dgx001, hardware: {numOfVfs: 4}}]", "25.4.0", False, op.Sync("InProgress")),
-    ("[{names: dgx001, hardware: {numOfVfs: 4}}]", "25.1.0", False, op.Sync("Failed", "cannot configure sriov "
-                                                                                       "interfaces")),
-    ("[{names: dgx001, hardware: {numOfVfs: 4}}]", "24.4.0", False, op.Sync("Failed", "cannot configure sriov "
-                                                                                       "interfaces")),
+    ("[{names: dgx001, hardware: {numOfVfs: 4}}]", "25.10.0", True, FIRMWARE),
+    ("[{names: dgx001, hardware: {numOfVfs: 4}}]", "25.10.0", False, op.Sync("InProgress", logged=TOO_MANY)),
+    ("[{names: dgx001, hardware: {numOfVfs: 4}}]", "25.4.0", False, op.Sync("InProgress", logged=TOO_MANY)),
+    ("[{names: dgx001, hardware: {numOfVfs: 4}}]", "25.1.0", False, op.Sync(
+        "Failed", "cannot configure sriov interfaces", logged=TOO_MANY)),
+    ("[{names: dgx001, hardware: {numOfVfs: 4}}]", "24.4.0", False, op.Sync(
+        "Failed", "cannot configure sriov interfaces", logged=TOO_MANY)),
     ("[{names: dgx001}]", "25.10.0", False, IDLE),
 ])
 def test_the_daemon_verdict_follows_its_plugins_and_release(nodes, release, mellanox, expected):
@@ -116,8 +119,8 @@ def test_the_generic_plugin_wants_the_rdma_mode_kernel_argument_alone(cmdline, r
 
 @pytest.mark.parametrize(("kernel", "release", "rdma", "expected"), [
     ("{args: [ib_core.netns_mode=0]}", "25.10.0", "exclusive", IDLE),
-    ("{}", "25.10.0", "exclusive", REBOOT),
-    ("{args: [ib_core.netns_mode=0]}", "25.10.0", None, REBOOT),
+    ("{}", "25.10.0", "exclusive", KERNEL),
+    ("{args: [ib_core.netns_mode=0]}", "25.10.0", None, KERNEL),
     ("{args: [ib_core.netns_mode=0]}", "24.1.0", None, IDLE),        # upstream v1.2 knows no RDMA netns mode
     ("{rdmaNetnsMode: exclusive}", "25.10.0", None, IDLE),            # set at run time: no argument to remove
 ])
@@ -381,3 +384,31 @@ def test_a_pool_config_renders_the_rdma_mode_and_reboots_nodes_whose_kernel_lack
         assert "system" not in cluster.state("dgx081")["spec"]
         assert cluster.state("dgx081")["status"]["syncStatus"] == "Succeeded"
         assert cluster.state("dgx080")["metadata"]["annotations"][DESIRED] == "Reboot_Required"
+
+
+def _log(cluster: Cluster, node: str) -> list[list[str]]:
+    pod = next(p.metadata.name for p in cluster.pods(selector="app=sriov-network-config-daemon")
+               if p.spec.node_name == node)
+    return [line.split("\t")[1:] for line in cluster.core.read_namespaced_pod_log(pod, NS).splitlines()]
+
+
+def test_the_config_daemon_logs_the_plugin_that_asks_the_reboot(tmp_path):
+    for cluster in start("kernel-args", tmp_path):
+        assert ["LEVEL(-2)", "mellanox plugin", '{"need-drain": false, "need-reboot": false}'] in _log(cluster, "dgx081")
+        assert ["LEVEL(-2)", "generic-plugin needRebootNode(): need reboot for updating kernel arguments"] in _log(
+            cluster, "dgx081")
+        assert ["INFO", "nodeStateSyncHandler(): aggregated daemon",
+                '{"drain-required": true, "reboot-required": true, "disable-drain": false}'] in _log(cluster, "dgx081")
+        assert not any("generic-plugin" in line[1] for line in _log(cluster, "dgx080"))
+
+
+def test_without_the_mellanox_plugin_the_log_holds_the_refusal(unmanaged):
+    log = _log(unmanaged, "dgx071")
+    assert not any("mellanox" in line[1] for line in log)
+    assert ["ERROR", "generic plugin fail to apply", f'{{"error": "{TOO_MANY}"}}'] in log
+    assert log[-1] == ["INFO", "setNodeStateStatus(): syncStatus: InProgress, lastSyncError: "]
+
+
+def test_the_legacy_daemon_logs_its_reboot_though_its_node_state_does_not_say(legacy):
+    assert ["INFO", "nodeStateSyncHandler(): aggregated daemon",
+            '{"drain-required": true, "reboot-required": true, "disable-drain": false}'] in _log(legacy, "dgx051")
