@@ -2,20 +2,25 @@
 
 ``ClusterEmulation(api, scenario, addresses).install()`` (addresses by host name) fills an
 :class:`~ibconform.twin.api.ApiTwin` (before it starts) with what a DGX cluster running the NVIDIA Network
-Operator 25.10 shows, and hooks small controllers to the writes clients make over HTTP::
+Operator shows (25.10 unless the scenario's ``kubernetes.operator`` names another release), and hooks small
+controllers to the writes clients make over HTTP::
 
     api = ApiTwin(host, token=token)
     ClusterEmulation(api, scenario, twin.addresses).install()
     api.start()
 
-What the admin applied: the SriovNetworkNodePolicies (one per HCA, or the scenario's) and a SriovIBNetwork per
-resource they define (``operator.py``), ``nic-cluster-policy`` and nv-ipam's pool (an IPPool or a CIDRPool,
-``ipam.py``), a Node per scenario node (the kubelet's registration: labels, capacity, Ready). Each component
-lives in its namespace (``kubernetes.namespaces``: by default all in ``network-operator``). What the
-controllers derive, and re-derive when a policy, a Node or the NicClusterPolicy changes over HTTP:
+What the admin applied: SriovOperatorConfig ``default`` and the scenario's SriovNetworkPoolConfigs, the
+SriovNetworkNodePolicies (one per HCA, or the scenario's) and a SriovIBNetwork per resource they define
+(``operator.py``), ``nic-cluster-policy`` and nv-ipam's pool (an IPPool or a CIDRPool, ``ipam.py``), a Node per
+scenario node (the kubelet's registration: labels, capacity, Ready). Each component lives in its namespace
+(``kubernetes.namespaces``: by default all in ``network-operator``). What the controllers derive, and re-derive
+when a policy, a pool config, the operator config, a Node or the NicClusterPolicy changes over HTTP:
 
-- SR-IOV operator: each SriovNetworkNodeState, the Node's state annotation, the drain cordon, and the
-  device plugin's ``nvidia.com/<resourceName>`` capacity and allocatable (``operator.py``);
+- SR-IOV operator: its config daemon and device plugin on the nodes SriovOperatorConfig selects, each
+  SriovNetworkNodeState, the Node's state annotation and device plugin label, the drain cordon as the
+  release's generation of state reporting does it (with an external drainer, the NodeMaintenance the
+  maintenance operator answers), and the device plugin's ``nvidia.com/<resourceName>`` capacity and
+  allocatable (``operator.py``);
 - Network Operator: the NicClusterPolicy status and the DaemonSets/Deployments and pods of Multus, the
   CNI plugins and nv-ipam, in ImagePullBackOff when their image does not exist (``ipam.py``); nv-ipam
   installed on its own is deployed once, as its kustomization does;
@@ -43,7 +48,7 @@ from ibconform.twin import ipam, kubelet, operator, scheduler, workloads
 from ibconform.twin.api import ApiTwin
 from ibconform.twin.api_store import now_rfc3339, object_key
 from ibconform.twin.hardware import Node
-from ibconform.twin.kube import MAINTENANCE_TAINT, Namespaces, NvIpam
+from ibconform.twin.kube import MAINTENANCE_TAINT, Namespaces, NvIpam, OperatorRelease
 from ibconform.twin.render import KERNEL_RELEASE, machine_id, stable_uuid
 from ibconform.twin.scenario import Scenario
 
@@ -54,40 +59,43 @@ NETWORKS_ANNOTATION = "k8s.v1.cni.cncf.io/networks"
 BASE_RESOURCES = {"cpu": "224", "ephemeral-storage": "3748963412Ki", "hugepages-1Gi": "0", "hugepages-2Mi": "0",
                   "memory": "2113348180Ki", GPU_RESOURCE: "8", "pods": "110"}
 KUBELET_VERSION = "v1.31.4"
-RELEASE = "network-operator-v25.10.0"
 MELLANOX = "nvcr.io/nvidia/mellanox"
 TRAINING_IMAGE = "nvcr.io/nvidia/pytorch:25.01-py3"
 EVENT_TTL = 3600.0          # kube-apiserver --event-ttl: a long-lived twin does not pile events up
 
-def operator_workloads(namespaces: Namespaces) -> list[workloads.Workload]:
-    """The Network Operator's own Deployment, and the SR-IOV Network Operator's components (the Network Operator
-    Helm chart deploys them), each in its component's namespace."""
-    sriov = namespaces.sriov_operator
+
+def operator_workloads(namespaces: Namespaces, release: OperatorRelease,
+                       config: dict[str, Any] | None) -> list[workloads.Workload]:
+    """The Network Operator's own Deployment, and the SR-IOV Network Operator's components, as ``release``'s Helm
+    chart deploys them, each in its component's namespace; the operator places its DaemonSets by SriovOperatorConfig
+    ``config`` (``controllers/helper.go``): the config daemon on ``configDaemonNodeSelector``, the device plugin
+    there too on nodes labelled for it."""
+    sriov, tag = namespaces.sriov_operator, release.sriov_tag
     return [
         workloads.Workload(
             "Deployment", "network-operator", namespaces.network_operator,
             {"app.kubernetes.io/name": "network-operator", "app.kubernetes.io/instance": "network-operator",
              "control-plane": "network-operator-controller"},
             {"control-plane": "network-operator-controller"}, "network-operator",
-            "nvcr.io/nvidia/cloud-native/network-operator:v25.10.0", host_network=False),
+            f"nvcr.io/nvidia/cloud-native/network-operator:{release.operator_tag}", host_network=False),
         workloads.Workload(
             "Deployment", "network-operator-sriov-network-operator", sriov, {"name": "sriov-network-operator"},
             {"name": "sriov-network-operator"}, "sriov-network-operator",
-            f"{MELLANOX}/sriov-network-operator:{RELEASE}", host_network=False,
+            f"{MELLANOX}/sriov-network-operator:{tag}", host_network=False,
             service_account="sriov-network-operator"),
         workloads.Workload(
             "DaemonSet", "sriov-network-config-daemon", sriov,
             {"app": "sriov-network-config-daemon", "component": "network", "openshift.io/component": "network",
              "type": "infra"},
             {"app": "sriov-network-config-daemon"}, "sriov-network-config-daemon",
-            f"{MELLANOX}/sriov-network-operator-config-daemon:{RELEASE}",
-            node_selector={"kubernetes.io/os": "linux"}, tolerations=({"operator": "Exists"},)),
+            f"{MELLANOX}/sriov-network-operator-config-daemon:{tag}",
+            node_selector=operator.config_daemon_selector(config), tolerations=({"operator": "Exists"},)),
         workloads.Workload(
             "DaemonSet", "sriov-device-plugin", sriov,
             {"app": "sriov-device-plugin", "component": "network", "openshift.io/component": "network",
              "type": "infra"},
-            {"app": "sriov-device-plugin"}, "sriov-device-plugin", f"{MELLANOX}/sriov-network-device-plugin:{RELEASE}",
-            node_selector={operator.DEVICE_PLUGIN_LABEL: "Enabled"}, service_account="sriov-device-plugin",
+            {"app": "sriov-device-plugin"}, "sriov-device-plugin", f"{MELLANOX}/sriov-network-device-plugin:{tag}",
+            node_selector=operator.device_plugin_selector(config), service_account="sriov-device-plugin",
             tolerations=({"operator": "Exists"},)),
     ]
 
@@ -217,6 +225,8 @@ class ClusterEmulation:
         self.addresses = {self.node_names[host]: address for host, address in hosts.items()}
         self.index = {n: i for i, n in enumerate(self.nodes)}
         self.drained: dict[str, bool] = {}
+        self.syncs: dict[str, operator.Sync] = {}         # each node's last config daemon verdict
+        self._left: dict[str, dt.datetime] = {}        # when each node left the config daemon's nodes
         self.advertised: dict[str, dict[str, int]] = {}
         self._pod_ips: dict[str, int] = {}
         self._unschedulable: set[tuple[str, str]] = set()      # (namespace, name) of the pods left Unschedulable
@@ -241,16 +251,20 @@ class ClusterEmulation:
         for name, node in self.nodes.items():
             self.api.put(node_lease(self.api.put(node_object(node, name, self.index[name], self.addresses[name]))))
         kube = self.scenario.kubernetes
+        sriov = self.namespaces.sriov_operator
         policies = operator.policies(self.nodes, kube, {n: node_labels(node, n) for n, node in self.nodes.items()})
-        for obj in [*policies, *operator.ib_networks(policies, kube), ipam.nic_cluster_policy(kube.nv_ipam)]:
+        for obj in [operator.operator_config(kube.operator, kube.sriov_config, sriov),
+                    *(operator.pool_config(pool, sriov) for pool in kube.pool_configs),
+                    *policies, *operator.ib_networks(policies, kube), ipam.nic_cluster_policy(kube.nv_ipam)]:
             self.api.put(obj)
         self._install_pool()
-        for workload in operator_workloads(self.namespaces):
-            self._deploy(workload, pullable=True)
+        self.sync_operator()
+        self.deploy_operator()
         if kube.nv_ipam.standalone:
             for workload in ipam.standalone_workloads(self.namespaces.nv_ipam):
                 self._deploy(workload, pullable=True)
         self.sync_operator()
+        self.deploy_operator()
         self.sync_nic_cluster_policy()
         for name, node in self.nodes.items():
             if node.kube.vfs_taken:
@@ -269,8 +283,11 @@ class ClusterEmulation:
         node = str(_d(pod.get("spec")).get("nodeName") or "")
         started = str(_d(pod.get("status")).get("startTime") or now_rfc3339())
         if labels.get("app") == "sriov-network-config-daemon":
-            state = self.api.get(operator.API_VERSION, "SriovNetworkNodeState", node, self.namespaces.sriov_operator)
-            return operator.config_daemon_log(node, state, started)
+            namespace = self.namespaces.sriov_operator
+            state = self.api.get(operator.API_VERSION, "SriovNetworkNodeState", node, namespace)
+            config = self.api.get(operator.API_VERSION, "SriovOperatorConfig", operator.OPERATOR_CONFIG, namespace)
+            return operator.config_daemon_log(node, state, started, self.syncs.get(node),
+                                              operator.mellanox_enabled(config))
         if labels.get("name") in ("nv-ipam-node", "nv-ipam-controller"):
             namespace = self.namespaces.nv_ipam
             pools = self.api.list("ippools", namespace, api_version=ipam.IPAM_API_VERSION)
@@ -369,32 +386,83 @@ class ClusterEmulation:
 
     # -- SR-IOV Network Operator + device plugin
 
+    def deploy_operator(self) -> None:
+        """The operators' Deployments and DaemonSets, placed by the SriovOperatorConfig the API holds."""
+        config = self.api.get(operator.API_VERSION, "SriovOperatorConfig", operator.OPERATOR_CONFIG,
+                              self.namespaces.sriov_operator)
+        for workload in operator_workloads(self.namespaces, self.scenario.kubernetes.operator, config):
+            self._deploy(workload, pullable=True)
+
     def sync_operator(self) -> None:
-        """Re-derive every node's SriovNetworkNodeState, state annotation, drain cordon and SR-IOV resources."""
-        policies = self.api.list("sriovnetworknodepolicies", self.namespaces.sriov_operator)
+        """Re-derive, under the SriovOperatorConfig and pool configs the API holds, every node's
+        SriovNetworkNodeState, state annotation, drain cordon, NodeMaintenance, device plugin label and SR-IOV
+        resources; a node outside the config daemon's nodes loses its device plugin and, after a delay, its node
+        state."""
+        release = self.scenario.kubernetes.operator
+        namespace = self.namespaces.sriov_operator
+        policies = self.api.list("sriovnetworknodepolicies", namespace)
+        config = self.api.get(operator.API_VERSION, "SriovOperatorConfig", operator.OPERATOR_CONFIG, namespace)
+        pools = self.api.list("sriovnetworkpoolconfigs", namespace)
         for name, node in self.nodes.items():
             obj = self.api.get("v1", "Node", name)
             if obj is None:
                 continue
-            labels = _d(_d(obj.get("metadata")).get("labels"))
-            state, sync = operator.node_state(name, node, policies, labels, self.namespaces.sriov_operator)
-            self._apply(state)
-            resources = operator.advertised(node, state["spec"].get("interfaces", []), labels, sync, PREFIX)
+            labels = dict(_d(_d(obj.get("metadata")).get("labels")))
+            managed = operator.managed(config, labels)
+            if managed:
+                self._left.pop(name, None)
+            keep_until = None if managed else self._keep_until(name, release)
+            patch: dict[str, Any] = {"metadata": {}}
+            plugin, resources = None, {}
+            if keep_until == "":                                 # its node state is gone
+                self.api.delete(operator.API_VERSION, "SriovNetworkNodeState", name, namespace)
+            else:
+                state, sync = operator.node_state(name, node, policies, labels, namespace, release=release,
+                                                  mellanox=operator.mellanox_enabled(config),
+                                                  rdma=operator.rdma_mode(pools, labels), keep_until=keep_until)
+                self._apply(state)
+                self.syncs[name] = sync
+                plugin = operator.device_plugin_label(managed, bool(state["spec"].get("interfaces")))
+                labels = {k: v for k, v in labels.items() if k != operator.DEVICE_PLUGIN_LABEL} | (
+                    {operator.DEVICE_PLUGIN_LABEL: plugin} if plugin else {})
+                resources = operator.advertised(node, state["spec"].get("interfaces", []), labels, sync, PREFIX)
+                drain = operator.drain(release.generation, sync)
+                self._sync_maintenance(name, drain.maintenance)
+                patch["metadata"]["annotations"] = {operator.STATE_ANNOTATION: drain.node_state}
+                spec = _d(obj.get("spec"))
+                if self.drained.get(name) != drain.cordoned:            # the drainer cordons / uncordons
+                    unschedulable = drain.cordoned or node.kube.cordoned
+                    patch["spec"] = {"unschedulable": unschedulable or None,
+                                     "taints": managed_taints(list(spec.get("taints") or []), unschedulable,
+                                                              node.kube.cordoned) or None}
+                    self.drained[name] = drain.cordoned
+            if _d(_d(obj.get("metadata")).get("labels")).get(operator.DEVICE_PLUGIN_LABEL) != plugin:
+                patch["metadata"]["labels"] = {operator.DEVICE_PLUGIN_LABEL: plugin}
             stale = set(self.advertised.get(name, {})) - set(resources)
             self.advertised[name] = resources
             quantities = {**{r: None for r in stale}, **{r: str(n) for r, n in resources.items()}}
-            patch: dict[str, Any] = {
-                "metadata": {"annotations": {operator.STATE_ANNOTATION: sync.desired}},
-                "status": {"capacity": quantities, "allocatable": quantities},
-            }
-            spec = _d(obj.get("spec"))
-            if self.drained.get(name) != sync.drained:            # the drain controller cordons / uncordons
-                unschedulable = sync.drained or node.kube.cordoned
-                patch["spec"] = {"unschedulable": unschedulable or None,
-                                 "taints": managed_taints(list(spec.get("taints") or []), unschedulable,
-                                                          node.kube.cordoned) or None}
-                self.drained[name] = sync.drained
-            self.api.patch("v1", "Node", name, merge=patch)
+            patch["status"] = {"capacity": quantities, "allocatable": quantities}
+            self.api.patch("v1", "Node", name, merge={k: v for k, v in patch.items() if v})
+
+    def _keep_until(self, name: str, release: OperatorRelease) -> str:
+        """Until when the operator keeps the node state of ``name``, which its config daemon left (RFC 3339);
+        "" once deleted: at once before Network Operator 24.10, after STALE_STATE_DELAY since."""
+        now = dt.datetime.now(dt.UTC).replace(microsecond=0)
+        left = self._left.setdefault(name, now)
+        if release.version < (24, 10) or now >= left + operator.STALE_STATE_DELAY:
+            return ""
+        return (left + operator.STALE_STATE_DELAY).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+    def _sync_maintenance(self, node: str, wanted: bool) -> None:
+        """The Network Operator's drain controller: a NodeMaintenance for ``node`` while it drains (the maintenance
+        operator answers Ready at once: nothing holds the drain), deleted when the node is idle again."""
+        name = f"nvidia-operator-{node}"
+        stored = self.api.get(operator.MAINTENANCE_API_VERSION, "NodeMaintenance", name, operator.MAINTENANCE_NAMESPACE,
+                              copy=False)
+        if wanted and stored is None:
+            self.api.put(operator.node_maintenance(node, len(self._bound(node)), now_rfc3339()))
+        elif not wanted and stored is not None:
+            self.api.delete(operator.MAINTENANCE_API_VERSION, "NodeMaintenance", name, operator.MAINTENANCE_NAMESPACE)
 
     # -- node lifecycle
 
@@ -602,11 +670,13 @@ class ClusterEmulation:
                 self._unschedulable.add((str(_d(obj.get("metadata")).get("namespace")), name))
             elif event == "DELETED":
                 self.retry_pending()
-        elif kind == "Node" and event != "DELETED":
-            self.sync_taints(name)
+        elif (kind == "Node" and event != "DELETED") or kind == "SriovOperatorConfig":
+            if kind == "Node":
+                self.sync_taints(name)
             self.sync_operator()
+            self.deploy_operator()                  # its DaemonSets follow the nodes' labels and the config
             self.retry_pending()
-        elif kind == "SriovNetworkNodePolicy":
+        elif kind == "SriovNetworkNodePolicy" or kind == "SriovNetworkPoolConfig":
             self.sync_operator()
             self.retry_pending()
         elif kind == "NicClusterPolicy":

@@ -5,11 +5,13 @@ allocatable, the probe's fate are derived from it (``operator.py``, ``ipam.py``,
 few facts are not: an admin's cordon, a workload holding the VFs, a policy applied by hand, an operator
 or kubelet failing on its own, the image NicClusterPolicy asks nv-ipam to run. Faults (``faults.py``)
 set them; healthy values are the defaults. What the admin chose is here too: the policies' shapes, the
-namespaces each component runs in, how nv-ipam is installed and which pool it serves::
+namespaces each component runs in, how nv-ipam is installed and which pool it serves, the Network Operator
+release and how it drains, the SR-IOV operator's config and pool configs::
 
     scenario.nodes["dgx016"].kube.cordoned             # True
     scenario.kubernetes.nv_ipam.image                  # 'nvidia-k8s-ipam'
     scenario.kubernetes.namespaces.sriov_operator      # 'network-operator'
+    scenario.kubernetes.operator.generation            # 'drain-controller'
 """
 
 from __future__ import annotations
@@ -19,6 +21,9 @@ from typing import Any, Literal
 
 #: The taint the NVIDIA maintenance operator puts on a node it holds (the probe tolerates it).
 MAINTENANCE_TAINT = "maintenance.nvidia.com/in-progress"
+#: The Network Operator chart's SriovOperatorConfig ``configDaemonNodeSelector`` (values.yaml, 24.1 to 26.1).
+CONFIG_DAEMON_NODE_SELECTOR = {"beta.kubernetes.io/os": "linux", "network.nvidia.com/operator.mofed.wait": "false"}
+Generation = Literal["legacy", "drain-controller", "external-drainer"]
 
 
 @dataclass
@@ -102,10 +107,65 @@ class IpamPool:
     node_selector: dict[str, str] = field(default_factory=dict)   # labels a node needs (In), empty: every node
 
 
+@dataclass(frozen=True)
+class OperatorRelease:
+    """The NVIDIA Network Operator release installed, and whether its drain controller drains through the
+    maintenance operator (Helm ``maintenanceOperator.useDrainControllerRequestor``, 25.10+).
+
+    >>> OperatorRelease("24.1.0").generation, OperatorRelease("24.1.0").sriov_tag
+    ('legacy', 'network-operator-24.1.0')
+    >>> OperatorRelease("26.1.0", external_drainer=True).generation, OperatorRelease("26.1.0").sriov_tag
+    ('external-drainer', 'network-operator-v26.1.0')
+    """
+
+    release: str = "25.10.0"
+    external_drainer: bool = False
+
+    @property
+    def version(self) -> tuple[int, int]:
+        major, minor, _ = self.release.split(".", 2)
+        return int(major), int(minor)
+
+    @property
+    def generation(self) -> Generation:
+        """How its SR-IOV operator reports a node busy: the config daemon drains itself up to 24.1 (upstream
+        v1.2), the operator's drain controller from 24.4, the Network Operator's with an external drainer."""
+        if self.version < (24, 4):
+            return "legacy"
+        return "external-drainer" if self.external_drainer else "drain-controller"
+
+    @property
+    def sriov_tag(self) -> str:
+        """The tag of the SR-IOV operator's images: ``network-operator-25.1.0``, with a ``v`` from 25.7."""
+        return f"network-operator-{'v' if self.version >= (25, 7) else ''}{self.release}"
+
+    @property
+    def operator_tag(self) -> str:
+        """The tag of the Network Operator's own image: ``v25.10.0``."""
+        return f"v{self.release}"
+
+
+@dataclass(frozen=True)
+class SriovConfig:
+    """SriovOperatorConfig ``default``: the Network Operator chart's values unless the scenario says otherwise."""
+
+    disable_plugins: tuple[str, ...] = ()
+    config_daemon_node_selector: dict[str, str] = field(default_factory=lambda: dict(CONFIG_DAEMON_NODE_SELECTOR))
+
+
+@dataclass(frozen=True)
+class PoolConfig:
+    """A SriovNetworkPoolConfig: the RDMA netns mode for the nodes its LabelSelector selects."""
+
+    name: str
+    rdma_mode: str | None
+    node_selector: dict[str, Any]
+
+
 @dataclass
 class ClusterKube:
-    """Cluster-wide facts: what the admin applied (policies, NicClusterPolicy, nv-ipam's pool, the namespaces)
-    and cluster faults."""
+    """Cluster-wide facts: what the admin installed and applied (operator release, its config and pool configs,
+    policies, NicClusterPolicy, nv-ipam's pool, the namespaces) and cluster faults."""
 
     num_vfs: int = 8                    # numVfs of each HCA's SriovNetworkNodePolicy (the scenario's numOfVfs)
     kubelet_delay: float = 0.0          # seconds between a pod's binding and its kubelet's verdict
@@ -114,3 +174,6 @@ class ClusterKube:
     policies: tuple[Policy, ...] | None = None        # None: one policy-<iface> per HCA (resource res<iface>)
     namespaces: Namespaces = field(default_factory=Namespaces)
     pool: IpamPool = field(default_factory=IpamPool)
+    operator: OperatorRelease = field(default_factory=OperatorRelease)
+    sriov_config: SriovConfig = field(default_factory=SriovConfig)
+    pool_configs: list[PoolConfig] = field(default_factory=list)

@@ -42,6 +42,14 @@ it. Schema::
           - {kind: firmware-pending, hcas: [ibp24s0], current: 16}
     kubernetes:                         # optional: the cluster side
       kubeletDelay: 0                   #   seconds from a pod's binding to its kubelet's verdict (0: at once)
+      operator:                         #   the NVIDIA Network Operator installed (shown: the defaults)
+        release: 25.10.0                #     24.1.x: legacy state reporting; 24.4+: the drain controller's
+        externalDrainer: false          #     25.10+: drains through NodeMaintenances (maintenance operator)
+      sriovOperatorConfig:              #   SriovOperatorConfig default (24.4+ for disablePlugins)
+        disablePlugins: []              #     [mellanox]: the config daemon leaves firmware alone
+        configDaemonNodeSelector: {beta.kubernetes.io/os: linux, network.nvidia.com/operator.mofed.wait: "false"}
+      poolConfigs:                      #   SriovNetworkPoolConfigs (24.4+): the RDMA netns mode of the nodes selected
+        - {name: rdma-exclusive, rdmaMode: exclusive, nodeSelector: {matchLabels: {nvidia.com/gpu.present: "true"}}}
       faults:                           #   cluster-wide faults (scope "cluster" in FAULTS)
         - {kind: ipam-image, image: nv-ipam, repository: ghcr.io/mellanox, version: v0.2.0}
       policies:                         #   SriovNetworkNodePolicies (absent: policy-<iface> per HCA, resource
@@ -86,7 +94,17 @@ from ibconform import validation
 from ibconform.twin.errors import ScenarioError
 from ibconform.twin.faults import FAULTS, kernel_lockdown
 from ibconform.twin.hardware import DEVICE_TYPES, PROFILES, DeviceSlot, FirmwareParam, Hca, Kernel, Node
-from ibconform.twin.kube import DEFAULT_NAMESPACE, ClusterKube, IpamPool, Namespaces, NvIpam, Policy
+from ibconform.twin.kube import (
+    DEFAULT_NAMESPACE,
+    ClusterKube,
+    IpamPool,
+    Namespaces,
+    NvIpam,
+    OperatorRelease,
+    Policy,
+    PoolConfig,
+    SriovConfig,
+)
 from ibconform.twin.operator import GPU_LABEL
 from ibconform.twin.render import LOCKDOWN_MODES
 
@@ -100,6 +118,8 @@ _LABEL_VALUE = re.compile(r"^([A-Za-z0-9]([A-Za-z0-9_.-]{0,61}[A-Za-z0-9])?)?$")
 _PF_NAME = re.compile(r"^(?P<iface>[A-Za-z0-9_.-]{1,15})(#(?P<first>\d+)-(?P<last>\d+))?$")
 STANDALONE_NAMESPACE = "kube-system"      # nvidia-k8s-ipam deploy/: the namespace its kustomization sets
 _KERNEL_ARG = re.compile(r"^[!-~]{1,256}$")
+#: The oldest Network Operator release the twin models, and the first with each feature it offers.
+OLDEST_RELEASE, DRAIN_CONTROLLER_RELEASE, EXTERNAL_DRAINER_RELEASE = (24, 1), (24, 4), (25, 10)
 
 
 def _rdma(value: str) -> str:
@@ -243,8 +263,38 @@ class _Ipam(_Model):
     node_selector: Labels = Field({}, alias="nodeSelector")
 
 
+class _Operator(_Model):
+    release: str = Field("25.10.0", pattern=r"^\d{2}\.\d{1,2}\.\d+$")
+    external_drainer: bool = Field(False, alias="externalDrainer")
+
+
+class _SriovOperatorConfig(_Model):
+    disable_plugins: list[Literal["mellanox"]] = Field([], alias="disablePlugins")
+    config_daemon_node_selector: Labels | None = Field(None, alias="configDaemonNodeSelector", min_length=1)
+
+
+class _LabelExpression(_Model):
+    key: str = Field(min_length=1)
+    operator: Literal["In", "NotIn", "Exists", "DoesNotExist"]
+    values: list[str] = []
+
+
+class _LabelSelector(_Model):
+    match_labels: Labels = Field({}, alias="matchLabels")
+    match_expressions: list[_LabelExpression] = Field([], alias="matchExpressions")
+
+
+class _PoolConfig(_Model):
+    name: str = Field(pattern=_DNS_NAME)
+    rdma_mode: Literal["shared", "exclusive"] | None = Field(None, alias="rdmaMode")
+    node_selector: _LabelSelector = Field(_LabelSelector(), alias="nodeSelector")
+
+
 class _Kubernetes(_Model):
     kubelet_delay: float = Field(0.0, alias="kubeletDelay", ge=0, le=600)
+    operator: _Operator = _Operator()
+    sriov_operator_config: _SriovOperatorConfig = Field(_SriovOperatorConfig(), alias="sriovOperatorConfig")
+    pool_configs: list[_PoolConfig] = Field([], alias="poolConfigs")
     faults: list[_Fault] = []
     policies: list[_Policy] | None = Field(None, min_length=1)
     namespaces: _Namespaces = _Namespaces()
@@ -575,11 +625,41 @@ def _inventory(model: _Scenario, namespaces: Namespaces) -> dict[str, Any]:
     return _overlay(derived, model.inventory)
 
 
+def _installed(model: _Kubernetes) -> tuple[OperatorRelease, SriovConfig, list[PoolConfig]]:
+    """The Network Operator release, SriovOperatorConfig and pool configs, each checked against the release."""
+    release = OperatorRelease(model.operator.release, model.operator.external_drainer)
+    named = f"Network Operator {model.operator.release}"
+    if release.version < OLDEST_RELEASE:
+        raise ValueError(f"kubernetes.operator.release: expected 24.1.0 or later (older releases are not modelled), "
+                         f"got {model.operator.release}")
+    if release.external_drainer and release.version < EXTERNAL_DRAINER_RELEASE:
+        raise ValueError(f"kubernetes.operator.externalDrainer: needs Network Operator 25.10 or later vs {named}: "
+                         "raise kubernetes.operator.release or drop externalDrainer")
+    config = model.sriov_operator_config
+    if config.disable_plugins and release.version < DRAIN_CONTROLLER_RELEASE:
+        raise ValueError(f"kubernetes.sriovOperatorConfig.disablePlugins: SriovOperatorConfig has no disablePlugins "
+                         f"before Network Operator 24.4 vs {named}")
+    if model.pool_configs and release.version < DRAIN_CONTROLLER_RELEASE:
+        raise ValueError(f"kubernetes.poolConfigs: SriovNetworkPoolConfig has no nodeSelector or rdmaMode before "
+                         f"Network Operator 24.4 vs {named}")
+    names = [p.name for p in model.pool_configs]
+    duplicate = next((n for n in names if names.count(n) > 1), None)
+    if duplicate is not None:
+        raise ValueError(f"kubernetes.poolConfigs: {duplicate} listed twice (expected each name once)")
+    sriov = SriovConfig(tuple(config.disable_plugins), dict(config.config_daemon_node_selector)) \
+        if config.config_daemon_node_selector else SriovConfig(tuple(config.disable_plugins))
+    pools = [PoolConfig(p.name, p.rdma_mode, p.node_selector.model_dump(by_alias=True, exclude_defaults=True))
+             for p in model.pool_configs]
+    return release, sriov, pools
+
+
 def _cluster(model: _Kubernetes, num_vfs: int) -> ClusterKube:
-    """The cluster side: what the admin applied, then the cluster faults."""
+    """The cluster side: what the admin installed and applied, then the cluster faults."""
+    release, sriov_config, pool_configs = _installed(model)
     kubernetes = ClusterKube(num_vfs=num_vfs, kubelet_delay=model.kubelet_delay,
                              nv_ipam=NvIpam(standalone=model.nv_ipam == "standalone"),
-                             policies=_policies(model, num_vfs), namespaces=_namespaces(model), pool=_pool(model.ipam))
+                             policies=_policies(model, num_vfs), namespaces=_namespaces(model), pool=_pool(model.ipam),
+                             operator=release, sriov_config=sriov_config, pool_configs=pool_configs)
     for j, spec in enumerate(model.faults):
         if spec.kind == "ipam-image" and kubernetes.nv_ipam.standalone:
             raise ValueError(f"kubernetes.faults[{j}].kind: fault ipam-image changes NicClusterPolicy spec.nvIpam, "

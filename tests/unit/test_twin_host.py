@@ -18,7 +18,7 @@ from ibconform.inventory import load as load_inventory
 from ibconform.twin import Twin, render
 from ibconform.twin import nodes as node_procs
 from ibconform.twin.cluster import operator_workloads
-from ibconform.twin.kube import Namespaces
+from ibconform.twin.kube import Namespaces, OperatorRelease
 from ibconform.twin.scenario import load as load_scenario
 
 pytestmark = pytest.mark.skipif(
@@ -202,7 +202,8 @@ def test_everything_naming_a_node_by_address_uses_its_node_name(ip_named):
     assert [s["metadata"]["name"] for s in api.list("sriovnetworknodestates", "network-operator")] == names
     assert [a["nodeName"] for a in api.get("nv-ipam.nvidia.com/v1alpha1", "IPPool", "ib-pool",
                                            "network-operator")["status"]["allocations"]] == names
-    daemon = next(w for w in operator_workloads(Namespaces()) if w.name == "sriov-network-config-daemon")
+    workloads = operator_workloads(Namespaces(), OperatorRelease(), None)
+    daemon = next(w for w in workloads if w.name == "sriov-network-config-daemon")
     pods = api.list("pods", "network-operator", label_selector="app=sriov-network-config-daemon")
     assert daemon.kind == "DaemonSet" and sorted(p["spec"]["nodeName"] for p in pods) == names
     for name in names:

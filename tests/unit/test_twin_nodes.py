@@ -334,5 +334,7 @@ def test_builtin_scenarios_cover_every_fault_kind():
     assert len(pending) == 8 and all(h.num_of_vfs.pending and h.sriov_numvfs == 0 for h in pending.values())
     assert not any(h.num_of_vfs.pending for h in demo.nodes["dgx030"].hcas.values())
     with pytest.raises(ScenarioError, match="expected a path or one of: cidrpool, demo, environment, faults, "
-                                            "ip-named, ipam-image, kernel, partitioned, pooled, split-namespaces, vpi"):
+                                            "ip-named, ipam-image, kernel, kernel-args, mellanox-disabled, "
+                                            "operator-external-drainer, operator-legacy, partitioned, pooled, "
+                                            "split-namespaces, vpi"):
         load_scenario("no-such-scenario")
