@@ -8,7 +8,8 @@ PYTEST_DONT_REWRITE: messages are the checks' own one-liners.
 
 import pytest
 
-from ibconform.operator_state import DESIRED_ANNOTATION, STATE_ANNOTATION
+from ibconform.operator_state import DESIRED_ANNOTATION, LEGACY, STATE_ANNOTATION
+from ibconform.reboot import UNKNOWN
 
 pytestmark = [pytest.mark.link("operator"), pytest.mark.cluster_lists("nodes", "sriovnetworknodestates")]
 
@@ -20,11 +21,16 @@ def _next_step(node_object, requests: set[str], sync_status: str, error: str) ->
     """What to do for a node the operator has not finished with, first proven cause first."""
     if "Reboot_Required" in requests:
         return f"the config daemon waits for a reboot: {node_object.reboot_cause()}"
-    if "Drain_Required" in requests or "Draining" in requests or "Draining_MCP_Paused" in requests:
+    if requests & {"Draining", "Draining_MCP_Paused"} and node_object.generation().name == LEGACY:
+        cause = node_object.reboot_cause()    # that daemon drains the node itself, to reboot it or reconfigure it
+        if not cause.startswith(UNKNOWN):
+            return f"the config daemon drains the node to reboot it: {cause}"
+    if requests & {"Drain_Required", "Draining", "Draining_MCP_Paused"}:
         return DRAIN_STUCK
     if sync_status == "Failed" or error:
         return "fix the cause in lastSyncError, then the config daemon retries"
-    return "the config daemon is still applying the policies — wait for syncStatus Succeeded, then run again"
+    return node_object.stuck_cause() or (
+        "the config daemon is still applying the policies — wait for syncStatus Succeeded, then run again")
 
 
 def test_node_state_synced(node_object):

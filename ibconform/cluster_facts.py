@@ -439,6 +439,23 @@ class ClusterNode:
              + (f"; NodeMaintenances: {[name_of(m) for m in maintenances]}" if maintenances else ""))
         return operator_state.busy(self.cluster.generation, self.obj(), state, maintenances)
 
+    def stuck_cause(self) -> str | None:
+        """Why the config daemon cannot finish, when the node shows it: a PF asked for more VFs than its
+        sriov_totalvfs (the firmware's NUM_OF_VFS) allows; None otherwise."""
+        host = self.host()
+        if host is None or not host.reached:
+            return None
+        configs = self.cluster.pf_configs(self.node)
+        for hca in self.node.hcas:
+            config = configs.get(hca.pci)
+            total = host.sysfs_uint(f"{hca_dir(hca.iface)}/sriov_totalvfs", absent_ok=True) if config else None
+            if config is not None and total is not None and total < config.num_vfs:
+                who = "the operator's mellanox plugin sets it" if self.cluster.mellanox_managed else (
+                    "set it yourself: the operator's mellanox plugin is disabled")
+                return (f"the config daemon cannot create {config.num_vfs} VFs on {hca.iface}: its sriov_totalvfs is "
+                        f"{total} (the firmware's NUM_OF_VFS) — raise NUM_OF_VFS ({who}) and power-cycle the node")
+        return None
+
     def reboot_cause(self) -> str:
         """Why the config daemon waits for a reboot, as far as the evidence shows (reboot.cause)."""
         host = self.host()

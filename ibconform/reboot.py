@@ -12,6 +12,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 RDMA_ARGS = {"exclusive": "ib_core.netns_mode=0", "shared": "ib_core.netns_mode=1"}
+UNKNOWN = "the evidence does not show why"
 
 
 @dataclass(frozen=True)
@@ -57,4 +58,4 @@ def cause(firmware: FirmwarePending | None, mellanox_managed: bool, cmdline: str
                     "/proc/cmdline differs); the config daemon writes them to the boot loader first")
     unknown = "firmware not read" if firmware is None else "no firmware change pending"
     unknown += ", kernel arguments not collected" if cmdline is None else ", kernel arguments as asked"
-    return f"the evidence does not show why ({unknown}): read the config daemon's log: {log_hint}"
+    return f"{UNKNOWN} ({unknown}): read the config daemon's log: {log_hint}"
