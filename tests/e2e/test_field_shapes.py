@@ -25,6 +25,25 @@ LOCKED = r"^mstconfig -d {pci} failed \(exit 3\): Failed to open the device: the
 PCIS = dict(zip(HCAS, ("0000:18:00.0", "0000:40:00.0", "0000:4f:00.0", "0000:5e:00.0", "0000:9a:00.0",
                        "0000:c0:00.0", "0000:ce:00.0", "0000:dc:00.0"), strict=True))
 
+
+
+def _pending_firmware(node: str) -> dict[str, tuple[str, str]]:
+    """The seed's fault on every HCA: firmware change pending, no VFs, nothing advertised, the probe refused."""
+    return {
+        **{f"test_firmware_vfs_committed[{node}-{h}]": ("failed", r"Current 16 vs Next Boot 8: firmware change pending")
+           for h in HCAS},
+        **{f"test_sriov_numvfs[{node}-{h}]": ("failed", r"expected 8 vs 0: VFs not created") for h in HCAS},
+        **{f"test_resource_allocatable[{node}-res{h}]": (
+            "failed", rf"expected 8 vs absent: {h} has 0 of the 8 VFs its VF groups need in the kernel") for h in HCAS},
+        f"test_probe_scheduled[{node}]": ("failed", r"FailedScheduling: .*Insufficient nvidia\.com/resibp"),
+    }
+
+
+FIRMWARE_REBOOT = r"firmware change pending on 8/8 HCAs \(ibp24s0 NUM_OF_VFS, ibp64s0 NUM_OF_VFS, ibp79s0 NUM_OF_VFS " \
+                  r"and 5 more\): power-cycle the node"
+UNMANAGED = r"^dgx072 is not managed by the SR-IOV operator: its labels lack network\.nvidia\.com/operator\.mofed\.wait=" \
+            r"false of SriovOperatorConfig default spec\.configDaemonNodeSelector"
+
 # scenario -> node -> {item id: (outcome, regex its message must match)}; a node absent from its scenario's
 # table, or with {}, passes every check
 EXPECTED: dict[str, dict[str, dict[str, tuple[str, str]]]] = {
@@ -85,6 +104,63 @@ EXPECTED: dict[str, dict[str, dict[str, tuple[str, str]]]] = {
         },
     },
     "ip-named": {},                                  # every Node named by its address: nodes checked below
+    "operator-legacy": {                             # Network Operator 24.1: the daemon drains and reboots itself
+        "dgx050": {},
+        "dgx051": {
+            **_pending_firmware("dgx051"),
+            "test_node_state_synced[dgx051]": (
+                "failed", rf"vs InProgress \(Draining\): the config daemon drains the node to reboot it: {FIRMWARE_REBOOT}"),
+            "test_node_state_idle[dgx051]": (
+                "failed", rf"^SR-IOV state of dgx051 expected Idle vs Node state Draining \(legacy operator\): the "
+                          rf"config daemon drains the node to reboot it: {FIRMWARE_REBOOT}"),
+        },
+    },
+    "operator-external-drainer": {                   # Network Operator 26.1 draining through NodeMaintenances
+        "dgx060": {},
+        "dgx061": {
+            **_pending_firmware("dgx061"),
+            "test_node_state_synced[dgx061]": (
+                "failed", rf"vs InProgress \(Reboot_Required\): the config daemon waits for a reboot: {FIRMWARE_REBOOT}"),
+            "test_node_state_idle[dgx061]": (
+                "failed", r"^SR-IOV state of dgx061 expected Idle vs Node state Reboot_Required, desired-state "
+                          r"Reboot_Required, current-state DrainComplete, held by NodeMaintenance nvidia-operator-dgx061 "
+                          rf"\(Ready\) \(external-drainer operator\): the config daemon waits for a reboot: {FIRMWARE_REBOOT}"),
+        },
+    },
+    "mellanox-disabled": {                           # SriovOperatorConfig: disablePlugins [mellanox], a node outside
+        "dgx070": {},
+        "dgx071": {                                  # firmware NUM_OF_VFS 4, the admin's job now
+            **{f"test_firmware_vfs_enough[dgx071-{h}]": (
+                "failed", r"expected >= 8 vs 4: set NUM_OF_VFS=8 \(yourself, with mstconfig: the operator's mellanox "
+                          r"plugin is disabled") for h in HCAS},
+            **{f"test_sriov_totalvfs_allows_expected[dgx071-{h}]": ("failed", r"expected >= 8 vs 4") for h in HCAS},
+            **{f"test_sriov_numvfs[dgx071-{h}]": ("failed", r"expected 8 vs 0: VFs not created") for h in HCAS},
+            **{f"test_resource_allocatable[dgx071-res{h}]": ("failed", rf"{h} has 0 of the 8 VFs") for h in HCAS},
+            "test_node_state_synced[dgx071]": (
+                "failed", r"vs InProgress: the config daemon cannot create 8 VFs on ibp24s0: its sriov_totalvfs is 4 "
+                          r"\(the firmware's NUM_OF_VFS\) — raise NUM_OF_VFS \(set it yourself: the operator's mellanox "
+                          r"plugin is disabled\)"),
+            "test_probe_scheduled[dgx071]": ("failed", r"FailedScheduling"),
+        },
+        "dgx072": {                                  # outside configDaemonNodeSelector: not managed
+            "test_node_state_synced[dgx072]": ("failed", UNMANAGED),
+            "test_node_state_idle[dgx072]": ("failed", UNMANAGED),
+            **{f"test_resource_allocatable[dgx072-res{h}]": ("failed", r"vs absent: dgx072 is not managed by the "
+                                                                       r"SR-IOV operator") for h in HCAS},
+            "test_probe_scheduled[dgx072]": ("failed", r"FailedScheduling"),
+        },
+    },
+    "kernel-args": {                                 # SriovNetworkPoolConfig rdmaMode exclusive for the GPU nodes
+        "dgx080": {},
+        "dgx081": {                                  # its command line lacks ib_core.netns_mode=0: firmware is fine
+            **{f"test_resource_allocatable[dgx081-res{h}]": ("failed", r"expected 8 vs absent") for h in HCAS},
+            **{f"test_node_state_{c}[dgx081]": (
+                "failed", r"the config daemon waits for a reboot: reboot the node to apply kernel arguments \(add "
+                          r"ib_core\.netns_mode=0: the operator asks RDMA netns mode exclusive, /proc/cmdline differs\)")
+               for c in ("synced", "idle")},
+            "test_probe_scheduled[dgx081]": ("failed", r"FailedScheduling"),
+        },
+    },
 }
 
 
@@ -140,3 +216,15 @@ def test_nodes_named_by_address_are_proven_by_their_machine_id(runs):
         assert result["outcome"] == "passed"
         assert any(e.startswith("identity: /etc/machine-id ") and e.endswith(
             f"= Node {node} status.nodeInfo.machineID") for e in result["evidence"]), result["evidence"]
+
+
+@pytest.mark.parametrize(("scenario", "generation", "release"), [
+    ("operator-legacy", "legacy", "24.1.0"),
+    ("pooled", "drain-controller", "25.10.0"),
+    ("operator-external-drainer", "external-drainer", "26.1.0"),
+])
+def test_the_run_records_the_operator_versions_and_how_they_report(runs, scenario, generation, release):
+    run = json.loads((runs[scenario].out / "results.json").read_text())["run"]
+    assert run["operator_state_reporting"] == generation
+    (daemon,) = run["operators"]["sriov-network-config-daemon"]
+    assert daemon.endswith(f"network-operator-{release}") or daemon.endswith(f"network-operator-v{release}"), daemon

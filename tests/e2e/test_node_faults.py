@@ -66,8 +66,12 @@ EXPECTED: dict[str, dict[str, tuple[str, str]]] = {
         "test_sriov_numvfs[dgx014-ibp206s0]": ("failed", r"expected 8 vs 0"),
         "test_sriov_totalvfs_allows_expected[dgx014-ibp206s0]": ("failed", r"^sriov_totalvfs on ibp206s0 .* expected >= 8 vs 0"),
     },
-    "dgx015": {"test_firmware_link_type[dgx015-ibp79s0]": (
-        "failed", r"^LINK_TYPE_P1 on ibp79s0 \(0000:4f:00\.0\) expected IB\(1\) vs ETH\(2\)")},
+    "dgx015": {
+        "test_firmware_link_type[dgx015-ibp79s0]": (
+            "failed", r"^LINK_TYPE_P1 on ibp79s0 \(0000:4f:00\.0\) expected IB\(1\) vs ETH\(2\)"),
+        "test_ib_port_active[dgx015-ibp79s0]": (            # the port runs Ethernet: its link layer says so
+            "failed", r"^IB port mlx5_8/1 of ibp79s0 \(0000:4f:00\.0\) link layer expected InfiniBand vs Ethernet"),
+    },
     # Kubernetes-side faults (tests/e2e/test_cluster_faults.py): the hardware of these nodes is healthy
     **{node: {} for node in ("dgx016", "dgx017", "dgx018", "dgx019", "dgx020")},
 }

@@ -21,7 +21,7 @@ ROOT_CAUSES = {
     "dgx012": ("ports", "ib_port_active", "1/8 HCAs", "ib-port-degraded", 0),
     "dgx013": ("firmware", "firmware_version_consistent", None, "firmware-version-mixed", 0),
     "dgx014": ("firmware", "firmware_sriov_enabled", "1/8 HCAs", "firmware-sriov-settings", 12),
-    "dgx015": ("firmware", "firmware_link_type", "1/8 HCAs", "firmware-sriov-settings", 0),
+    "dgx015": ("firmware", "firmware_link_type", "1/8 HCAs", "firmware-sriov-settings", 1),
     "dgx016": None,
     "dgx017": ("workload", "probe_scheduled", None, "probe-unschedulable", 0),
     "dgx018": ("device-plugin", "policy_matches_inventory", "1/8 HCAs", "policy-drift", 0),
