@@ -76,7 +76,8 @@ def _parser() -> argparse.ArgumentParser:
     twin = sub.add_parser("twin", help="start or stop an emulated cluster (the twin)")
     twin_sub = twin.add_subparsers(dest="twin_command", required=True, parser_class=_Parser)
     up = twin_sub.add_parser("up", help="start a twin in the background and print its inventory's path")
-    up.add_argument("scenario", help="a built-in scenario name (demo, faults) or a scenario file")
+    up.add_argument("scenario", help="a built-in scenario name (demo, faults, pooled, vpi ...: README, 'The twin') "
+                    "or a scenario file")
     up.add_argument("--dir", type=Path, help="twin working folder (default: under the system temp folder)")
     down = twin_sub.add_parser("down", help="stop a twin started with 'twin up'")
     down.add_argument("--dir", type=Path, help="the twin's working folder (default: the last one started)")
