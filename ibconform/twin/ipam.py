@@ -157,15 +157,16 @@ def ippool(nodes: dict[str, dict[str, str]], pool: IpamPool, namespace: str) -> 
         if end >= network.broadcast_address:
             break                     # the pool is exhausted: later nodes get no block
         allocations.append({"nodeName": node, "startIP": str(start), "endIP": str(end)})
-    spec: dict[str, Any] = {"subnet": pool.cidr, "perNodeBlockSize": pool.per_node}
+    return _pool_object(pool, namespace, {"subnet": pool.cidr, "perNodeBlockSize": pool.per_node}, allocations)
+
+
+def _pool_object(pool: IpamPool, namespace: str, spec: dict[str, Any], allocations: list[dict]) -> dict[str, Any]:
+    """An IPPool or CIDRPool as the admin applied ``spec`` (plus the pool's nodeSelector) and its controller left
+    its ``allocations``."""
     if pool.node_selector:
         spec["nodeSelector"] = node_selector(pool.node_selector)
-    return {
-        "apiVersion": IPAM_API_VERSION, "kind": "IPPool",
-        "metadata": {"name": pool.name, "namespace": namespace},
-        "spec": spec,
-        "status": {"allocations": allocations},
-    }
+    return {"apiVersion": IPAM_API_VERSION, "kind": pool.kind, "metadata": {"name": pool.name, "namespace": namespace},
+            "spec": spec, "status": {"allocations": allocations}}
 
 
 def _allocations(pool: dict[str, Any]) -> dict[str, dict[str, Any]]:
@@ -225,14 +226,7 @@ def cidrpool(nodes: dict[str, dict[str, str]], pool: IpamPool, namespace: str) -
     spec: dict[str, Any] = {"cidr": pool.cidr, "perNodeNetworkPrefix": pool.per_node}
     if pool.gateway_index is not None:
         spec["gatewayIndex"] = pool.gateway_index
-    if pool.node_selector:
-        spec["nodeSelector"] = node_selector(pool.node_selector)
-    return {
-        "apiVersion": IPAM_API_VERSION, "kind": "CIDRPool",
-        "metadata": {"name": pool.name, "namespace": namespace},
-        "spec": spec,
-        "status": {"allocations": allocations},
-    }, starved
+    return _pool_object(pool, namespace, spec, allocations), starved
 
 
 def no_free_prefix(node: str) -> str:
