@@ -7,7 +7,10 @@ drainer: use-external-drainer and the maintenance operator's NodeMaintenance, ma
 Ready reasons Pending|Scheduled|Cordon|WaitForPodCompletion|Draining|Ready).
 """
 
+from pathlib import Path
+
 import pytest
+import yaml
 
 from ibconform import operator_state as ops
 
@@ -78,3 +81,15 @@ def test_maintenances_are_matched_by_node_name():
     other = {"spec": {"nodeName": "dgx031"}}
     assert ops.maintenance_for("dgx030", [maintenance("Draining"), other, None, "x"]) == [maintenance("Draining")]
     assert ops.maintenance_for("dgx030", None) == []
+
+
+CAPTURES = yaml.safe_load((Path(__file__).resolve().parents[1] / "data" / "captures" /
+                           "sriovnetworknodestates-several-releases.yaml").read_text())
+
+
+@pytest.mark.parametrize("capture", CAPTURES, ids=lambda c: c["source"].split()[0].rsplit("/", 3)[-3])
+def test_real_node_states_of_several_releases(capture):
+    gen = ops.generation([capture["state"]], [])
+    assert gen.name == capture["generation"]
+    node_obj = {"metadata": {"annotations": capture["node_annotations"]}}
+    assert ops.busy(gen, node_obj, capture["state"], []) == capture["busy"]
