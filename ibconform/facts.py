@@ -135,10 +135,7 @@ class NodeFacts:
         if "machine-id" in self.bundle.node_facts:
             machine_id = self.bundle.sysfs(self.node.name, MACHINE_ID)
             cite(self.ledger, f"{MACHINE_ID}: {machine_id.strip() if machine_id else 'unreadable'}")
-        try:
-            node_obj = self.cluster.node(self.node.name) if self.cluster else None
-        except (Unproven, CannotJudge):
-            node_obj = None
+        node_obj = self._cluster_says(lambda c: c.node(self.node.name), None)
         if node_obj:
             info = d(d(node_obj.get("status")).get("nodeInfo"))
             cite(self.ledger, f"Node {self.node.name}: machineID {info.get('machineID')!r}, names "
@@ -212,9 +209,9 @@ class NodeFacts:
                         "run the same query by hand on the node and check mstflint's support for the device")
             locked = self.lockdown() if any(k in error for k in MSTCONFIG_HINTS) else None
             if locked:
-                hint = (f"the kernel is locked down ({locked}, /sys/kernel/security/lockdown), which keeps mstconfig "
-                        "from the device — configure the firmware offline (or with lockdown off) and disable the "
-                        "operator's mellanox plugin (SriovOperatorConfig spec.disablePlugins)")
+                hint = (f"the kernel is locked down ({locked}, {LOCKDOWN}), which keeps mstconfig from the device — "
+                        "configure the firmware offline (or with lockdown off) and disable the operator's mellanox "
+                        "plugin (SriovOperatorConfig spec.disablePlugins)")
             raise Unproven(f"mstconfig -d {pci} failed (exit {code}): {error}: {hint}")
         device = devices[0]
         incomplete = _incomplete(device, params)
