@@ -285,7 +285,7 @@ class Bundle:
                                   "— run ibconform again to judge it")
 
     def sysfs(self, node: str, path: str) -> str | None:
-        """The content of a node file seen under /sys or /proc (None: not seen or not readable)."""
+        """The content of a node file seen under /sys, /proc or /etc (None: not seen or not readable)."""
         rel = _evidence_relpath(path)
         return _read_text(os.path.join(self._node(node), rel)) if rel else None
 
