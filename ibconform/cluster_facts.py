@@ -195,6 +195,7 @@ class ClusterFacts:
             interfaces = [{"name": dev.iface, "pciAddress": dev.pci} for dev in (*node.hcas, *node.excluded)]
         return policies_mod.render(self.policies, self.node_labels(node.name), interfaces)
 
+    @functools.cache  # noqa: B019  (every resource item of the node asks)
     def resource_shares(self, node: Node) -> dict[str, dict[str, int]]:
         """``<prefix>/<resourceName>`` -> {PCI address: VFs it gives} on ``node``; without any policy in the
         cluster, ``<prefix>/res<iface>`` of every HCA with the VFs expected of it (the seed's convention)."""
