@@ -2,7 +2,7 @@
 
 Each node is its own ``sshd`` on its own loopback address, in its own mount and UTS namespace, serving
 that node's hostname, sysfs and ``mstconfig`` as a scenario describes them (``scenario.py``). The
-cluster's Kubernetes API is an ``ApiTwin`` (``api.py``) on the block's service address, any free port,
+cluster's Kubernetes API is an ``ApiTwin`` (``apiserver/api_twin.py``) on the block's service address, any free port,
 with a random bearer token, filled and kept up to date by the cluster emulation (``cluster.py``)::
 
     with Twin("faults", tmp_path) as twin:
@@ -35,8 +35,8 @@ from ibconform.inventory import parse as parse_inventory
 from ibconform.twin import block as blocks
 from ibconform.twin import cpu, render
 from ibconform.twin import nodes as node_procs
-from ibconform.twin.api import ApiTwin
-from ibconform.twin.api_exec import Kubelet
+from ibconform.twin.apiserver.api_twin import ApiTwin
+from ibconform.twin.apiserver.pod_exec import Kubelet
 from ibconform.twin.cluster import ClusterEmulation
 from ibconform.twin.errors import ScenarioError, TwinError
 from ibconform.twin.keys import write_keypair

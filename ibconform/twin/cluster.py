@@ -1,8 +1,8 @@
 """The twin's cluster emulation: every Kubernetes object derived from the scenario, kept derived.
 
 ``ClusterEmulation(api, scenario, addresses).install()`` (addresses by host name) fills an
-:class:`~ibconform.twin.api.ApiTwin` (before it starts) with what a DGX cluster running the NVIDIA Network
-Operator shows (25.10 unless the scenario's ``kubernetes.operator`` names another release), and hooks small
+:class:`~ibconform.twin.apiserver.api_twin.ApiTwin` (before it starts) with what a DGX cluster running the NVIDIA
+Network Operator shows (25.10 unless the scenario's ``kubernetes.operator`` names another release), and hooks small
 controllers to the writes clients make over HTTP::
 
     api = ApiTwin(host, token=token)
@@ -45,8 +45,8 @@ import time
 from typing import Any
 
 from ibconform.twin import ipam, kubelet, operator, scheduler, workloads
-from ibconform.twin.api import ApiTwin
-from ibconform.twin.api_store import now_rfc3339, object_key
+from ibconform.twin.apiserver.api_twin import ApiTwin
+from ibconform.twin.apiserver.store import now_rfc3339, object_key
 from ibconform.twin.hardware import Node
 from ibconform.twin.kube import MAINTENANCE_TAINT, Namespaces, NvIpam, OperatorRelease
 from ibconform.twin.render import KERNEL_RELEASE, machine_id, stable_uuid

@@ -13,7 +13,7 @@ import itertools
 import time
 from typing import Any
 
-from ibconform.twin.api_store import now_rfc3339
+from ibconform.twin.apiserver.store import now_rfc3339
 
 _EVENT_IDS = itertools.count()
 

@@ -26,7 +26,7 @@ import zlib
 from dataclasses import dataclass, field
 from typing import Any
 
-from ibconform.twin.api_selectors import LabelRequirement
+from ibconform.twin.apiserver.selectors import LabelRequirement
 from ibconform.twin.hardware import Hca, Node
 from ibconform.twin.kube import ClusterKube, Generation, IpamPool, OperatorRelease, Policy, PoolConfig, SriovConfig
 from ibconform.twin.render import guid, kernel_cmdline, netdev_address, vf_address

@@ -12,7 +12,7 @@ import pytest
 import yaml
 
 from ibconform.twin import Twin
-from ibconform.twin.api import ApiTwin
+from ibconform.twin.apiserver.api_twin import ApiTwin
 from tests.bundle_schema import validate_bundle
 
 

@@ -7,7 +7,7 @@ import pytest
 
 from ibconform import inventory
 from ibconform.collect import cluster
-from ibconform.twin.api import ApiTwin
+from ibconform.twin.apiserver.api_twin import ApiTwin
 
 
 @pytest.fixture

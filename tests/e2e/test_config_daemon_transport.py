@@ -30,7 +30,7 @@ from websocket import WebSocketBadStatusException
 from ibconform import inventory, transports
 from ibconform.collect.nodes import LiveTransports, collect_node
 from ibconform.twin import Twin
-from ibconform.twin.api_rbac import service_account
+from ibconform.twin.apiserver.rbac import service_account
 from tests.e2e.conftest import Run, run_suite
 from tests.e2e.test_node_faults import NODE_CHECKS
 

@@ -22,7 +22,7 @@ import yaml
 
 from ibconform import gate
 from ibconform.twin import Twin
-from ibconform.twin.api_rbac import service_account
+from ibconform.twin.apiserver.rbac import service_account
 from tests.e2e.conftest import ibconform
 
 KUBECTL = shutil.which("kubectl")

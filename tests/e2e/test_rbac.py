@@ -18,7 +18,7 @@ import yaml
 from ibconform.collect import cluster
 from ibconform.collect.probes import PROBE_SELECTOR
 from ibconform.twin import Twin
-from ibconform.twin.api_rbac import service_account
+from ibconform.twin.apiserver.rbac import service_account
 from tests.e2e.conftest import Run, ibconform
 
 RBAC_DIR = Path(__file__).resolve().parents[2] / "deploy" / "rbac"

@@ -12,7 +12,7 @@ from kubernetes import client
 
 from ibconform.collect import cluster, incluster
 from ibconform.errors import UsageError
-from ibconform.twin.tls import server_context
+from ibconform.twin.apiserver.tls import server_context
 
 TOKEN = "eyJhbGciOiJSUzI1NiJ9.c2VjcmV0LXBheWxvYWQ.c2ln"
 POD_ENV = {"KUBERNETES_SERVICE_HOST": "10.96.0.1", "KUBERNETES_SERVICE_PORT": "443"}

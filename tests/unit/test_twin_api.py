@@ -11,7 +11,7 @@ import yaml
 from kubernetes import client, config, watch
 from kubernetes.client.rest import ApiException
 
-from ibconform.twin.api import ApiTwin
+from ibconform.twin.apiserver.api_twin import ApiTwin
 
 NS = "network-operator"
 TOKEN = "twin-test-token"

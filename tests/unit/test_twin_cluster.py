@@ -22,7 +22,7 @@ from kubernetes import client, config
 from ibconform.inventory import load as load_inventory
 from ibconform.twin import ScenarioError, Twin
 from ibconform.twin import nodes as node_procs
-from ibconform.twin.api import ApiTwin
+from ibconform.twin.apiserver.api_twin import ApiTwin
 from ibconform.twin.cluster import ClusterEmulation
 from ibconform.twin.scenario import load as load_scenario
 from ibconform.twin.scenario import parse as parse_scenario

@@ -17,9 +17,9 @@ import urllib.request
 import pytest
 
 from ibconform.twin import kubelet
-from ibconform.twin.api import ApiTwin, bundled_crds
-from ibconform.twin.api_store import crd_types
-from ibconform.twin.api_table import (
+from ibconform.twin.apiserver.api_twin import ApiTwin, bundled_crds
+from ibconform.twin.apiserver.store import crd_types
+from ibconform.twin.apiserver.tables import (
     NODE_COLUMNS,
     POD_COLUMNS,
     accepts_json,

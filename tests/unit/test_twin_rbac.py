@@ -10,8 +10,8 @@ import yaml
 from kubernetes import client, config, watch
 from kubernetes.client.rest import ApiException
 
-from ibconform.twin.api import ApiTwin
-from ibconform.twin.api_rbac import (
+from ibconform.twin.apiserver.api_twin import ApiTwin
+from ibconform.twin.apiserver.rbac import (
     Attributes,
     Policy,
     applies_to,
@@ -25,7 +25,7 @@ from ibconform.twin.api_rbac import (
     service_account,
     user,
 )
-from ibconform.twin.api_server import k8s_verb, parse_api_path
+from ibconform.twin.apiserver.server import k8s_verb, parse_api_path
 
 RBAC_DIR = Path(__file__).resolve().parents[2] / "deploy" / "rbac"
 NS = "network-operator"

@@ -13,7 +13,7 @@ import pytest
 from cryptography import x509
 from kubernetes import client, config
 
-from ibconform.twin.api import ApiTwin
+from ibconform.twin.apiserver.api_twin import ApiTwin
 
 
 @pytest.fixture(scope="module")

@@ -1,8 +1,8 @@
 """The twin's Kubernetes API server: a real HTTPS API on loopback that the official client and kubectl talk to.
 
-``ApiTwin`` runs kmock's KubernetesEmulator (extended in ``api_server`` to behave like kube-apiserver)
+``ApiTwin`` runs kmock's KubernetesEmulator (extended in ``server`` to behave like kube-apiserver)
 on its own asyncio loop in a background thread, with the real Network Operator / SR-IOV / nv-ipam CRDs
-(``twin/crds/``) registered. The suite reaches it through the kubeconfig ``write_kubeconfig`` writes,
+(``crds/`` beside it) registered. The suite reaches it through the kubeconfig ``write_kubeconfig`` writes,
 exactly as it reaches a real cluster; the twin's own code reads and writes objects directly with
 ``put``/``get``/``list``/``patch``/``delete`` and hears HTTP writes through ``on_change``.
 
@@ -14,7 +14,7 @@ exactly as it reaches a real cluster; the twin's own code reads and writes objec
 
 Requests with the admin token are allowed everything (``system:masters``). Tokens added with ``add_user``
 authenticate other users, whom the server authorizes as kube-apiserver's RBAC does, against the Roles,
-ClusterRoles and bindings stored in the twin (``api_rbac``)::
+ClusterRoles and bindings stored in the twin (``rbac``)::
 
         api.add_user("sa-token", service_account("network-operator", "ibconform"))
         for doc in yaml.safe_load_all(Path("deploy/rbac/readonly.yaml").read_text()):
@@ -49,19 +49,19 @@ import attrs
 import yaml
 from kmock import Server
 
-from ibconform.twin import tls as tls_certs
-from ibconform.twin.api_exec import Kubelet
-from ibconform.twin.api_patch import merge_patch
-from ibconform.twin.api_rbac import UserInfo, service_account
-from ibconform.twin.api_rbac import user as token_user
-from ibconform.twin.api_selectors import (
+from ibconform.twin.apiserver import tls as tls_certs
+from ibconform.twin.apiserver.patch import merge_patch
+from ibconform.twin.apiserver.pod_exec import Kubelet
+from ibconform.twin.apiserver.rbac import UserInfo, service_account
+from ibconform.twin.apiserver.rbac import user as token_user
+from ibconform.twin.apiserver.selectors import (
     field_selector_matches,
     label_selector_matches,
     parse_field_selector,
     parse_label_selector,
 )
-from ibconform.twin.api_server import Fault, RequestRecord, TwinEmulator
-from ibconform.twin.api_store import (
+from ibconform.twin.apiserver.server import Fault, RequestRecord, TwinEmulator
+from ibconform.twin.apiserver.store import (
     CRD_GROUP,
     CRD_PLURAL,
     ResourceType,

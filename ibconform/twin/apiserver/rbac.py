@@ -40,7 +40,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from ibconform.twin.api_server import ApiPath
+    from ibconform.twin.apiserver.server import ApiPath
 
 GROUP = "rbac.authorization.k8s.io"
 MASTERS = "system:masters"

@@ -2,7 +2,7 @@
 
 What is kept from kmock: the aiohttp handler protocol and ``Server`` plumbing, the DSL dispatch with the
 ``KubernetesScaffold`` discovery routes (overridden to answer with real shapes), kmock ``Request``
-records (``emulator.requests``-style views), and ``ObjectsArray`` as the object store (see api_store).
+records (``emulator.requests``-style views), and ``ObjectsArray`` as the object store (see ``store``).
 
 What is replaced, and why (kmock 0.8 gaps, each met by the official client):
 - request parsing: kmock's path parser raises on ``/api/v1/namespaces`` and reads
@@ -33,8 +33,8 @@ import attrs
 import yaml
 from kmock import KubernetesEmulator, KubernetesError, RawHandler, Request, action, resource
 
-from ibconform.twin import api_exec, api_logs, api_rbac, api_table
-from ibconform.twin.api_patch import (
+from ibconform.twin.apiserver import pod_exec, pod_logs, rbac, tables
+from ibconform.twin.apiserver.patch import (
     APPLY_PATCH,
     JSON_PATCH,
     MERGE_PATCH,
@@ -43,7 +43,7 @@ from ibconform.twin.api_patch import (
     merge_patch,
     strategic_merge_patch,
 )
-from ibconform.twin.api_selectors import (
+from ibconform.twin.apiserver.selectors import (
     FieldRequirement,
     LabelRequirement,
     SelectorError,
@@ -52,7 +52,7 @@ from ibconform.twin.api_selectors import (
     parse_field_selector,
     parse_label_selector,
 )
-from ibconform.twin.api_store import (
+from ibconform.twin.apiserver.store import (
     ACCESS_REVIEW,
     RULES_REVIEW,
     SELF_REVIEW,
@@ -192,12 +192,12 @@ def unauthorized() -> ApiError:
 
 def forbidden(user: str, verb: str | None, path: ApiPath | None, raw_path: str, method: str) -> ApiError:
     """The RBAC denial of kube-apiserver, naming user, verb, resource, group and namespace."""
-    request = api_rbac.request_attributes(api_rbac.UserInfo(user), method, raw_path, path, verb, {})
+    request = rbac.request_attributes(rbac.UserInfo(user), method, raw_path, path, verb, {})
     return rbac_denial(request)
 
 
-def rbac_denial(request: api_rbac.Attributes, reason: str = "") -> ApiError:
-    return ApiError(403, "Forbidden", api_rbac.forbidden_message(request, reason), api_rbac.forbidden_details(request))
+def rbac_denial(request: rbac.Attributes, reason: str = "") -> ApiError:
+    return ApiError(403, "Forbidden", rbac.forbidden_message(request, reason), rbac.forbidden_details(request))
 
 
 def fault_error(fault: Fault, path: ApiPath | None, raw_path: str, verb: str | None, method: str) -> ApiError:
@@ -298,7 +298,7 @@ class TwinEmulator(KubernetesEmulator):
     store: Store
     token: str | None = None
     admin: str = "twin-admin"
-    users: dict[str, api_rbac.UserInfo] = attrs.field(factory=dict)   # bearer token -> user, RBAC-authorized
+    users: dict[str, rbac.UserInfo] = attrs.field(factory=dict)   # bearer token -> user, RBAC-authorized
     records: list[RequestRecord] = attrs.field(factory=list, init=False)
     listeners: list[Callable[[str, dict[str, Any]], None]] = attrs.field(factory=list, init=False)
     fault: Fault | None = attrs.field(default=None, init=False)
@@ -307,7 +307,7 @@ class TwinEmulator(KubernetesEmulator):
     pod_logs: dict[tuple[str, str, str | None], str] = attrs.field(factory=dict, init=False)
     watch_tasks: set[asyncio.Task[Any]] = attrs.field(factory=set, init=False)
     dropped_watches: int = attrs.field(default=0, init=False)   # cut off by a fault's drop_after
-    kubelets: Callable[[str], api_exec.Kubelet | None] | None = attrs.field(default=None, init=False)
+    kubelets: Callable[[str], pod_exec.Kubelet | None] | None = attrs.field(default=None, init=False)
     log_source: Callable[[dict[str, Any], str], str | None] | None = attrs.field(default=None, init=False)
 
     def __attrs_post_init__(self) -> None:
@@ -380,10 +380,10 @@ class TwinEmulator(KubernetesEmulator):
             namespace=None if path is None else path.namespace, name=None if path is None else path.name,
             subresource=None if path is None else path.subresource)
 
-    def _authenticate(self, raw: aiohttp.web.BaseRequest) -> api_rbac.UserInfo:
+    def _authenticate(self, raw: aiohttp.web.BaseRequest) -> rbac.UserInfo:
         """The admin (``system:masters``) for the admin token, or for anyone when no token is set; a user
         added with ``ApiTwin.add_user`` for its token; else 401."""
-        admin = api_rbac.user(self.admin, [api_rbac.MASTERS])
+        admin = rbac.user(self.admin, [rbac.MASTERS])
         scheme, _, given = raw.headers.get("Authorization", "").partition(" ")
         presented = given.strip().encode() if scheme.lower() == "bearer" else None
         if presented is not None:
@@ -396,7 +396,7 @@ class TwinEmulator(KubernetesEmulator):
             raise unauthorized()
         return admin
 
-    def _impersonate(self, who: api_rbac.UserInfo, raw: aiohttp.web.BaseRequest) -> api_rbac.UserInfo:
+    def _impersonate(self, who: rbac.UserInfo, raw: aiohttp.web.BaseRequest) -> rbac.UserInfo:
         """The user the request acts as (``Impersonate-User``, ``-Group``, ``-Uid``: ``kubectl --as``), once
         ``who`` is allowed to impersonate each; ``who`` when it asks for nobody."""
         name = raw.headers.get("Impersonate-User", "")
@@ -409,27 +409,27 @@ class TwinEmulator(KubernetesEmulator):
             return who
         if not who.privileged:
             policy = self.rbac_policy()
-            for request in api_rbac.impersonation_requests(who, name, groups, uid):
-                decision = api_rbac.authorize(request, policy)
+            for request in rbac.impersonation_requests(who, name, groups, uid):
+                decision = rbac.authorize(request, policy)
                 if not decision.allowed:
                     raise rbac_denial(request, decision.reason)
-        return api_rbac.impersonated(name, groups)
+        return rbac.impersonated(name, groups)
 
-    def rbac_policy(self) -> api_rbac.Policy:
+    def rbac_policy(self) -> rbac.Policy:
         """The stored Roles, ClusterRoles and their bindings, over the bootstrap policy."""
         with self.store.lock:
             def stored(plural: str) -> list[dict[str, Any]]:
-                rt = self.store.registry.storage(api_rbac.GROUP, plural)
+                rt = self.store.registry.storage(rbac.GROUP, plural)
                 return [obj for _, obj in self.store.items(rt)] if rt is not None else []
-            return api_rbac.Policy.of(stored("clusterroles"), stored("roles"), stored("clusterrolebindings"),
+            return rbac.Policy.of(stored("clusterroles"), stored("roles"), stored("clusterrolebindings"),
                                       stored("rolebindings"))
 
-    def _authorize(self, who: api_rbac.UserInfo, raw: aiohttp.web.BaseRequest, path: ApiPath | None,
+    def _authorize(self, who: rbac.UserInfo, raw: aiohttp.web.BaseRequest, path: ApiPath | None,
                    verb: str | None, query: Mapping[str, str]) -> None:
         if who.privileged:
             return
-        request = api_rbac.request_attributes(who, raw.method, raw.path, path, verb, query)
-        decision = api_rbac.authorize(request, self.rbac_policy())
+        request = rbac.request_attributes(who, raw.method, raw.path, path, verb, query)
+        decision = rbac.authorize(request, self.rbac_policy())
         if not decision.allowed:
             raise rbac_denial(request, decision.reason)
 
@@ -461,7 +461,7 @@ class TwinEmulator(KubernetesEmulator):
 
     async def _serve_resource(self, raw: aiohttp.web.BaseRequest, body: bytes, query: dict[str, str],
                               path: ApiPath, verb: str | None, record: RequestRecord,
-                              who: api_rbac.UserInfo, drop_after: int | None = None) -> aiohttp.web.StreamResponse:
+                              who: rbac.UserInfo, drop_after: int | None = None) -> aiohttp.web.StreamResponse:
         assert path.plural is not None
         with self.store.lock:
             rt = self.store.registry.lookup(path.group, path.version, path.plural)
@@ -541,15 +541,15 @@ class TwinEmulator(KubernetesEmulator):
         return matches
 
     @staticmethod
-    def _printer(rt: ResourceType, accept: str) -> tuple[api_table.Printer, str] | None:
+    def _printer(rt: ResourceType, accept: str) -> tuple[tables.Printer, str] | None:
         """The printer and Table version for a client asking for a ``Table`` (``kubectl get``), or None to answer
         plain JSON."""
-        version = api_table.table_version(accept)
+        version = tables.table_version(accept)
         if version is None:
             return None
-        printer = api_table.printer_for(rt)
+        printer = tables.printer_for(rt)
         if printer is None:
-            if api_table.accepts_json(accept):
+            if tables.accepts_json(accept):
                 return None
             raise ApiError(406, "NotAcceptable", "only the following media types are accepted: application/json")
         return printer, version
@@ -561,7 +561,7 @@ class TwinEmulator(KubernetesEmulator):
         if found is None:
             return None
         printer, version = found
-        return json_response(api_table.table(printer, objects, version=version, include=query.get("includeObject"),
+        return json_response(tables.table(printer, objects, version=version, include=query.get("includeObject"),
                                              list_meta=list_meta))
 
     def _list(self, rt: ResourceType, path: ApiPath, query: Mapping[str, str],
@@ -597,22 +597,22 @@ class TwinEmulator(KubernetesEmulator):
 
     async def _log(self, raw: aiohttp.web.BaseRequest, rt: ResourceType, path: ApiPath,
                    query: Mapping[str, str]) -> aiohttp.web.Response:
-        """``pods/<name>/log`` (``api_logs``): nothing before the pod is bound, the kubelet's refusal for a container
+        """``pods/<name>/log`` (``pod_logs``): nothing before the pod is bound, the kubelet's refusal for a container
         that has not started, the dial error of a node that does not answer, else what the container logged."""
         assert path.name is not None and path.namespace is not None
         pod = self.store.get(rt, path.namespace, path.name)
         if pod is None:
             raise not_found(rt, path.name)
-        container = api_logs.container(pod, query.get("container"))
+        container = pod_logs.container(pod, query.get("container"))
         node = (pod.get("spec") or {}).get("nodeName")
         if not node:
             return aiohttp.web.Response(text="", content_type="text/plain")
-        refusal = api_logs.refusal(pod, container, query.get("previous") in ("true", "1"))
+        refusal = pod_logs.refusal(pod, container, query.get("previous") in ("true", "1"))
         if refusal is not None:
             raise refusal
         kubelet = self.kubelets(node) if self.kubelets is not None else None
         if kubelet is not None and kubelet.fault == "refused":
-            raise api_logs.dial_error(kubelet, pod, container)
+            raise pod_logs.dial_error(kubelet, pod, container)
         if kubelet is not None and kubelet.fault == "hung":
             await asyncio.Event().wait()      # no answer, ever: ends when the client (or the server) goes
         text = self.pod_logs.get((path.namespace, path.name, container))
@@ -620,8 +620,8 @@ class TwinEmulator(KubernetesEmulator):
             text = self.pod_logs.get((path.namespace, path.name, None))
         if text is None and self.log_source is not None:
             text = self.log_source(pod, container)
-        body = api_logs.select(text or "", query)
-        if query.get("follow") in ("true", "1") and api_logs.running(pod, container):
+        body = pod_logs.select(text or "", query)
+        if query.get("follow") in ("true", "1") and pod_logs.running(pod, container):
             return await self._follow(raw, rt, pod, container, body)
         return aiohttp.web.Response(text=body, content_type="text/plain")
 
@@ -642,7 +642,7 @@ class TwinEmulator(KubernetesEmulator):
             await response.write(body.encode())
             while (change := await watcher.queue.get()) is not None:
                 if meta(change.obj).get("uid") == uid and (
-                        change.type == "DELETED" or not api_logs.running(change.obj, container)):
+                        change.type == "DELETED" or not pod_logs.running(change.obj, container)):
                     break
             await response.write_eof()
         except (ConnectionError, RuntimeError):  # the client went away
@@ -661,14 +661,14 @@ class TwinEmulator(KubernetesEmulator):
         pod = self.store.get(rt, path.namespace, path.name)
         if pod is None:
             raise not_found(rt, path.name)
-        request = api_exec.exec_request(pod, raw.query)
-        kubelet = (self.kubelets(request.node) if self.kubelets is not None else None) or api_exec.Kubelet(
+        request = pod_exec.exec_request(pod, raw.query)
+        kubelet = (self.kubelets(request.node) if self.kubelets is not None else None) or pod_exec.Kubelet(
             request.node, fault="refused")
         task = asyncio.current_task()
         if task is not None:
             self.watch_tasks.add(task)
         try:
-            return await api_exec.serve(raw, request, kubelet, record)
+            return await pod_exec.serve(raw, request, kubelet, record)
         finally:
             if task is not None:
                 self.watch_tasks.discard(task)
@@ -923,13 +923,13 @@ class TwinEmulator(KubernetesEmulator):
         self.notify(changes)
         return json_response(_success(code=201), 201)
 
-    def _access_review(self, body: bytes, who: api_rbac.UserInfo) -> aiohttp.web.Response:
+    def _access_review(self, body: bytes, who: rbac.UserInfo) -> aiohttp.web.Response:
         """SelfSubjectAccessReview: what RBAC says of that request for the asking user, and denied if an
         injected 403 would deny it."""
         review = _json_object(body)
         spec = review.get("spec") or {}
         attributes, non_resource = spec.get("resourceAttributes"), spec.get("nonResourceAttributes")
-        decision = api_rbac.authorize(self._review_attributes(who, attributes, non_resource), self.rbac_policy())
+        decision = rbac.authorize(self._review_attributes(who, attributes, non_resource), self.rbac_policy())
         fault, denied = self.fault, not decision.allowed
         if fault is not None and fault.status == 403:
             if attributes:
@@ -950,7 +950,7 @@ class TwinEmulator(KubernetesEmulator):
         return json_response({"kind": "SelfSubjectAccessReview", "apiVersion": "authorization.k8s.io/v1",
                               "metadata": {"creationTimestamp": None}, "spec": spec, "status": status}, 201)
 
-    def _rules_review(self, body: bytes, who: api_rbac.UserInfo) -> aiohttp.web.Response:
+    def _rules_review(self, body: bytes, who: rbac.UserInfo) -> aiohttp.web.Response:
         """SelfSubjectRulesReview: every rule RBAC grants the asking user in ``spec.namespace``, resource rules and
         non-resource rules apart (``kubectl auth can-i --list``)."""
         review = _json_object(body)
@@ -958,7 +958,7 @@ class TwinEmulator(KubernetesEmulator):
         namespace = str(spec.get("namespace") or "")
         if not namespace:
             raise bad_request("no namespace on request")
-        rules, errors = api_rbac.rules_for(who, namespace, self.rbac_policy())
+        rules, errors = rbac.rules_for(who, namespace, self.rbac_policy())
         resource_rules = [{"verbs": list(r.get("verbs") or []), "apiGroups": list(r.get("apiGroups") or []),
                            "resources": list(r.get("resources") or []),
                            **({"resourceNames": list(r["resourceNames"])} if r.get("resourceNames") else {})}
@@ -973,22 +973,22 @@ class TwinEmulator(KubernetesEmulator):
                               "metadata": {"creationTimestamp": None}, "spec": spec, "status": status}, 201)
 
     @staticmethod
-    def _self_review(who: api_rbac.UserInfo) -> aiohttp.web.Response:
+    def _self_review(who: rbac.UserInfo) -> aiohttp.web.Response:
         """SelfSubjectReview: who the request authenticated (or acts) as (``kubectl auth whoami``)."""
         return json_response({"kind": "SelfSubjectReview", "apiVersion": "authentication.k8s.io/v1",
                               "metadata": {"creationTimestamp": None},
                               "status": {"userInfo": {"username": who.name, "groups": list(who.groups)}}}, 201)
 
     @staticmethod
-    def _review_attributes(who: api_rbac.UserInfo, attributes: Mapping[str, Any] | None,
-                           non_resource: Mapping[str, Any] | None) -> api_rbac.Attributes:
+    def _review_attributes(who: rbac.UserInfo, attributes: Mapping[str, Any] | None,
+                           non_resource: Mapping[str, Any] | None) -> rbac.Attributes:
         if attributes:
-            return api_rbac.Attributes(
+            return rbac.Attributes(
                 who, str(attributes.get("verb") or ""), namespace=str(attributes.get("namespace") or ""),
                 api_group=str(attributes.get("group") or ""), resource=str(attributes.get("resource") or ""),
                 subresource=str(attributes.get("subresource") or ""), name=str(attributes.get("name") or ""))
         non_resource = non_resource or {}
-        return api_rbac.Attributes(who, str(non_resource.get("verb") or ""), path=str(non_resource.get("path") or ""))
+        return rbac.Attributes(who, str(non_resource.get("verb") or ""), path=str(non_resource.get("path") or ""))
 
     # -- watch
 
@@ -1008,7 +1008,7 @@ class TwinEmulator(KubernetesEmulator):
             if printing is None:
                 return presented
             tables_sent += 1
-            return api_table.table(printing[0], [presented], version=printing[1], include=query.get("includeObject"),
+            return tables.table(printing[0], [presented], version=printing[1], include=query.get("includeObject"),
                                    list_meta={"resourceVersion": meta(obj).get("resourceVersion", "")},
                                    headers=tables_sent == 1)
         since_text = query.get("resourceVersion") or ""

@@ -25,10 +25,10 @@ import aiohttp.web
 from multidict import MultiMapping
 
 from ibconform.twin import cpu
-from ibconform.twin.api_store import ApiError, bad_request
+from ibconform.twin.apiserver.store import ApiError, bad_request
 
 if TYPE_CHECKING:
-    from ibconform.twin.api_server import RequestRecord
+    from ibconform.twin.apiserver.server import RequestRecord
 
 V5, V4 = "v5.channel.k8s.io", "v4.channel.k8s.io"
 STDIN, STDOUT, STDERR, ERROR, CLOSE = 0, 1, 2, 3, 255

@@ -16,8 +16,8 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from ibconform.twin.api_exec import KUBELET_PORT, Kubelet
-from ibconform.twin.api_store import ApiError, bad_request, meta
+from ibconform.twin.apiserver.pod_exec import KUBELET_PORT, Kubelet
+from ibconform.twin.apiserver.store import ApiError, bad_request, meta
 
 #: The kubelet's words for a container waiting on its image (``validateContainerLogStatus``).
 WAITING_WORDS = {"ErrImagePull": "image can't be pulled", "ImagePullBackOff": "trying and failing to pull image"}
