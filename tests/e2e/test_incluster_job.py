@@ -28,7 +28,7 @@ from ibconform.collect.incluster import SERVICE_ACCOUNT_DIR
 from ibconform.twin import Twin
 from ibconform.twin.apiserver.api_twin import ApiTwin, RequestRecord
 from ibconform.twin.apiserver.rbac import Policy, authorize, request_attributes, service_account
-from ibconform.twin.apiserver.server import parse_api_path
+from ibconform.twin.apiserver.request import parse_api_path
 from tests.e2e.conftest import ibconform
 
 DEPLOY = Path(__file__).resolve().parents[2] / "deploy"

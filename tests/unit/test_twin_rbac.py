@@ -25,7 +25,7 @@ from ibconform.twin.apiserver.rbac import (
     service_account,
     user,
 )
-from ibconform.twin.apiserver.server import k8s_verb, parse_api_path
+from ibconform.twin.apiserver.request import k8s_verb, parse_api_path
 
 RBAC_DIR = Path(__file__).resolve().parents[2] / "deploy" / "rbac"
 NS = "network-operator"

@@ -54,13 +54,14 @@ from ibconform.twin.apiserver.patch import merge_patch
 from ibconform.twin.apiserver.pod_exec import Kubelet
 from ibconform.twin.apiserver.rbac import UserInfo, service_account
 from ibconform.twin.apiserver.rbac import user as token_user
+from ibconform.twin.apiserver.request import RequestRecord
 from ibconform.twin.apiserver.selectors import (
     field_selector_matches,
     label_selector_matches,
     parse_field_selector,
     parse_label_selector,
 )
-from ibconform.twin.apiserver.server import Fault, RequestRecord, TwinEmulator
+from ibconform.twin.apiserver.server import Fault, TwinEmulator
 from ibconform.twin.apiserver.store import (
     CRD_GROUP,
     CRD_PLURAL,

@@ -19,16 +19,14 @@ import os
 import signal
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Literal
+from typing import Any, Literal
 
 import aiohttp.web
 from multidict import MultiMapping
 
 from ibconform.twin import cpu
+from ibconform.twin.apiserver.request import RequestRecord
 from ibconform.twin.apiserver.store import ApiError, bad_request
-
-if TYPE_CHECKING:
-    from ibconform.twin.apiserver.server import RequestRecord
 
 V5, V4 = "v5.channel.k8s.io", "v4.channel.k8s.io"
 STDIN, STDOUT, STDERR, ERROR, CLOSE = 0, 1, 2, 3, 255

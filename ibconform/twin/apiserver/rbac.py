@@ -37,10 +37,9 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-if TYPE_CHECKING:
-    from ibconform.twin.apiserver.server import ApiPath
+from ibconform.twin.apiserver.request import ApiPath
 
 GROUP = "rbac.authorization.k8s.io"
 MASTERS = "system:masters"
