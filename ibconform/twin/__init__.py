@@ -3,7 +3,7 @@
 Each node is its own ``sshd`` on its own loopback address, in its own mount and UTS namespace, serving
 that node's hostname, sysfs and ``mstconfig`` as a scenario describes them (``scenario.py``). The
 cluster's Kubernetes API is an ``ApiTwin`` (``apiserver/api_twin.py``) on the block's service address, any free port,
-with a random bearer token, filled and kept up to date by the cluster emulation (``cluster.py``)::
+with a random bearer token, filled and kept up to date by the cluster emulation (``controllers/cluster.py``)::
 
     with Twin("faults", tmp_path) as twin:
         inventory = twin.inventory_path            # ibconform/v1, ssh via twin.ssh_config_path
@@ -37,7 +37,7 @@ from ibconform.twin import cpu, render
 from ibconform.twin import nodes as node_procs
 from ibconform.twin.apiserver.api_twin import ApiTwin
 from ibconform.twin.apiserver.pod_exec import Kubelet
-from ibconform.twin.cluster import ClusterEmulation
+from ibconform.twin.controllers.cluster import ClusterEmulation
 from ibconform.twin.errors import ScenarioError, TwinError
 from ibconform.twin.keys import write_keypair
 from ibconform.twin.scenario import Scenario

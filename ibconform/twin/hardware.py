@@ -2,7 +2,7 @@
 
 A scenario (``scenario.py``) builds these objects; faults (``faults.py``) edit them; the renderers
 (``render.py``) turn them into the sysfs files and the ``mstconfig`` output a node serves; the
-cluster emulation (``cluster.py``) derives the operator's view, the allocatable and the scheduler's
+cluster emulation (``controllers/cluster.py``) derives the operator's view, the allocatable and the scheduler's
 verdicts from the same objects::
 
     twin.scenario.nodes["dgx031"].hcas["ibp24s0"].num_of_vfs.current   # 16

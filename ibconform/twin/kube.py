@@ -1,12 +1,12 @@
 """The cluster side of a scenario's truth: what Kubernetes holds that no hardware explains.
 
 Most of the cluster follows from the hardware (``hardware.py``): the operator's sync state, the node's
-allocatable, the probe's fate are derived from it (``operator.py``, ``ipam.py``, ``scheduler.py``). These
-few facts are not: an admin's cordon, a workload holding the VFs, a policy applied by hand, an operator
-or kubelet failing on its own, the image NicClusterPolicy asks nv-ipam to run. Faults (``faults.py``)
-set them; healthy values are the defaults. What the admin chose is here too: the policies' shapes, the
-namespaces each component runs in, how nv-ipam is installed and which pool it serves, the Network Operator
-release and how it drains, the SR-IOV operator's config and pool configs::
+allocatable, the probe's fate are derived from it (``controllers/``: ``operator.py``, ``ipam.py``,
+``scheduler.py``). These few facts are not: an admin's cordon, a workload holding the VFs, a policy
+applied by hand, an operator or kubelet failing on its own, the image NicClusterPolicy asks nv-ipam to
+run. Faults (``faults.py``) set them; healthy values are the defaults. What the admin chose is here too:
+the policies' shapes, the namespaces each component runs in, how nv-ipam is installed and which pool it
+serves, the Network Operator release and how it drains, the SR-IOV operator's config and pool configs::
 
     scenario.nodes["dgx016"].kube.cordoned             # True
     scenario.kubernetes.nv_ipam.image                  # 'nvidia-k8s-ipam'

@@ -91,6 +91,7 @@ from ClusterShell.NodeSet import NodeSet
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 
 from ibconform import validation
+from ibconform.twin.controllers.operator import GPU_LABEL
 from ibconform.twin.errors import ScenarioError
 from ibconform.twin.faults import FAULTS, kernel_lockdown
 from ibconform.twin.hardware import DEVICE_TYPES, PROFILES, DeviceSlot, FirmwareParam, Hca, Kernel, Node
@@ -105,7 +106,6 @@ from ibconform.twin.kube import (
     PoolConfig,
     SriovConfig,
 )
-from ibconform.twin.operator import GPU_LABEL
 from ibconform.twin.render import LOCKDOWN_MODES
 
 FORMAT = "ibconform-twin/v1"

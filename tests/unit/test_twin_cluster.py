@@ -23,10 +23,10 @@ from ibconform.inventory import load as load_inventory
 from ibconform.twin import ScenarioError, Twin
 from ibconform.twin import nodes as node_procs
 from ibconform.twin.apiserver.api_twin import ApiTwin
-from ibconform.twin.cluster import ClusterEmulation
+from ibconform.twin.controllers.cluster import ClusterEmulation
+from ibconform.twin.controllers.scheduler import quantity, tolerates
 from ibconform.twin.scenario import load as load_scenario
 from ibconform.twin.scenario import parse as parse_scenario
-from ibconform.twin.scheduler import quantity, tolerates
 
 NS = "network-operator"
 HCAS = ["ibp24s0", "ibp64s0", "ibp79s0", "ibp94s0", "ibp154s0", "ibp192s0", "ibp206s0", "ibp220s0"]

@@ -17,7 +17,7 @@ import pytest
 from ibconform.inventory import load as load_inventory
 from ibconform.twin import Twin, render
 from ibconform.twin import nodes as node_procs
-from ibconform.twin.cluster import operator_workloads
+from ibconform.twin.controllers.cluster import operator_workloads
 from ibconform.twin.kube import Namespaces, OperatorRelease
 from ibconform.twin.scenario import load as load_scenario
 

@@ -14,12 +14,12 @@ import pytest
 from kubernetes import client, config
 from kubernetes.client.rest import ApiException
 
-from ibconform.twin import ipam, kubelet, operator
 from ibconform.twin.apiserver.api_twin import ApiTwin
 from ibconform.twin.apiserver.pod_exec import Kubelet
 from ibconform.twin.apiserver.pod_logs import container, dial_error, refusal, select
 from ibconform.twin.apiserver.store import ApiError
-from ibconform.twin.cluster import ClusterEmulation
+from ibconform.twin.controllers import ipam, kubelet, operator
+from ibconform.twin.controllers.cluster import ClusterEmulation
 from ibconform.twin.kube import IpamPool
 from ibconform.twin.scenario import load as load_scenario
 

@@ -15,7 +15,7 @@ from kubernetes import client
 
 from ibconform import components, operator_state
 from ibconform.twin import ScenarioError
-from ibconform.twin import operator as op
+from ibconform.twin.controllers import operator as op
 from ibconform.twin.kube import OperatorRelease, PoolConfig
 from ibconform.twin.scenario import load as load_scenario
 from ibconform.twin.scenario import parse as parse_scenario

@@ -16,7 +16,6 @@ import urllib.request
 
 import pytest
 
-from ibconform.twin import kubelet
 from ibconform.twin.apiserver.api_twin import ApiTwin, bundled_crds
 from ibconform.twin.apiserver.store import crd_types
 from ibconform.twin.apiserver.tables import (
@@ -32,6 +31,7 @@ from ibconform.twin.apiserver.tables import (
     table,
     table_version,
 )
+from ibconform.twin.controllers import kubelet
 
 KUBECTL_ACCEPT = ("application/json;as=Table;v=v1;g=meta.k8s.io,application/json;as=Table;v=v1beta1;g=meta.k8s.io,"
                   "application/json")

@@ -11,7 +11,7 @@ import re
 import pytest
 
 from ibconform.twin import ScenarioError, render
-from ibconform.twin.cluster import node_object
+from ibconform.twin.controllers.cluster import node_object
 from ibconform.twin.hardware import Node
 from ibconform.twin.scenario import load as load_scenario
 from ibconform.twin.scenario import parse as parse_scenario

@@ -12,8 +12,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from ibconform.twin import scheduler
 from ibconform.twin.apiserver.api_twin import ApiTwin
+from ibconform.twin.controllers import scheduler
 from ibconform.twin.scenario import parse as parse_scenario
 from tests.unit.test_twin_cluster import SCENARIO, Cluster, start, wait_for
 

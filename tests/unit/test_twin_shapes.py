@@ -14,7 +14,7 @@ import pytest
 
 from ibconform.inventory import load as load_inventory
 from ibconform.twin import ScenarioError, Twin
-from ibconform.twin import operator as op
+from ibconform.twin.controllers import operator as op
 from ibconform.twin.scenario import parse as parse_scenario
 from tests.unit.test_twin_cluster import Cluster, needs_root, start
 

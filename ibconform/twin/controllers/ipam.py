@@ -15,8 +15,8 @@ from __future__ import annotations
 import ipaddress
 from typing import Any
 
+from ibconform.twin.controllers.workloads import LogEntry, Workload, log_text
 from ibconform.twin.kube import IpamPool, NvIpam
-from ibconform.twin.workloads import LogEntry, Workload, log_text
 
 NCP_NAME = "nic-cluster-policy"
 NCP_API_VERSION = "mellanox.com/v1alpha1"

@@ -44,9 +44,9 @@ import datetime as dt
 import time
 from typing import Any
 
-from ibconform.twin import ipam, kubelet, operator, scheduler, workloads
 from ibconform.twin.apiserver.api_twin import ApiTwin
 from ibconform.twin.apiserver.store import now_rfc3339, object_key
+from ibconform.twin.controllers import ipam, kubelet, operator, scheduler, workloads
 from ibconform.twin.hardware import Node
 from ibconform.twin.kube import MAINTENANCE_TAINT, Namespaces, NvIpam, OperatorRelease
 from ibconform.twin.render import KERNEL_RELEASE, machine_id, stable_uuid
