@@ -66,7 +66,7 @@ from ibconform import inventory as inventory_mod  # noqa: E402
 from ibconform.collect import nodescript  # noqa: E402
 from ibconform.transports.ssh import add_known_keys, resolve_target  # noqa: E402
 from ibconform.twin import Twin  # noqa: E402
-from ibconform.twin.hardware import PROFILES  # noqa: E402
+from ibconform.twin.machines.hardware import PROFILES  # noqa: E402
 
 NAIVE = REPO / "benchmarks" / "naive"
 BENCH_PROFILE = "dgx-b200-bench"

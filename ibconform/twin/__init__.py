@@ -33,13 +33,13 @@ import yaml
 from ibconform.errors import InventoryError
 from ibconform.inventory import parse as parse_inventory
 from ibconform.twin import block as blocks
-from ibconform.twin import cpu, render
-from ibconform.twin import nodes as node_procs
 from ibconform.twin.apiserver.api_twin import ApiTwin
 from ibconform.twin.apiserver.pod_exec import Kubelet
 from ibconform.twin.controllers.cluster import ClusterEmulation
 from ibconform.twin.errors import ScenarioError, TwinError
-from ibconform.twin.keys import write_keypair
+from ibconform.twin.machines import cpu, render
+from ibconform.twin.machines import nodes as node_procs
+from ibconform.twin.machines.keys import write_keypair
 from ibconform.twin.scenario import Scenario
 from ibconform.twin.scenario import load as load_scenario
 
@@ -232,7 +232,7 @@ class Twin:
 
     @property
     def _cpu_procs(self) -> bytes | None:
-        """The file a process writes to join the nodes' CPU group (``twin.cpu``)."""
+        """The file a process writes to join the nodes' CPU group (``machines.cpu``)."""
         return bytes(self._cpu_group / "cgroup.procs") if self._cpu_group else None
 
     def _write_files(self) -> None:

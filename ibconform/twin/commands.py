@@ -21,7 +21,7 @@ from pathlib import Path
 import ibconform
 from ibconform.twin import STATE, sweep
 from ibconform.twin.errors import TwinError
-from ibconform.twin.nodes import process_start_time
+from ibconform.twin.machines.nodes import process_start_time
 from ibconform.twin.scenario import load as load_scenario
 from ibconform.twin.supervisor import LOG_FILE, PID_FILE
 

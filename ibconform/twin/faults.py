@@ -1,7 +1,7 @@
 """The fault registry: one small function per fault kind, editing a scenario's truth.
 
-A device fault takes one :class:`~ibconform.twin.hardware.Hca` and keyword parameters (their defaults
-give their types); a node fault takes the :class:`~ibconform.twin.hardware.Node`; a cluster fault the
+A device fault takes one :class:`~ibconform.twin.machines.hardware.Hca` and keyword parameters (their defaults
+give their types); a node fault takes the :class:`~ibconform.twin.machines.hardware.Node`; a cluster fault the
 :class:`~ibconform.twin.kube.ClusterKube`. A scenario names a fault by kind and may pick devices
 (``hcas: [ibp24s0]``, by interface or PCI address) and parameters::
 
@@ -24,9 +24,9 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Literal
 
-from ibconform.twin.hardware import Hca, Node
 from ibconform.twin.kube import ClusterKube, PolicyDrift
-from ibconform.twin.render import PF_ATTRIBUTES
+from ibconform.twin.machines.hardware import Hca, Node
+from ibconform.twin.machines.render import PF_ATTRIBUTES
 
 NV_ACCESS_ERROR = "-E- Error when trying to check if NV access registers are supported"
 OPEN_ERROR = "-E- Failed to open the device"

@@ -1,7 +1,7 @@
 """The cluster side of a scenario's truth: what Kubernetes holds that no hardware explains.
 
-Most of the cluster follows from the hardware (``hardware.py``): the operator's sync state, the node's
-allocatable, the probe's fate are derived from it (``controllers/``: ``operator.py``, ``ipam.py``,
+Most of the cluster follows from the hardware (``machines/hardware.py``): the operator's sync state, the
+node's allocatable, the probe's fate are derived from it (``controllers/``: ``operator.py``, ``ipam.py``,
 ``scheduler.py``). These few facts are not: an admin's cordon, a workload holding the VFs, a policy
 applied by hand, an operator or kubelet failing on its own, the image NicClusterPolicy asks nv-ipam to
 run. Faults (``faults.py``) set them; healthy values are the defaults. What the admin chose is here too:

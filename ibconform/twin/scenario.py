@@ -94,7 +94,6 @@ from ibconform import validation
 from ibconform.twin.controllers.operator import GPU_LABEL
 from ibconform.twin.errors import ScenarioError
 from ibconform.twin.faults import FAULTS, kernel_lockdown
-from ibconform.twin.hardware import DEVICE_TYPES, PROFILES, DeviceSlot, FirmwareParam, Hca, Kernel, Node
 from ibconform.twin.kube import (
     DEFAULT_NAMESPACE,
     ClusterKube,
@@ -106,7 +105,8 @@ from ibconform.twin.kube import (
     PoolConfig,
     SriovConfig,
 )
-from ibconform.twin.render import LOCKDOWN_MODES
+from ibconform.twin.machines.hardware import DEVICE_TYPES, PROFILES, DeviceSlot, FirmwareParam, Hca, Kernel, Node
+from ibconform.twin.machines.render import LOCKDOWN_MODES
 
 FORMAT = "ibconform-twin/v1"
 _RDMA = re.compile(r"^[A-Za-z0-9_]{1,63}$")

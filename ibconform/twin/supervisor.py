@@ -17,7 +17,7 @@ from pathlib import Path
 
 from ibconform.errors import IbconformError
 from ibconform.twin import Twin
-from ibconform.twin.nodes import process_start_time
+from ibconform.twin.machines.nodes import process_start_time
 
 PID_FILE = "supervisor.pid"
 LOG_FILE = "supervisor.log"

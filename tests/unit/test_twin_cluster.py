@@ -21,10 +21,10 @@ from kubernetes import client, config
 
 from ibconform.inventory import load as load_inventory
 from ibconform.twin import ScenarioError, Twin
-from ibconform.twin import nodes as node_procs
 from ibconform.twin.apiserver.api_twin import ApiTwin
 from ibconform.twin.controllers.cluster import ClusterEmulation
 from ibconform.twin.controllers.scheduler import quantity, tolerates
+from ibconform.twin.machines import nodes as node_procs
 from ibconform.twin.scenario import load as load_scenario
 from ibconform.twin.scenario import parse as parse_scenario
 

@@ -15,10 +15,11 @@ import paramiko
 import pytest
 
 from ibconform.inventory import load as load_inventory
-from ibconform.twin import Twin, render
-from ibconform.twin import nodes as node_procs
+from ibconform.twin import Twin
 from ibconform.twin.controllers.cluster import operator_workloads
 from ibconform.twin.kube import Namespaces, OperatorRelease
+from ibconform.twin.machines import nodes as node_procs
+from ibconform.twin.machines import render
 from ibconform.twin.scenario import load as load_scenario
 
 pytestmark = pytest.mark.skipif(

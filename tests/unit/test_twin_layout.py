@@ -17,7 +17,7 @@ import ibconform.twin
 
 TWIN = Path(ibconform.twin.__file__).resolve().parent
 PACKAGE = "ibconform.twin"
-ROOMS = ("apiserver", "controllers")
+ROOMS = ("apiserver", "controllers", "machines")
 
 
 def room_modules(room: str) -> list[str]:

@@ -18,9 +18,10 @@ import paramiko
 import pytest
 
 from ibconform.inventory import load as load_inventory
-from ibconform.twin import ScenarioError, Twin, TwinError, commands, render
-from ibconform.twin import nodes as node_procs
+from ibconform.twin import ScenarioError, Twin, TwinError, commands
 from ibconform.twin.faults import FAULTS, NV_ACCESS_ERROR
+from ibconform.twin.machines import nodes as node_procs
+from ibconform.twin.machines import render
 from ibconform.twin.scenario import builtin_names
 from ibconform.twin.scenario import load as load_scenario
 from ibconform.twin.scenario import parse as parse_scenario

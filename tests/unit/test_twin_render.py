@@ -10,9 +10,10 @@ import re
 
 import pytest
 
-from ibconform.twin import ScenarioError, render
+from ibconform.twin import ScenarioError
 from ibconform.twin.controllers.cluster import node_object
-from ibconform.twin.hardware import Node
+from ibconform.twin.machines import render
+from ibconform.twin.machines.hardware import Node
 from ibconform.twin.scenario import load as load_scenario
 from ibconform.twin.scenario import parse as parse_scenario
 

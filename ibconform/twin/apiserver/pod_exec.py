@@ -24,9 +24,9 @@ from typing import Any, Literal
 import aiohttp.web
 from multidict import MultiMapping
 
-from ibconform.twin import cpu
 from ibconform.twin.apiserver.request import RequestRecord
 from ibconform.twin.apiserver.store import ApiError, bad_request
+from ibconform.twin.machines import cpu
 
 V5, V4 = "v5.channel.k8s.io", "v4.channel.k8s.io"
 STDIN, STDOUT, STDERR, ERROR, CLOSE = 0, 1, 2, 3, 255
@@ -45,7 +45,7 @@ class Kubelet:
     address: str
     enter: tuple[str, ...] = ()
     fault: Literal["refused", "hung"] | None = None
-    cpu_group: bytes | None = None  # the node processes' cgroup.procs (``twin.cpu``)
+    cpu_group: bytes | None = None  # the node processes' cgroup.procs (``machines.cpu``)
 
 
 @dataclass(frozen=True)

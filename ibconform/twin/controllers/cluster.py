@@ -31,7 +31,7 @@ when a policy, a pool config, the operator config, a Node or the NicClusterPolic
 - kubelet: a bound pod is admitted (or rejected: UnexpectedAdmissionError, OutOf<resource>), gets its
   network (or FailedCreatePodSandBox when nv-ipam is down on the node) and runs (``kubelet.py``).
 
-The Kubernetes-side faults (``kube.py``) are applied here: cordon and maintenance taint, the workload
+The Kubernetes-side faults (``twin/kube.py``) are applied here: cordon and maintenance taint, the workload
 holding every VF, the drifted policy, the failing daemon, the rejecting kubelet, the nv-ipam image.
 Nothing in the objects says "twin": the suite sees a cluster.
 """
@@ -47,9 +47,9 @@ from typing import Any
 from ibconform.twin.apiserver.api_twin import ApiTwin
 from ibconform.twin.apiserver.store import now_rfc3339, object_key
 from ibconform.twin.controllers import ipam, kubelet, operator, scheduler, workloads
-from ibconform.twin.hardware import Node
 from ibconform.twin.kube import MAINTENANCE_TAINT, Namespaces, NvIpam, OperatorRelease
-from ibconform.twin.render import KERNEL_RELEASE, machine_id, stable_uuid
+from ibconform.twin.machines.hardware import Node
+from ibconform.twin.machines.render import KERNEL_RELEASE, machine_id, stable_uuid
 from ibconform.twin.scenario import Scenario
 
 PREFIX = operator.RESOURCE_PREFIX

@@ -28,9 +28,9 @@ from typing import Any
 
 from ibconform.twin.apiserver.selectors import LabelRequirement
 from ibconform.twin.controllers.workloads import LogEntry, log_text
-from ibconform.twin.hardware import Hca, Node
 from ibconform.twin.kube import ClusterKube, Generation, IpamPool, OperatorRelease, Policy, PoolConfig, SriovConfig
-from ibconform.twin.render import guid, kernel_cmdline, netdev_address, vf_address
+from ibconform.twin.machines.hardware import Hca, Node
+from ibconform.twin.machines.render import guid, kernel_cmdline, netdev_address, vf_address
 
 RESOURCE_PREFIX = "nvidia.com"
 API_VERSION = "sriovnetwork.openshift.io/v1"

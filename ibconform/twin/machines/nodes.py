@@ -43,9 +43,9 @@ import time
 from importlib import resources
 from pathlib import Path
 
-from ibconform.twin import cpu, render
 from ibconform.twin.errors import TwinError
-from ibconform.twin.hardware import Node
+from ibconform.twin.machines import cpu, render
+from ibconform.twin.machines.hardware import Node
 
 SSHD = "/usr/sbin/sshd"
 _PR_SET_PDEATHSIG = 1
@@ -54,7 +54,7 @@ _libc = ctypes.CDLL(None, use_errno=True)
 
 def tool_script(tool: str, data: Path) -> str:
     """A node's copy of ``bin/<tool>`` (package data), pointed at the folder of its pre-rendered answers."""
-    template = (resources.files("ibconform.twin") / "bin" / tool).read_text()
+    template = (resources.files("ibconform.twin.machines") / "bin" / tool).read_text()
     return template.replace("DATA=@DATA@", f"DATA={shlex.quote(str(data))}", 1)
 
 

@@ -14,7 +14,7 @@ from typing import Any
 
 from ClusterShell.NodeSet import NodeSet
 
-from ibconform.twin.hardware import FirmwareParam, Hca, Node
+from ibconform.twin.machines.hardware import FirmwareParam, Hca, Node
 
 # ---------------------------------------------------------------------------------------------- mstconfig
 

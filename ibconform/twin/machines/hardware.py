@@ -1,9 +1,9 @@
 """The twin's hardware truth: each node's devices and the state a scenario gives them.
 
-A scenario (``scenario.py``) builds these objects; faults (``faults.py``) edit them; the renderers
-(``render.py``) turn them into the sysfs files and the ``mstconfig`` output a node serves; the
-cluster emulation (``controllers/cluster.py``) derives the operator's view, the allocatable and the scheduler's
-verdicts from the same objects::
+A scenario (``twin/scenario.py``) builds these objects; faults (``twin/faults.py``) edit them; the
+renderers (``render.py``) turn them into the sysfs files and the ``mstconfig`` output a node serves; the
+cluster emulation (``controllers/cluster.py``) derives the operator's view, the allocatable and the
+scheduler's verdicts from the same objects::
 
     twin.scenario.nodes["dgx031"].hcas["ibp24s0"].num_of_vfs.current   # 16
 """
@@ -225,7 +225,7 @@ class Node:
     devices: dict[str, Hca]
     ssh: SshState = "up"
     faults: list[str] = field(default_factory=list)   # the fault kinds applied, in order
-    kube: NodeKube = field(default_factory=NodeKube)   # its Kubernetes-side facts (kube.py)
+    kube: NodeKube = field(default_factory=NodeKube)   # its Kubernetes-side facts (twin/kube.py)
     host: Host = field(default_factory=Host)           # its operating system's faults
     kernel: Kernel = field(default_factory=Kernel)     # its kernel's command line, lockdown, RDMA netns mode
     naming: NodeNaming = "hostname"                    # what its Kubernetes Node is named by
