@@ -2,8 +2,9 @@
 
 Each node is its own ``sshd`` on its own loopback address, in its own mount and UTS namespace, serving
 that node's hostname, sysfs and ``mstconfig`` as a scenario describes them (``scenario.py``). The
-cluster's Kubernetes API is an ``ApiTwin`` (``apiserver/api_twin.py``) on the block's service address, any free port,
-with a random bearer token, filled and kept up to date by the cluster emulation (``controllers/cluster.py``)::
+cluster's Kubernetes API is an ``ApiTwin`` (``apiserver/api_twin.py``) on the block's service address,
+any free port, with a random bearer token, filled and kept up to date by the cluster emulation
+(``controllers/cluster.py``)::
 
     with Twin("faults", tmp_path) as twin:
         inventory = twin.inventory_path            # ibconform/v1, ssh via twin.ssh_config_path
@@ -14,6 +15,15 @@ with a random bearer token, filled and kept up to date by the cluster emulation 
 
 Needs root (namespaces, binding :22). Several twins run side by side, each on its own address block
 (``block.py``). ``commands.up``/``commands.down`` run one in a detached supervisor process.
+
+Layout: here, the scenario model (``scenario.py``; its cluster side ``kube.py``; ``faults.py``), ``Twin``,
+``block.py``, ``errors.py`` and ``commands.py``/``supervisor.py``; the emulated parts in three subpackages:
+
+- ``apiserver/``: the Kubernetes API server (HTTP, store, RBAC, selectors, patch, exec, logs, tables, TLS, CRDs);
+- ``controllers/``: what the operators, the scheduler and the kubelets make of the scenario (``cluster.py``
+  wires them to the API server);
+- ``machines/``: the nodes: their hardware, what they serve (sysfs, ``mstconfig``, ``ibstat``), their sshd
+  processes and CPU group.
 """
 
 from __future__ import annotations
