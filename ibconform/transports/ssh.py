@@ -189,8 +189,11 @@ class SshTransport:
         try:
             chan = transport.open_session(timeout=self.settings.connect_timeout)
             chan.exec_command(command)
-            chan.sendall(script.encode())
-            chan.shutdown_write()
+            try:
+                chan.sendall(script.encode())
+                chan.shutdown_write()
+            except OSError:  # the command ended before reading all of its script (sudo -n refusing): its exit
+                pass         # status and stderr, read below, say why; a lost connection is told apart there too
             out, err = bytearray(), bytearray()
             while True:
                 remaining = deadline - time.monotonic()
