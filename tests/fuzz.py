@@ -34,3 +34,14 @@ def parsed_or_refused(parse: Callable[[str], T], text: str) -> T | None:
         assert exc.raw == text
         assert "\n" not in str(exc)
         return None
+
+
+def assert_refused(parse: Callable[[str], object], text: str) -> None:
+    """``parse`` refuses ``text`` with ParseError: one line, the raw text kept."""
+    try:
+        parse(text)
+    except ParseError as exc:
+        assert exc.raw == text
+        assert "\n" not in str(exc)
+        return
+    raise AssertionError(f"{parse.__name__} accepted {text!r}")

@@ -61,6 +61,7 @@ from ibconform.twin.apiserver.store import (
     Change,
     ResourceType,
     Store,
+    Watcher,
     already_exists,
     bad_request,
     conflict,
@@ -583,10 +584,14 @@ class TwinEmulator(KubernetesEmulator):
         except (ConnectionError, RuntimeError):  # the client went away
             pass
         finally:
-            self.store.unsubscribe(watcher)
-            if task is not None:
-                self.watch_tasks.discard(task)
+            self._stream_ended(watcher, task)
         return response
+
+    def _stream_ended(self, watcher: Watcher, task: asyncio.Task | None) -> None:
+        """A watch or followed log is over: stop feeding it, and forget its task."""
+        self.store.unsubscribe(watcher)
+        if task is not None:
+            self.watch_tasks.discard(task)
 
     async def _exec(self, raw: aiohttp.web.BaseRequest, rt: ResourceType, path: ApiPath,
                     record: RequestRecord) -> aiohttp.web.StreamResponse:
@@ -1007,9 +1012,7 @@ class TwinEmulator(KubernetesEmulator):
         except (ConnectionError, RuntimeError):  # the client went away mid-stream
             pass
         finally:
-            self.store.unsubscribe(watcher)
-            if task is not None:
-                self.watch_tasks.discard(task)
+            self._stream_ended(watcher, task)
         return response
 
     # -- discovery (kmock's scaffold routes call these)
