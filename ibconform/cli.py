@@ -69,6 +69,10 @@ def _parser() -> argparse.ArgumentParser:
     df.add_argument("new", type=Path, help="the later bundle")
     df.add_argument("--html", type=Path, help="also write the changes as an HTML section to this file")
 
+    merge = sub.add_parser("merge", help="one fleet verdict, results.json, junit.xml and report from shards' outputs")
+    merge.add_argument("shards", type=Path, nargs="+", metavar="SHARD_DIR", help="output folders of the shards")
+    merge.add_argument("--out", type=Path, required=True, help="folder for the fleet's results and report")
+
     demo = sub.add_parser("demo", help="run the suite on a built-in emulated cluster (the twin)")
     demo.add_argument("--scenario", default="demo", help="twin scenario: a built-in name or a file (default: demo)")
     _out_args(demo)
@@ -196,6 +200,17 @@ def cmd_diff(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_merge(args: argparse.Namespace) -> int:
+    from ibconform import merge
+
+    shards = [merge.load(path) for path in args.shards]
+    document = merge.merge(shards)
+    merge.write(document, shards, args.out)
+    print("\n".join(suite.summary_lines(args.out)))
+    print(f"report: {args.out / 'report.html'}\nresults: {args.out / 'results.json'}")
+    return int(document["run"]["exit_status"])
+
+
 def cmd_demo(args: argparse.Namespace) -> int:
     from ibconform.twin import Twin
 
@@ -227,7 +242,7 @@ def cmd_twin(args: argparse.Namespace) -> int:
 
 
 COMMANDS = {"run": cmd_run, "evaluate": cmd_evaluate, "discover": cmd_discover, "cleanup": cmd_cleanup,
-            "diff": cmd_diff, "demo": cmd_demo, "twin": cmd_twin}
+            "diff": cmd_diff, "merge": cmd_merge, "demo": cmd_demo, "twin": cmd_twin}
 
 
 def _interrupt(signum: int, frame: object) -> None:

@@ -4,7 +4,7 @@ import json
 
 import pytest
 
-from ibconform.report.results import _one_result_per_line
+from ibconform.report.results import one_result_per_line
 
 RESULTS = [{"id": "test_a[dgx001-ib0]", "node": "dgx001", "message": "two\nlines"}, {"id": "test_b", "node": None}]
 
@@ -13,7 +13,7 @@ RESULTS = [{"id": "test_a[dgx001-ib0]", "node": "dgx001", "message": "two\nlines
 def test_results_file_is_the_document(results):
     document = {"format": "ibconform-results/v1", "run": {"counts": {"passed": 1}}, "nodes": [{"name": "dgx001"}],
                 "results": results}
-    text = _one_result_per_line(document)
+    text = one_result_per_line(document)
     assert json.loads(text) == document
     assert text.endswith("}\n")
     assert [line for line in text.splitlines() if "dgx001-ib0" in line] == [json.dumps(RESULTS[0]) + ","] * bool(results)

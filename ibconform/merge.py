@@ -1,0 +1,168 @@
+"""``ibconform merge SHARD_DIR... --out DIR``: one fleet verdict from the output folders of a sharded run.
+
+Each shard (``ibconform run --nodes NODESET``, one pod of an Indexed Job, ...) judged its own nodes and, each
+again, the cluster-wide checks. The merge keeps every node's results once (a node judged by two shards — a
+shard retried after it was killed — counts from the complete, later one), the cluster-wide results once (a
+failure wins over a pass, so no shard's finding is lost), and writes for the whole fleet:
+
+- ``results.json`` (format ``ibconform-results/v1``: ``run.shards`` lists each shard's folder, nodes, exit
+  status and completeness; ``run.bundle`` is null: each shard keeps its own bundle);
+- ``junit.xml`` (one testcase per check item, the shards' own testcases);
+- ``report.html``: the fleet report, whose size grows with the failing nodes, not with the fleet: the verdict,
+  the failing nodes by link of the chain, passing nodes folded into NodeSets per shard, root causes grouped across the
+  fleet, and a link to each shard's full report.
+
+Verdicts equal those of one unsharded run over the same nodes (tests/e2e/test_shards.py).
+"""
+
+from __future__ import annotations
+
+import json
+import xml.etree.ElementTree as ET
+from dataclasses import dataclass
+from pathlib import Path
+
+from ClusterShell.NodeSet import NodeSet
+
+from ibconform import __version__
+from ibconform.bundle import now
+from ibconform.errors import UsageError
+from ibconform.report import fleet, rootcause
+from ibconform.report.results import RESULTS_FORMAT, one_result_per_line
+from ibconform.untrusted import d, lst
+
+BAD = rootcause.BAD
+
+
+@dataclass(frozen=True)
+class Shard:
+    """One shard's output folder and its results.json."""
+
+    path: Path
+    document: dict
+
+    @property
+    def run(self) -> dict:
+        return d(self.document.get("run"))
+
+    @property
+    def results(self) -> list[dict]:
+        return [r for r in lst(self.document.get("results")) if isinstance(r, dict)]
+
+    @property
+    def nodes(self) -> list[str]:
+        return sorted({str(r["node"]) for r in self.results if r.get("node")})
+
+    @property
+    def settled(self) -> tuple[bool, str]:
+        """How far this shard got: complete before interrupted, then the later finish."""
+        return bool(self.run.get("complete")) and not self.run.get("interrupted"), str(self.run.get("finished") or "")
+
+
+def load(path: Path) -> Shard:
+    """A shard's output folder; UsageError (one line) when it holds no readable results.json."""
+    try:
+        document = json.loads((path / "results.json").read_text())
+    except FileNotFoundError:
+        raise UsageError(f"{path}: no results.json (expected the output folder of an ibconform run)") from None
+    except (OSError, ValueError) as exc:
+        raise UsageError(f"{path}/results.json: unreadable ({exc})") from None
+    if not isinstance(document, dict) or document.get("format") != RESULTS_FORMAT:
+        raise UsageError(f"{path}/results.json: format: expected {RESULTS_FORMAT!r}, got "
+                         f"{d(document).get('format')!r}")
+    return Shard(path, document)
+
+
+def merge(shards: list[Shard]) -> dict:
+    """The fleet's results document from the shards' (pure: no I/O)."""
+    clusters = {s.run.get("cluster") for s in shards}
+    if len(clusters) > 1:
+        raise UsageError(f"the shards judged different clusters ({', '.join(sorted(map(str, clusters)))}): "
+                         "merge the shards of one run")
+    inventories = {s.run.get("inventory_sha256") for s in shards}
+    if len(inventories) > 1:
+        raise UsageError("the shards ran different inventories (their inventory_sha256 differ): merge the shards "
+                         "of one run")
+    owner = _node_owners(shards)
+    results, cluster_items = [], {}
+    for shard in shards:
+        for result in shard.results:
+            node = result.get("node")
+            if node:
+                if owner[node] is shard:
+                    results.append(result)
+                continue
+            kept = cluster_items.get(result.get("id"))
+            if kept is None or (result.get("outcome") in BAD and kept.get("outcome") not in BAD):
+                cluster_items[result.get("id")] = result
+    results = [*cluster_items.values(), *results]
+    counts = {o: sum(r.get("outcome") == o for r in results) for o in ("passed", "failed", "error", "skipped")}
+    runs = [s.run for s in shards]
+    worst = max((int(r.get("exit_status") or 0) for r in runs if r.get("exit_status") not in (0, 1)), default=None)
+    run = {
+        "tool": __version__, "cluster": clusters.pop(), "bundle": None,
+        "inventory": runs[0].get("inventory"), "inventory_sha256": inventories.pop(),
+        "read_only": all(r.get("read_only") for r in runs),
+        "complete": all(s.settled[0] for s in shards if any(owner[n] is s for n in s.nodes)),
+        "interrupted": any(r.get("interrupted") for s, r in zip(shards, runs, strict=True)
+                           if any(owner[n] is s for n in s.nodes)),
+        "nodes": len(owner), "started": min(str(r.get("started") or now()) for r in runs), "finished": now(),
+        "exit_status": worst if worst is not None else (1 if counts["failed"] or counts["error"] else 0),
+        "counts": counts,
+        "shards": [{"dir": str(s.path), "nodes": str(NodeSet.fromlist(s.nodes)),
+                    "exit_status": s.run.get("exit_status"), "complete": s.run.get("complete"),
+                    "interrupted": s.run.get("interrupted", False),
+                    "superseded": [n for n in s.nodes if owner[n] is not s],
+                    "report": str(s.path / "report.html")} for s in shards],
+    }
+    return {"format": RESULTS_FORMAT, "run": run, "nodes": rootcause.node_verdicts(results), "results": results}
+
+
+def _node_owners(shards: list[Shard]) -> dict[str, Shard]:
+    """The shard whose results count for each node: the most settled one that judged it."""
+    owner: dict[str, Shard] = {}
+    for shard in shards:
+        for node in shard.nodes:
+            if node not in owner or shard.settled > owner[node].settled:
+                owner[node] = shard
+    return owner
+
+
+def write(document: dict, shards: list[Shard], out: Path) -> None:
+    """results.json, junit.xml and the fleet report for ``document`` in ``out``."""
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "results.json").write_text(one_result_per_line(document))
+    (out / "junit.xml").write_bytes(_junit(document, shards))
+    (out / "report.html").write_text(fleet.render(document, out))
+
+
+def _junit(document: dict, shards: list[Shard]) -> bytes:
+    """The shards' testcases of the kept results, one testsuite (a shard's junit.xml missing: synthesized)."""
+    kept = {(r.get("id"), r.get("node")) for r in document["results"]}
+    cases: dict[tuple, ET.Element] = {}
+    for shard in shards:
+        try:
+            tree = ET.parse(shard.path / "junit.xml")
+        except (OSError, ET.ParseError):
+            continue
+        nodes = {r.get("id"): r.get("node") for r in shard.results}
+        for case in tree.iter("testcase"):
+            key = (case.get("name"), nodes.get(case.get("name")))
+            if key in kept and key not in cases:
+                cases[key] = case
+    suite = ET.Element("testsuite", name="ibconform", tests=str(len(document["results"])))
+    for result in document["results"]:
+        case = cases.get((result.get("id"), result.get("node")))
+        if case is None:
+            case = ET.Element("testcase", classname=f"checks.{result.get('link') or 'cluster'}", name=str(result["id"]))
+            if result.get("outcome") in BAD:
+                tag = "failure" if result["outcome"] == "failed" else "error"
+                ET.SubElement(case, tag, message=str(result.get("message") or ""))
+        suite.append(case)
+    counts = document["run"]["counts"]
+    suite.set("failures", str(counts["failed"]))
+    suite.set("errors", str(counts["error"]))
+    suite.set("skipped", str(counts["skipped"]))
+    root = ET.Element("testsuites", name="ibconform fleet")
+    root.append(suite)
+    return ET.tostring(root, encoding="utf-8", xml_declaration=True)

@@ -1,0 +1,80 @@
+"""Merging the shards of a fleet run: each node once (from the shard that finished it), cluster-wide checks once
+(a failure kept over a pass), and refusals for shards of different runs."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import jsonschema
+import pytest
+
+from ibconform import merge
+from ibconform.errors import UsageError
+
+SCHEMA = json.loads((Path(__file__).resolve().parents[2] / "docs" / "results.schema.json").read_text())
+SHA = "a" * 64
+
+
+def result(item: str, node: str | None, outcome: str = "passed", link: str = "firmware") -> dict:
+    return {"id": item, "check": item.split("[")[0].removeprefix("test_"), "node": node, "hca": None, "link": link,
+            "outcome": outcome, "message": None if outcome == "passed" else f"{item} {outcome}", "evidence": [],
+            "remediation": None}
+
+
+def shard(path: str, results: list[dict], *, complete: bool = True, finished: str = "2026-12-04T10:00:00+00:00",
+          cluster: str = "pod1", sha: str = SHA, exit_status: int = 0) -> merge.Shard:
+    run = {"tool": "0.2.0", "cluster": cluster, "bundle": f"{path}/bundle", "inventory": "inv.yaml",
+           "inventory_sha256": sha, "read_only": True, "complete": complete, "interrupted": not complete,
+           "nodes": 1, "started": "2026-12-04T09:59:00+00:00", "finished": finished, "exit_status": exit_status,
+           "counts": {"passed": 0, "failed": 0, "error": 0, "skipped": 0}}
+    return merge.Shard(Path(path), {"format": "ibconform-results/v1", "run": run, "nodes": [], "results": results})
+
+
+def test_each_node_once_and_cluster_checks_once_a_failure_kept():
+    a = shard("a", [result("test_ipam_controller[c]", None), result("test_x[n1]", "n1")])
+    b = shard("b", [result("test_ipam_controller[c]", None, "failed", "ipam"), result("test_x[n2]", "n2", "failed")],
+              exit_status=1)
+    document = merge.merge([a, b])
+    assert [r["id"] for r in document["results"]] == ["test_ipam_controller[c]", "test_x[n1]", "test_x[n2]"]
+    assert document["results"][0]["outcome"] == "failed"
+    assert document["run"]["counts"] == {"passed": 1, "failed": 2, "error": 0, "skipped": 0}
+    assert document["run"]["exit_status"] == 1 and document["run"]["nodes"] == 2
+    assert [n["name"] for n in document["nodes"]] == ["n1", "n2"]
+    assert [s["nodes"] for s in document["run"]["shards"]] == ["n1", "n2"]
+    jsonschema.Draft202012Validator(SCHEMA).validate(document)
+
+
+def test_a_shard_retried_after_it_was_killed_counts_once_from_the_run_that_finished():
+    killed = shard("killed", [result("test_x[n1]", "n1", "error")], complete=False)
+    retried = shard("retried", [result("test_x[n1]", "n1")], finished="2026-12-04T10:05:00+00:00")
+    for order in ([killed, retried], [retried, killed]):
+        document = merge.merge(order)
+        assert [(r["id"], r["outcome"]) for r in document["results"]] == [("test_x[n1]", "passed")]
+        assert document["run"]["complete"] is True and document["run"]["exit_status"] == 0
+    assert next(s for s in merge.merge([killed, retried])["run"]["shards"] if s["dir"] == "killed")["superseded"] \
+        == ["n1"]
+
+
+def test_an_interrupted_shard_makes_the_fleet_incomplete():
+    document = merge.merge([shard("a", [result("test_x[n1]", "n1")], complete=False, exit_status=2),
+                            shard("b", [result("test_x[n2]", "n2")])])
+    assert document["run"]["complete"] is False and document["run"]["interrupted"] is True
+    assert document["run"]["exit_status"] == 2
+
+
+@pytest.mark.parametrize(("other", "message"), [
+    ({"cluster": "pod2"}, "the shards judged different clusters (pod1, pod2): merge the shards of one run"),
+    ({"sha": "b" * 64}, "the shards ran different inventories"),
+])
+def test_shards_of_different_runs_are_refused(other, message):
+    with pytest.raises(UsageError, match=message.replace("(", r"\(").replace(")", r"\)")):
+        merge.merge([shard("a", []), shard("b", [], **other)])
+
+
+def test_a_folder_without_results_is_one_line(tmp_path):
+    with pytest.raises(UsageError, match=r"no results.json \(expected the output folder of an ibconform run\)$"):
+        merge.load(tmp_path)
+    (tmp_path / "results.json").write_text('{"format": "other"}')
+    with pytest.raises(UsageError, match="format: expected 'ibconform-results/v1', got 'other'"):
+        merge.load(tmp_path)
