@@ -38,6 +38,8 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("--gate-label", metavar="KEY",
                      help="print the kubectl commands that label/uncordon passing nodes and taint failing ones")
     run.add_argument("--apply", action="store_true", help="with --gate-label: make those changes (writes Nodes)")
+    run.add_argument("--publish-conditions", action="store_true",
+                     help="write each judged node's verdict as its Node condition InfiniBandSRIOVReady (nodes/status)")
     run.add_argument("--nodes", metavar="NODESET",
                      help="only these inventory nodes, e.g. 'dgx[0001-0500]': one shard of a large fleet")
     _out_args(run)
@@ -105,6 +107,8 @@ def cmd_run(args: argparse.Namespace) -> int:
         inventory = inventory.only(args.nodes)
     if args.apply and (not args.gate_label or args.read_only):
         raise UsageError("--apply needs --gate-label and cannot go with --read-only")
+    if args.publish_conditions and args.read_only:
+        raise UsageError("--publish-conditions writes Node conditions and cannot go with --read-only")
     if args.gate_label:
         gate.check_key(args.gate_label)
     out = args.out or suite.default_out_dir(inventory.cluster)
@@ -119,6 +123,8 @@ def cmd_run(args: argparse.Namespace) -> int:
         _finish(out, EXIT_INTERRUPTED)
         return EXIT_INTERRUPTED
     code = _finish(out, code)
+    if args.publish_conditions and code in (0, 1):
+        code = _publish_conditions(inventory, args, out, code)
     if args.gate_label and code in (0, 1):
         verdicts = suite.node_verdicts(out)
         print("\n".join(gate.commands(verdicts, args.gate_label)))
@@ -129,6 +135,28 @@ def cmd_run(args: argparse.Namespace) -> int:
                        verdicts, args.gate_label)
             print(f"gate applied to {len(verdicts)} nodes")
     return code
+
+
+def _publish_conditions(inventory: inventory_mod.Inventory, args: argparse.Namespace, out: Path, code: int) -> int:
+    """Each judged node's verdict as its Node condition; a node that could not be patched is said and makes the
+    run fail (exit 1)."""
+    import json
+
+    from ibconform import conditions
+    from ibconform.bundle import now
+    from ibconform.collect import cluster
+
+    verdicts = suite.node_verdicts(out)
+    try:
+        nodes_list = json.loads((out / "bundle" / "cluster" / "nodes.json").read_text())
+    except (OSError, ValueError):
+        nodes_list = None
+    api = cluster.api_client(*cluster.kube_target(inventory, args.kubeconfig, args.context),
+                             timeout=inventory.model.kubernetes.timeout)
+    failures = conditions.publish(api, verdicts, nodes_list, now())
+    print(f"conditions: {conditions.CONDITION_TYPE} written on {len(verdicts) - len(failures)} of {len(verdicts)} "
+          "nodes" + "".join(f"\n  not written: {line}" for line in failures))
+    return 1 if failures else code
 
 
 def cmd_evaluate(args: argparse.Namespace) -> int:

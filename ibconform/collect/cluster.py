@@ -41,12 +41,13 @@ class Resource:
         return f"{self.plural}.{self.group}" if self.group else self.plural
 
 
+NODES = Resource("nodes", "", "v1", False, "Kubernetes")
 PODS = Resource("pods", "", "v1", True, "Kubernetes")
 EVENTS = Resource("events", "", "v1", True, "Kubernetes")
 SRIOV = "the SR-IOV Network Operator"
 IPAM = "nv-ipam (NicClusterPolicy spec.nvIpam)"
 RESOURCES = (
-    Resource("nodes", "", "v1", False, "Kubernetes"),
+    NODES,
     PODS,   # listed in every component's namespace (collect_cluster)
     Resource("sriovnetworknodestates", "sriovnetwork.openshift.io", "v1", True, SRIOV),
     Resource("sriovnetworknodepolicies", "sriovnetwork.openshift.io", "v1", True, SRIOV),
