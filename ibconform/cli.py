@@ -40,8 +40,12 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("--apply", action="store_true", help="with --gate-label: make those changes (writes Nodes)")
     run.add_argument("--publish-conditions", action="store_true",
                      help="write each judged node's verdict as its Node condition InfiniBandSRIOVReady (nodes/status)")
-    run.add_argument("--nodes", metavar="NODESET",
-                     help="only these inventory nodes, e.g. 'dgx[0001-0500]': one shard of a large fleet")
+    shard = run.add_mutually_exclusive_group()
+    shard.add_argument("--nodes", metavar="NODESET",
+                       help="only these inventory nodes, e.g. 'dgx[0001-0500]': one shard of a large fleet")
+    shard.add_argument("--shard", metavar="INDEX/COUNT", type=_shard,
+                       help="shard INDEX (from 0) of COUNT equal runs of the inventory's nodes, e.g. an Indexed "
+                            "Job's $JOB_COMPLETION_INDEX/$COMPLETIONS")
     _out_args(run)
 
     ev = sub.add_parser("evaluate", help="re-run the checks on an evidence bundle, offline")
@@ -90,6 +94,13 @@ def _parser() -> argparse.ArgumentParser:
     return p
 
 
+def _shard(text: str) -> tuple[int, int]:
+    index, _, count = text.partition("/")
+    if not (index.isdigit() and count.isdigit()) or int(count) == 0:
+        raise argparse.ArgumentTypeError(f"expected INDEX/COUNT like 3/8, got {text!r}")
+    return int(index), int(count)
+
+
 def _out_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--out", type=Path, help="output folder (default: reports/<cluster>-<UTC time>)")
     p.add_argument("--workers", type=int, default=0, help="pytest-xdist workers for evaluation (default: 0, serial)")
@@ -103,6 +114,8 @@ def _finish(out: Path, code: int) -> int:
 
 def cmd_run(args: argparse.Namespace) -> int:
     inventory = inventory_mod.load(args.inventory)
+    if args.shard:
+        args.nodes = inventory.shard(*args.shard)
     if args.nodes:
         inventory = inventory.only(args.nodes)
     if args.apply and (not args.gate_label or args.read_only):

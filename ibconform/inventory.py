@@ -221,6 +221,19 @@ class Inventory:
         """The node named ``name`` (KeyError if the inventory has none); every check item asks, so by index."""
         return self._by_name[name]
 
+    def shard(self, index: int, count: int) -> str:
+        """The NodeSet of shard ``index`` of ``count``: the inventory's nodes, in its order, cut into ``count``
+        runs of sizes differing by at most one (the first ones longer). Stable for a given inventory and count,
+        so each pod of an Indexed Job (JOB_COMPLETION_INDEX) judges its own nodes and together they judge all."""
+        if not 0 <= index < count:
+            raise InventoryError(f"--shard: expected INDEX/COUNT with 0 <= INDEX < COUNT, got {index}/{count}")
+        if count > len(self.nodes):
+            raise InventoryError(f"--shard: {count} shards for {len(self.nodes)} nodes: expected at most one shard "
+                                 "per node (lower the Job's completions)")
+        size, longer = divmod(len(self.nodes), count)
+        start = index * size + min(index, longer)
+        return str(NodeSet.fromlist(n.name for n in self.nodes[start:start + size + (index < longer)]))
+
     def only(self, names: str) -> Inventory:
         """This inventory restricted to the nodes of the NodeSet ``names`` (one shard of a large fleet)."""
         try:

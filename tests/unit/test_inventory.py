@@ -5,8 +5,10 @@ import sys
 from pathlib import Path
 
 import pytest
+from ClusterShell.NodeSet import NodeSet
 
 from ibconform import inventory
+from ibconform.errors import InventoryError
 
 ROOT = Path(__file__).resolve().parents[2]
 EXAMPLE = ROOT / "inventories" / "dgx-b200-example.yaml"
@@ -84,3 +86,15 @@ def test_cli_exits_4_with_one_line_and_no_traceback(tmp_path, text, expected):
     lines = proc.stderr.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith(f"ibconform: error: {tmp_path}/{expected}")
     assert "Traceback" not in proc.stderr and not (tmp_path / "o").exists()
+
+
+def test_shards_cut_the_inventory_into_equal_runs_in_its_order():
+    inv = inventory.parse(GOOD.replace("dgx[030-031]", "dgx[001-010]"), Path("inv.yaml"))
+    shards = [inv.shard(i, 3) for i in range(3)]
+    assert shards == ["dgx[001-004]", "dgx[005-007]", "dgx[008-010]"]
+    assert [n for s in shards for n in NodeSet(s)] == [n.name for n in inv.nodes]
+    assert inv.shard(0, 1) == "dgx[001-010]" and inv.shard(9, 10) == "dgx010"
+    with pytest.raises(InventoryError, match=r"--shard: expected INDEX/COUNT with 0 <= INDEX < COUNT, got 3/3"):
+        inv.shard(3, 3)
+    with pytest.raises(InventoryError, match="11 shards for 10 nodes: expected at most one shard per node"):
+        inv.shard(0, 11)
