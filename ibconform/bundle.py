@@ -319,6 +319,10 @@ class Bundle:
     def link(self, node: str, path: str) -> str | None:
         return self._links(node).get(path)
 
+    def links_under(self, node: str, prefix: str) -> dict[str, str]:
+        """Every link the node script read whose path starts with ``prefix``, path -> target."""
+        return {path: str(target) for path, target in self._links(node).items() if path.startswith(prefix)}
+
     @functools.cache  # noqa: B019  (read by every cluster-side check: parsed once, never mutated)
     def cluster(self, plural: str) -> dict | None:
         path = self.root / "cluster" / f"{plural}.json"

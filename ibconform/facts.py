@@ -332,6 +332,16 @@ class HcaFacts:
         target = self.node.link_target(self.dir)
         return PurePosixPath(target).name if target else None
 
+    def vf_pcis(self) -> dict[int, str]:
+        """The PCI address of each of its VFs by VF index, from the ``virtfn<N>`` links of its PF; {} when none."""
+        prefix = f"{self.dir}/virtfn"
+        found = {int(path[len(prefix):]): PurePosixPath(target).name
+                 for path, target in self.node.bundle.links_under(self.node.node.name, prefix).items()
+                 if path[len(prefix):].isdigit()}
+        cite(self.node.ledger, f"VFs of {self}: " + (", ".join(f"{i}={pci}" for i, pci in sorted(found.items()))
+                                                     or "none"))
+        return dict(sorted(found.items()))
+
     def ports(self) -> list[Port]:
         return self.node.ports(self.dir)
 

@@ -69,6 +69,8 @@ def build(node: Node, boundary: str, mstconfig_timeout: float) -> str:
     for hca in node.hcas:
         base = hca_dir(hca.iface)
         lines.append(f"link {q(base)}")
+        # its VFs' PCI functions: virtfn<N> -> ../<vf pci> (a glob: no VF, no record)
+        lines.append(f'for v in {q(base)}/virtfn*; do [ -L "$v" ] && link "$v"; done')
         lines.append("file " + " ".join(q(f"{base}/{name}") for name in PF_FILES))
         # globs stay unquoted: the RDMA device name (mlx5_N) is not known in advance
         rdma = f"{q(base)}/infiniband/*"

@@ -138,3 +138,19 @@ def test_sysfs_glob_finds_what_glob_finds_on_disk(tmp_path, inventory, pattern):
                if (base / m).is_file()}
     assert Bundle(tmp_path / "b").sysfs_glob(node, f"/sys/{pattern}") == on_disk
     assert list(on_disk) == sorted(on_disk)
+
+
+def test_vfs_are_read_from_the_pf_virtfn_links_by_index(tmp_path, inventory):
+    from ibconform.facts import HcaFacts, NodeFacts
+    node = inventory.nodes[0]
+    hca = node.hcas[0]
+    base = f"/sys/class/net/{hca.iface}/device"
+    links = {base: "../../../0000:18:00.0", f"{base}/virtfn10": "../0000:18:01.3", f"{base}/virtfn2": "../0000:18:00.3",
+             f"{base}/virtfnX": "../garbage", f"/sys/class/net/{node.hcas[1].iface}/device/virtfn0": "../0000:40:00.1"}
+    writer = BundleWriter(tmp_path / "b", inventory, read_only=True)
+    writer.node(node.name, _status(), NodeOutput(hostname=node.name, links=links))
+    writer.finish()
+    ledger: list = []
+    facts = HcaFacts(NodeFacts(Bundle(tmp_path / "b"), node, ledger), hca)
+    assert facts.vf_pcis() == {2: "0000:18:00.3", 10: "0000:18:01.3"}
+    assert ledger[-1] == ("evidence", f"VFs of {facts}: 2=0000:18:00.3, 10=0000:18:01.3")
