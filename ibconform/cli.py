@@ -13,6 +13,7 @@ from pathlib import Path
 
 from ibconform import __version__, gate, suite
 from ibconform import inventory as inventory_mod
+from ibconform.bundle import Bundle
 from ibconform.errors import IbconformError, UsageError
 
 EXIT_INTERRUPTED, EXIT_INTERNAL, EXIT_USAGE = 2, 3, 4
@@ -46,6 +47,9 @@ def _parser() -> argparse.ArgumentParser:
     shard.add_argument("--shard", metavar="INDEX/COUNT", type=_shard,
                        help="shard INDEX (from 0) of COUNT equal runs of the inventory's nodes, e.g. an Indexed "
                             "Job's $JOB_COMPLETION_INDEX/$COMPLETIONS")
+    run.add_argument("--part-nodes", metavar="N", type=_positive, default=suite.PART_NODES,
+                     help="judge and report at most N nodes per evaluation process; a run over more nodes writes "
+                          f"each part's report under parts/ and one fleet report (default: {suite.PART_NODES})")
     _out_args(run)
 
     ev = sub.add_parser("evaluate", help="re-run the checks on an evidence bundle, offline")
@@ -53,6 +57,8 @@ def _parser() -> argparse.ArgumentParser:
     ev.add_argument("--follow", action="store_true",
                     help="the bundle is still being collected: judge each node as its evidence lands")
     ev.add_argument("--quiet", action="store_true", help="print no summary (the exit code and files tell)")
+    ev.add_argument("--nodes", metavar="NODESET", help="judge only these nodes of the bundle (and the cluster-wide "
+                                                       "checks), e.g. 'dgx[0001-0256]'")
     _out_args(ev)
 
     disc = sub.add_parser("discover", help="write an inventory from a live cluster's policies and node states")
@@ -94,6 +100,12 @@ def _parser() -> argparse.ArgumentParser:
     return p
 
 
+def _positive(text: str) -> int:
+    if not text.isdigit() or int(text) == 0:
+        raise argparse.ArgumentTypeError(f"expected a positive whole number, got {text!r}")
+    return int(text)
+
+
 def _shard(text: str) -> tuple[int, int]:
     index, _, count = text.partition("/")
     if not (index.isdigit() and count.isdigit()) or int(count) == 0:
@@ -127,7 +139,8 @@ def cmd_run(args: argparse.Namespace) -> int:
     out = args.out or suite.default_out_dir(inventory.cluster)
     try:
         code = suite.run(args.inventory, out, read_only=args.read_only, kubeconfig=args.kubeconfig,
-                         context=args.context, workers=args.workers, nodes=args.nodes)
+                         context=args.context, workers=args.workers, nodes=args.nodes,
+                         part_nodes=args.part_nodes)
     except KeyboardInterrupt:
         if not (out / "results.json").is_file():
             raise
@@ -175,8 +188,10 @@ def _publish_conditions(inventory: inventory_mod.Inventory, args: argparse.Names
 def cmd_evaluate(args: argparse.Namespace) -> int:
     if not (args.bundle / "manifest.json").is_file():
         raise UsageError(f"{args.bundle}: not an evidence bundle (no manifest.json)")
+    if args.nodes:
+        Bundle(args.bundle).inventory.only(args.nodes)  # an unknown node is one line here, not pytest's
     out = args.out or suite.default_out_dir("evaluate")
-    code = suite.evaluate(args.bundle, out, workers=args.workers, follow=args.follow)
+    code = suite.evaluate(args.bundle, out, workers=args.workers, follow=args.follow, nodes=args.nodes)
     if not args.quiet:
         print("\n".join(suite.summary_lines(out)))
         print(f"report: {out / 'report.html'}\nresults: {out / 'results.json'}")

@@ -56,3 +56,34 @@ def test_a_shard_naming_unknown_nodes_is_one_line(faults_twin, tmp_path):
         f"ibconform: error: --nodes: dgx[021-022] not in the inventory {faults_twin.inventory_path} "
         "(it lists dgx[001-020])"]
     assert not (tmp_path / "x").exists()
+
+
+def test_a_run_over_more_nodes_than_a_part_is_judged_in_parts_and_merged(faults_twin, faults_run, tmp_path):
+    run = run_suite(faults_twin.inventory_path, tmp_path / "out", "--read-only", "--part-nodes", "7")
+    assert run.code == faults_run.code, run.stderr
+    assert _verdicts(run.results) == _verdicts(faults_run.results)
+    assert run.stdout.splitlines()[:20] == faults_run.stdout.splitlines()[:20]   # the same verdict per node
+    parts = sorted(p.name for p in (run.out / "parts").iterdir())
+    assert parts == ["part-0", "part-1", "part-2"]
+    judged = [{r["node"] for r in json.loads((run.out / "parts" / p / "results.json").read_text())["results"]}
+              for p in parts]
+    assert [NodeSet.fromlist(n for n in nodes if n) for nodes in judged] == [
+        NodeSet("dgx[001-007]"), NodeSet("dgx[008-014]"), NodeSet("dgx[015-020]")]
+    document = json.loads((run.out / "results.json").read_text())
+    assert document["run"]["bundle"] == str(run.out / "bundle")
+    assert [s["nodes"] for s in document["run"]["shards"]] == ["dgx[001-007]", "dgx[008-014]", "dgx[015-020]"]
+    report = (run.out / "report.html").read_text()
+    assert 'href="parts/part-0/report.html"' in report
+
+
+def test_evaluate_judges_only_the_nodes_asked_for(faults_run, tmp_path):
+    proc = ibconform("evaluate", str(faults_run.out / "bundle"), "--out", str(tmp_path / "e"), "--nodes", "dgx00[2-3]",
+                     "--quiet")
+    assert proc.returncode == 1, proc.stderr
+    results = json.loads((tmp_path / "e" / "results.json").read_text())["results"]
+    assert {r["node"] for r in results} == {None, "dgx002", "dgx003"}
+    assert _verdicts({r["id"]: r for r in results}) == _verdicts(
+        {i: r for i, r in faults_run.results.items() if r["node"] in (None, "dgx002", "dgx003")})
+    proc = ibconform("evaluate", str(faults_run.out / "bundle"), "--out", str(tmp_path / "f"), "--nodes", "dgx099")
+    assert proc.returncode == 4 and proc.stderr.strip().splitlines()[-1].startswith(
+        "ibconform: error: --nodes: dgx099 not in the inventory"), proc.stderr
