@@ -21,6 +21,7 @@ import json
 import xml.etree.ElementTree as ET
 from dataclasses import dataclass
 from pathlib import Path
+from typing import BinaryIO
 
 from ClusterShell.NodeSet import NodeSet
 
@@ -132,37 +133,41 @@ def write(document: dict, shards: list[Shard], out: Path) -> None:
     """results.json, junit.xml and the fleet report for ``document`` in ``out``."""
     out.mkdir(parents=True, exist_ok=True)
     (out / "results.json").write_text(one_result_per_line(document))
-    (out / "junit.xml").write_bytes(_junit(document, shards))
+    with open(out / "junit.xml", "wb") as junit:
+        write_junit(document, shards, junit)
     (out / "report.html").write_text(fleet.render(document, out))
 
 
-def _junit(document: dict, shards: list[Shard]) -> bytes:
-    """The shards' testcases of the kept results, one testsuite (a shard's junit.xml missing: synthesized)."""
-    kept = {(r.get("id"), r.get("node")) for r in document["results"]}
-    cases: dict[tuple, ET.Element] = {}
-    for shard in shards:
-        try:
-            tree = ET.parse(shard.path / "junit.xml")
-        except (OSError, ET.ParseError):
-            continue
-        nodes = {r.get("id"): r.get("node") for r in shard.results}
-        for case in tree.iter("testcase"):
-            key = (case.get("name"), nodes.get(case.get("name")))
-            if key in kept and key not in cases:
-                cases[key] = case
-    suite = ET.Element("testsuite", name="ibconform", tests=str(len(document["results"])))
-    for result in document["results"]:
-        case = cases.get((result.get("id"), result.get("node")))
-        if case is None:
-            case = ET.Element("testcase", classname=f"checks.{result.get('link') or 'cluster'}", name=str(result["id"]))
-            if result.get("outcome") in BAD:
-                tag = "failure" if result["outcome"] == "failed" else "error"
-                ET.SubElement(case, tag, message=str(result.get("message") or ""))
-        suite.append(case)
+def write_junit(document: dict, shards: list[Shard], out: BinaryIO) -> None:
+    """One testsuite of the shards' own testcases of the kept results (each from the shard whose result was kept),
+    streamed shard by shard (a fleet's junit.xml is tens of MB: never held whole); a kept result whose testcase
+    is missing is synthesized."""
     counts = document["run"]["counts"]
-    suite.set("failures", str(counts["failed"]))
-    suite.set("errors", str(counts["error"]))
-    suite.set("skipped", str(counts["skipped"]))
-    root = ET.Element("testsuites", name="ibconform fleet")
-    root.append(suite)
-    return ET.tostring(root, encoding="utf-8", xml_declaration=True)
+    suite = ET.Element("testsuite", name="ibconform", tests=str(len(document["results"])),
+                       failures=str(counts["failed"]), errors=str(counts["error"]), skipped=str(counts["skipped"]))
+    head = ET.tostring(suite, encoding="unicode").removesuffix(" />")
+    out.write(f'<?xml version=\'1.0\' encoding=\'utf-8\'?>\n<testsuites name="ibconform fleet">{head}>'.encode())
+    kept = {id(r) for r in document["results"]}   # the result objects merge() kept, each from its own shard
+    written: set[int] = set()
+    for shard in shards:
+        mine = {r.get("id"): r for r in shard.results}
+        try:
+            for _, case in ET.iterparse(shard.path / "junit.xml"):
+                if case.tag != "testcase":
+                    continue
+                result = mine.get(case.get("name"))
+                if result is not None and id(result) in kept and id(result) not in written:
+                    written.add(id(result))
+                    out.write(ET.tostring(case, encoding="utf-8", xml_declaration=False))
+                case.clear()
+        except (OSError, ET.ParseError):
+            pass  # what it held is synthesized below
+    for result in document["results"]:
+        if id(result) in written:
+            continue
+        case = ET.Element("testcase", classname=f"checks.{result.get('link') or 'cluster'}", name=str(result["id"]))
+        if result.get("outcome") in BAD:
+            tag = "failure" if result["outcome"] == "failed" else "error"
+            ET.SubElement(case, tag, message=str(result.get("message") or ""))
+        out.write(ET.tostring(case, encoding="utf-8"))
+    out.write(b"</testsuite></testsuites>")

@@ -78,3 +78,30 @@ def test_a_folder_without_results_is_one_line(tmp_path):
     (tmp_path / "results.json").write_text('{"format": "other"}')
     with pytest.raises(UsageError, match="format: expected 'ibconform-results/v1', got 'other'"):
         merge.load(tmp_path)
+
+
+def test_junit_keeps_each_kept_testcase_once_streamed_and_synthesizes_the_missing(tmp_path):
+    import io
+    import xml.etree.ElementTree as ET
+
+    (tmp_path / "a").mkdir()
+    (tmp_path / "b").mkdir()
+    (tmp_path / "a" / "junit.xml").write_text(
+        '<testsuites><testsuite name="pytest"><testcase classname="checks.test_ipam" name="test_ipam_controller[c]"/>'
+        '<testcase classname="checks.test_x" name="test_x[n1]"><properties><property name="node" value="n1"/>'
+        '</properties></testcase></testsuite></testsuites>')
+    (tmp_path / "b" / "junit.xml").write_text('<testsuites><testsuite><testcase name="test_ipam_con')   # cut short
+    a = shard(str(tmp_path / "a"), [result("test_ipam_controller[c]", None), result("test_x[n1]", "n1")])
+    b = shard(str(tmp_path / "b"), [result("test_ipam_controller[c]", None, "failed", "ipam"),
+                                    result("test_x[n2]", "n2", "failed")], exit_status=1)
+    document = merge.merge([a, b])
+    out = io.BytesIO()
+    merge.write_junit(document, [a, b], out)
+    root = ET.fromstring(out.getvalue())
+    suite = root.find("testsuite")
+    assert (suite.get("tests"), suite.get("failures"), suite.get("errors")) == ("3", "2", "0")
+    cases = [(c.get("name"), c.find("failure") is not None, c.find("properties") is not None)
+             for c in suite.iter("testcase")]
+    # the failed cluster-wide result is b's: a's passing testcase of it is not the kept one
+    assert sorted(cases) == [("test_ipam_controller[c]", True, False), ("test_x[n1]", False, True),
+                             ("test_x[n2]", True, False)]
