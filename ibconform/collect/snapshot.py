@@ -62,6 +62,7 @@ KEPT: dict[str, dict[str, tuple[str, ...] | None]] = {
              "status": None},
 }
 _CONTAINER_FIELDS = ("name", "image")
+SUMMARY_ANNOTATION = "ibconform.io/snapshot-summary"   # marks a summary object: it stands for other nodes' objects
 _DRAIN_KEYS = (operator_state.EXTERNAL_DRAINER_ANNOTATION, operator_state.DESIRED_ANNOTATION,
                operator_state.CURRENT_ANNOTATION)
 
@@ -117,12 +118,13 @@ def summary(plural: str, obj: dict) -> tuple[tuple, dict] | None:
         key = (annotations.get(operator_state.EXTERNAL_DRAINER_ANNOTATION) == "true",
                operator_state.DESIRED_ANNOTATION in annotations, operator_state.CURRENT_ANNOTATION in annotations)
         return key, {"metadata": {"name": meta.get("name"), "namespace": meta.get("namespace"),
-                                  "annotations": annotations}}
+                                  "annotations": {**annotations, SUMMARY_ANNOTATION: "true"}}}
     if plural == "pods":
         spec = d(obj.get("spec"))
         images = tuple(sorted(str(d(c).get("image")) for c in lst(spec.get("containers"))))
         key = (meta.get("namespace"), _daemonset_of(obj), images)
-        return key, {"metadata": {k: meta[k] for k in ("name", "namespace", "labels", "ownerReferences") if k in meta},
+        kept = {k: meta[k] for k in ("name", "namespace", "labels", "ownerReferences") if k in meta}
+        return key, {"metadata": {**kept, "annotations": {SUMMARY_ANNOTATION: "true"}},
                      "spec": {"containers": lst(spec.get("containers"))}}
     return None
 

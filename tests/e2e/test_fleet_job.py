@@ -24,12 +24,15 @@ from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
 
+import jsonschema
 import pytest
 import yaml
 from ClusterShell.NodeSet import NodeSet
 
 from ibconform import inventory as inventory_mod
 from ibconform.collect import cluster, probes
+from tests.bundle_schema import validate_bundle
+from tests.e2e.conftest import ibconform
 from tests.e2e.test_incluster_job import _unknown_fields
 
 pytestmark = pytest.mark.e2e
@@ -41,6 +44,7 @@ JOBS = {doc["metadata"]["name"]: doc for doc in DOCS if doc["kind"] == "Job"}
 SNAPSHOT, FLEET, MERGE = JOBS["ibconform-snapshot"], JOBS["ibconform-fleet"], JOBS["ibconform-merge"]
 CONFIGMAP = next(doc for doc in DOCS if doc["kind"] == "ConfigMap")
 SHARDS = FLEET["spec"]["completions"]
+SCHEMA = json.loads((DEPLOY.parent / "docs" / "results.schema.json").read_text())
 KILLED = 1                                     # the index whose first attempt is killed
 PROBE_NAME = re.compile(r"ibconform-probe-([A-Za-z0-9.-]+?)-[0-9a-f]{6}\b")
 _VAR = re.compile(r"\$\(([A-Za-z_][A-Za-z0-9_]*)\)")
@@ -226,8 +230,11 @@ def test_merged_verdicts_equal_one_unsharded_run(fleet):
 
 def test_each_shard_read_the_snapshot_and_judged_its_own_nodes(fleet):
     snapshot = json.loads((fleet["run_dir"] / "snapshot" / "snapshot.json").read_text())
+    schema = jsonschema.Draft202012Validator(SCHEMA, format_checker=jsonschema.FormatChecker())
     for index, nodes in enumerate(fleet["shards"]):
+        validate_bundle(fleet["run_dir"] / f"shard-{index}" / "bundle")
         results = json.loads((fleet["run_dir"] / f"shard-{index}" / "results.json").read_text())
+        schema.validate(results)
         assert results["run"]["snapshot"]["id"] == snapshot["id"]
         assert 0 <= results["run"]["snapshot"]["age_s"] < 600
         assert {r["node"] for r in results["results"] if r["node"]} == nodes
@@ -246,6 +253,21 @@ def test_a_killed_shard_leaves_no_probe_pod_and_no_duplicate(fleet):
     document = json.loads((fleet["run_dir"] / "fleet" / "results.json").read_text())
     keys = [(r["id"], r["node"]) for r in document["results"]]
     assert len(keys) == len(set(keys)) == len(fleet["reference"].results)
+
+
+def test_a_snapshot_of_another_inventory_or_too_old_is_refused_in_one_line(fleet, faults_twin, tmp_path):
+    snapshot = fleet["run_dir"] / "snapshot"
+    other = tmp_path / "inventory.yaml"
+    other.write_text(faults_twin.inventory_path.read_text() + "# edited\n")
+    before = len(fleet["api"].requests)
+    for inventory, extra, reason in (
+            (other, (), f"inventory expected {other} vs another inventory"),
+            (faults_twin.inventory_path, ("--snapshot-max-age", "0"), "expected at most 0 s (--snapshot-max-age)")):
+        proc = ibconform("run", "-i", str(inventory), "--snapshot", str(snapshot), "--shard", "0/4",
+                         "--out", str(tmp_path / "out"), *extra)
+        assert proc.returncode == 4 and reason in proc.stderr, proc.stderr
+        assert len(proc.stderr.strip().splitlines()) == 1 and not (tmp_path / "out").exists()
+    assert fleet["api"].requests[before:] == []
 
 
 # -- the manifest itself

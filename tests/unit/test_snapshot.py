@@ -142,6 +142,7 @@ def test_a_shard_reads_its_nodes_the_cluster_wide_objects_and_the_summaries(tmp_
     assert ops.generation(states, lists["pods"]["items"]).name == ops.EXTERNAL_DRAINER
     assert [(s["metadata"]["name"], "spec" in s) for s in states] == [("dgx001", False), ("dgx003", False),
                                                                        ("dgx001", True)]
+    assert [s["metadata"]["annotations"].get(snap.SUMMARY_ANNOTATION) for s in states] == ["true", "true", None]
     pods = lists["pods"]["items"]
     assert [(p["metadata"]["name"], p["spec"].get("nodeName")) for p in pods] == [
         ("a", None), ("b", None), ("nv-ipam-controller-7d9", "dgx004"), ("a", "dgx001")]
