@@ -172,6 +172,7 @@ def fleet(faults_twin, faults_probed, tmp_path_factory):
     snap_out, snap_err = snap.communicate(timeout=120)
     assert snap.returncode == 0, snap_err
     assert waiting.wait(timeout=15) == 0
+    snapshot_requests = len(api.requests) - before
 
     codes: dict[int, list[int]] = {}
     killed_pods: list[str] = []
@@ -199,7 +200,8 @@ def fleet(faults_twin, faults_probed, tmp_path_factory):
     merge_out, merge_err = merge.communicate(timeout=120)
     return {"api": api, "requests": api.requests[before:], "run_dir": run_dir, "codes": codes, "shards": shards,
             "killed_pods": killed_pods, "merge": (merge.returncode, merge_out, merge_err), "outputs": outputs,
-            "reference": faults_probed, "snapshot": snap_out}
+            "reference": faults_probed, "snapshot": snap_out,
+            "snapshot_requests": snapshot_requests}
 
 
 def test_the_cluster_is_listed_once_for_the_whole_fleet(fleet, faults_twin):
@@ -212,9 +214,13 @@ def test_the_cluster_is_listed_once_for_the_whole_fleet(fleet, faults_twin):
     plurals = {res.plural for res in cluster.RESOURCES}
     lists = Counter((r.resource, r.namespace) for r in fleet["requests"]
                     if r.verb == "list" and r.resource in plurals
-                    and not {"labelSelector", "fieldSelector"} & set(r.query))
+                    and not {"labelSelector", "fieldSelector", "continue"} & set(r.query))   # a List's first page
     assert lists == expected                       # once each, whatever the shard count and the retry
     assert all(v == 1 for v in expected.values())
+    shards = fleet["requests"][fleet["snapshot_requests"]:]
+    assert [r.path for r in shards if r.verb == "list" and r.resource in plurals
+            and not {"labelSelector", "fieldSelector"} & set(r.query)] == []   # the shards LIST none of them
+    assert {r.verb for r in fleet["requests"][:fleet["snapshot_requests"]]} <= {"list", None}   # the snapshot: reads
 
 
 def test_merged_verdicts_equal_one_unsharded_run(fleet):
