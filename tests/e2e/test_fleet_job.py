@@ -314,3 +314,18 @@ def test_every_pod_runs_without_privilege():
         for container in spec["containers"] + spec.get("initContainers", []):
             assert container["securityContext"] == {"privileged": False, "allowPrivilegeEscalation": False,
                                                     "readOnlyRootFilesystem": True, "capabilities": {"drop": ["ALL"]}}
+
+
+@pytest.mark.parametrize(("args", "env", "expected"), [
+    (["merge"], {"IBCONFORM_RUN_DIR": "{run}"}, "merge: no shard-* folder in {run}: run the fleet Job first"),
+    (["snapshot"], {}, "snapshot: IBCONFORM_RUN_DIR is not set: name the fleet run's folder on the volume "
+                       "(deploy/fleet-job.yaml)"),
+    ([], {"IBCONFORM_RUN_DIR": "{run}", "JOB_COMPLETION_INDEX": "1x"},
+     "JOB_COMPLETION_INDEX: expected a number vs '1x' (set by an Indexed Job)"),
+])
+def test_the_entry_point_refuses_a_fleet_step_it_cannot_do_in_one_line(tmp_path, args, env, expected):
+    run = tmp_path / "fleet-01"
+    base = {"PATH": f"{Path(sys.executable).parent}:/usr/bin:/bin", "IBCONFORM_REPORTS": str(tmp_path)}
+    proc = subprocess.run(["/bin/sh", str(ENTRYPOINT), *args], capture_output=True, text=True, timeout=60,
+                          env=base | {k: v.format(run=run) for k, v in env.items()}, check=False)
+    assert (proc.returncode, proc.stderr) == (4, f"ibconform-job: error: {expected.format(run=run)}\n")
