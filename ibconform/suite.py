@@ -122,6 +122,8 @@ def _collect_cluster(writer: BundleWriter, inventory: inventory_mod.Inventory, r
             if snapshot is None:
                 writer.manifest["kubernetes_api"] = api.ibconform_access
                 lists, errors = cluster.collect_cluster(api, inventory)
+            else:
+                writer.manifest["kubernetes_api"] += f"; probes through {api.ibconform_access}"
     for plural, document in lists.items():
         writer.cluster(plural, document)
     writer.cluster("errors", errors)

@@ -243,6 +243,8 @@ def test_each_shard_read_the_snapshot_and_judged_its_own_nodes(fleet):
         schema.validate(results)
         assert results["run"]["snapshot"]["id"] == snapshot["id"]
         assert 0 <= results["run"]["snapshot"]["age_s"] < 600
+        api = results["run"]["kubernetes_api"]
+        assert api.startswith(f"snapshot {snapshot['id']} (taken through kubeconfig ") and "; probes through " in api
         assert {r["node"] for r in results["results"] if r["node"]} == nodes
         assert fleet["codes"][index][-1] == results["run"]["exit_status"]
 
