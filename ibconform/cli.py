@@ -50,7 +50,19 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("--part-nodes", metavar="N", type=_positive, default=suite.PART_NODES,
                      help="judge and report at most N nodes per evaluation process; a run over more nodes writes "
                           f"each part's report under parts/ and one fleet report (default: {suite.PART_NODES})")
+    run.add_argument("--snapshot", type=Path, metavar="DIR",
+                     help="read the cluster's Lists from this snapshot (ibconform snapshot) instead of LISTing: "
+                          "every shard of a fleet run reads the same one")
+    run.add_argument("--snapshot-max-age", type=float, metavar="SECONDS", default=None,
+                     help="refuse a snapshot taken longer ago than this (default: 3600)")
     _out_args(run)
+
+    snap = sub.add_parser("snapshot", help="read the cluster's Lists once, for every shard of a fleet run (run "
+                                           "--snapshot)")
+    snap.add_argument("-i", "--inventory", required=True, help="inventory file (its cluster, namespaces, kubeconfig)")
+    snap.add_argument("--kubeconfig", help="kubeconfig file (default: the inventory's, $KUBECONFIG, in-cluster)")
+    snap.add_argument("--context", help="kubeconfig context (default: the inventory's, else the current one)")
+    snap.add_argument("--out", type=Path, required=True, help="a new folder for the snapshot")
 
     ev = sub.add_parser("evaluate", help="re-run the checks on an evidence bundle, offline")
     ev.add_argument("bundle", type=Path, help="evidence bundle directory")
@@ -136,11 +148,19 @@ def cmd_run(args: argparse.Namespace) -> int:
         raise UsageError("--publish-conditions writes Node conditions and cannot go with --read-only")
     if args.gate_label:
         gate.check_key(args.gate_label)
+    if args.snapshot_max_age is not None and not args.snapshot:
+        raise UsageError("--snapshot-max-age needs --snapshot")
+    snapshot = None
+    if args.snapshot:
+        from ibconform.collect import snapshot as snapshot_mod
+
+        max_age = snapshot_mod.DEFAULT_MAX_AGE_S if args.snapshot_max_age is None else args.snapshot_max_age
+        snapshot = snapshot_mod.open_snapshot(args.snapshot, inventory, max_age)
     out = args.out or suite.default_out_dir(inventory.cluster)
     try:
         code = suite.run(args.inventory, out, read_only=args.read_only, kubeconfig=args.kubeconfig,
                          context=args.context, workers=args.workers, nodes=args.nodes,
-                         part_nodes=args.part_nodes)
+                         part_nodes=args.part_nodes, snapshot=snapshot)
     except KeyboardInterrupt:
         if not (out / "results.json").is_file():
             raise
@@ -183,6 +203,21 @@ def _publish_conditions(inventory: inventory_mod.Inventory, args: argparse.Names
     print(f"conditions: {conditions.CONDITION_TYPE} written on {len(verdicts) - len(failures)} of {len(verdicts)} "
           "nodes" + "".join(f"\n  not written: {line}" for line in failures))
     return 1 if failures else code
+
+
+def cmd_snapshot(args: argparse.Namespace) -> int:
+    from ibconform.collect import cluster
+    from ibconform.collect import snapshot as snapshot_mod
+
+    inventory = inventory_mod.load(args.inventory)
+    api = cluster.api_client(*cluster.kube_target(inventory, args.kubeconfig, args.context),
+                             timeout=inventory.model.kubernetes.timeout, read_only=True)
+    meta = snapshot_mod.take(api, inventory, args.out)
+    objects = sum(r["objects"] for r in meta["lists"].values())
+    print(f"snapshot {meta['id']}: {len(meta['lists'])} Lists, {objects} objects, {meta['nodes']} nodes indexed, "
+          f"taken {meta['taken']}" + "".join(f"\n  not listed: {line}" for line in meta["errors"].values()))
+    print(f"snapshot: {args.out}\nrun: ibconform run -i {inventory.path} --snapshot {args.out} --shard INDEX/COUNT")
+    return 0
 
 
 def cmd_evaluate(args: argparse.Namespace) -> int:
@@ -297,8 +332,8 @@ def cmd_twin(args: argparse.Namespace) -> int:
     return 0
 
 
-COMMANDS = {"run": cmd_run, "evaluate": cmd_evaluate, "discover": cmd_discover, "cleanup": cmd_cleanup,
-            "diff": cmd_diff, "merge": cmd_merge, "demo": cmd_demo, "twin": cmd_twin}
+COMMANDS = {"run": cmd_run, "snapshot": cmd_snapshot, "evaluate": cmd_evaluate, "discover": cmd_discover,
+            "cleanup": cmd_cleanup, "diff": cmd_diff, "merge": cmd_merge, "demo": cmd_demo, "twin": cmd_twin}
 
 
 def _interrupt(signum: int, frame: object) -> None:

@@ -15,6 +15,7 @@ from pathlib import Path
 from ibconform.bundle import Bundle
 from ibconform.cluster_facts import name_of, pod_images
 from ibconform.collect.nodescript import PF_FILES, hca_dir, pci_dir
+from ibconform.collect.snapshot import SUMMARY_ANNOTATION
 from ibconform.errors import ParseError
 from ibconform.operator_state import DESIRED_ANNOTATION, STATE_ANNOTATION
 from ibconform.parsers import mstconfig
@@ -86,6 +87,8 @@ def cluster_facts(bundle: Bundle) -> Facts:
         state = d(d(node.get("metadata")).get("annotations")).get(STATE_ANNOTATION)
         facts[(name, "Node", STATE_ANNOTATION)] = str(state)
     for snns in lst(d(bundle.cluster("sriovnetworknodestates")).get("items")):
+        if _summary(snns):
+            continue
         name = name_of(snns)
         facts[(name, "SriovNetworkNodeState", "syncStatus")] = str(d(snns.get("status")).get("syncStatus"))
         desired = d(d(snns.get("metadata")).get("annotations")).get(DESIRED_ANNOTATION)
@@ -93,13 +96,18 @@ def cluster_facts(bundle: Bundle) -> Facts:
     for pod in lst(d(bundle.cluster("pods")).get("items")):
         metadata = d(pod.get("metadata"))
         component = d(metadata.get("labels")).get("component")
-        if not component:
+        if not component or _summary(pod):
             continue
         # a DaemonSet's pod belongs to its node; a Deployment's may land anywhere, so it is the cluster's
         per_node = any(d(o).get("kind") == "DaemonSet" for o in lst(metadata.get("ownerReferences")))
         where = d(pod.get("spec")).get("nodeName") if per_node else "cluster"
         facts[(where or "cluster", component, "image")] = ", ".join(pod_images(pod))
     return facts
+
+
+def _summary(obj: dict) -> bool:
+    """A cluster snapshot's summary of other nodes' objects (a shard's bundle), not an object of its own."""
+    return d(d(obj.get("metadata")).get("annotations")).get(SUMMARY_ANNOTATION) == "true"
 
 
 def verdict_facts(results_path: Path) -> Facts:

@@ -21,6 +21,7 @@ from ibconform import __version__, components, merge, operator_state
 from ibconform import inventory as inventory_mod
 from ibconform.bundle import Bundle, BundleWriter, NodeStatus
 from ibconform.collect import cluster, probes
+from ibconform.collect import snapshot as snapshot_mod
 from ibconform.collect.nodes import collect_nodes
 from ibconform.errors import IbconformError, UsageError
 from ibconform.untrusted import d, lst
@@ -65,11 +66,13 @@ def terminal_progress(total: int) -> Callable[[str, NodeStatus], None]:
 
 def collect(inventory_path: str | Path, bundle_dir: Path, read_only: bool,
             kubeconfig: str | None = None, context: str | None = None,
-            begun: Callable[[Path], None] | None = None, nodes: str | None = None) -> Path:
+            begun: Callable[[Path], None] | None = None, nodes: str | None = None,
+            snapshot: snapshot_mod.Snapshot | None = None) -> Path:
     """Collect the nodes (one script each, through their transport) while, beside them, the cluster's Lists
     are read and (unless read-only) every node is probed; write it all to a new evidence bundle and return
     its path. ``begun`` is called once the bundle exists (its manifest and inventory written), before
-    anything is collected. ``nodes``: only the inventory's nodes in this NodeSet (a shard of a large fleet)."""
+    anything is collected. ``nodes``: only the inventory's nodes in this NodeSet (a shard of a large fleet).
+    ``snapshot``: read the Lists from this cluster snapshot instead of LISTing (the probes still watch their pods)."""
     inventory = inventory_mod.load(inventory_path)
     if nodes:
         inventory = inventory.only(nodes)
@@ -81,7 +84,8 @@ def collect(inventory_path: str | Path, bundle_dir: Path, read_only: bool,
     try:  # an interrupt in any phase marks the bundle, after the probes deleted their pods
         if begun is not None:
             begun(bundle_dir)
-        cluster_side = pool.submit(_collect_cluster, writer, inventory, read_only, kubeconfig, context, stop)
+        cluster_side = pool.submit(_collect_cluster, writer, inventory, read_only, kubeconfig, context, stop,
+                                   snapshot)
         collect_nodes(inventory, writer, terminal_progress(len(inventory.nodes)), kubeconfig, context)
         cluster_side.result()
     except BaseException:
@@ -95,21 +99,42 @@ def collect(inventory_path: str | Path, bundle_dir: Path, read_only: bool,
 
 
 def _collect_cluster(writer: BundleWriter, inventory: inventory_mod.Inventory, read_only: bool,
-                     kubeconfig: str | None, context: str | None, stop: threading.Event) -> None:
-    """The cluster side of a collection: its Lists, then the probe pods (which need the Lists)."""
-    try:
-        api = cluster.api_client(*cluster.kube_target(inventory, kubeconfig, context),
-                                 timeout=inventory.model.kubernetes.timeout, read_only=read_only)
-    except UsageError as exc:
-        api, lists, errors = None, {}, {"_config": f"no Kubernetes API access: {exc}"}
-    else:
-        writer.manifest["kubernetes_api"] = api.ibconform_access
-        lists, errors = cluster.collect_cluster(api, inventory)
+                     kubeconfig: str | None, context: str | None, stop: threading.Event,
+                     snapshot: snapshot_mod.Snapshot | None = None) -> None:
+    """The cluster side of a collection: its Lists (or the snapshot's), then the probe pods (which need the Lists)."""
+    api = None
+    if snapshot is not None:
+        writer.manifest["snapshot"] = snapshot.record()
+        lists, errors = snapshot_mod.read_lists(snapshot, inventory)
+        access = snapshot.meta.get("kubernetes_api")
+        writer.manifest["kubernetes_api"] = f"snapshot {snapshot.id} (taken through {access})" if access else (
+            f"snapshot {snapshot.id}")
+    if snapshot is None or not read_only:
+        try:
+            api = cluster.api_client(*cluster.kube_target(inventory, kubeconfig, context),
+                                     timeout=inventory.model.kubernetes.timeout, read_only=read_only)
+        except UsageError as exc:
+            if snapshot is None:
+                lists, errors = {}, {"_config": f"no Kubernetes API access: {exc}"}
+            else:
+                writer.cluster("probes", {"error": f"no Kubernetes API access for the probes: {exc}", "probes": []})
+        else:
+            if snapshot is None:
+                writer.manifest["kubernetes_api"] = api.ibconform_access
+                lists, errors = cluster.collect_cluster(api, inventory)
+            else:
+                writer.manifest["kubernetes_api"] += f"; probes through {api.ibconform_access}"
     for plural, document in lists.items():
         writer.cluster(plural, document)
     writer.cluster("errors", errors)
     if api is not None and not read_only and "nodes" in lists and not stop.is_set():
-        writer.cluster("probes", _probe_run(probes.ProbeRun(api, inventory, lists, stop=stop)))
+        run_id, earlier = None, []
+        if snapshot is not None:   # a Job's retried index: the pods of its killed attempt go first
+            run_id, prefix = snapshot_mod.probe_run_id(snapshot, writer.manifest.get("nodes") or "")
+            earlier = snapshot_mod.delete_earlier_attempts(api, inventory.model.probe.namespace, prefix, run_id,
+                                                           inventory.model.kubernetes.timeout)
+        document = _probe_run(probes.ProbeRun(api, inventory, lists, run_id=run_id, stop=stop))
+        writer.cluster("probes", {**document, **({"earlier_attempts_deleted": earlier} if earlier else {})})
 
 
 def _probe_run(run: probes.ProbeRun) -> dict:
@@ -130,6 +155,7 @@ def run_metadata(bundle: Bundle) -> dict:
         "complete": bundle.manifest.get("complete", False), "interrupted": bundle.manifest.get("interrupted", False),
         "nodes": len(bundle.inventory.nodes),
         "kubernetes_api": api if isinstance(api := bundle.manifest.get("kubernetes_api"), str) else None,
+        **({"snapshot": snap} if isinstance(snap := bundle.manifest.get("snapshot"), dict) else {}),
         **_operators(bundle),
     }
 
@@ -190,7 +216,7 @@ PART_NODES = 256
 
 def run(inventory_path: str | Path, out_dir: Path, read_only: bool, kubeconfig: str | None = None,
         context: str | None = None, workers: int = 0, nodes: str | None = None,
-        part_nodes: int = PART_NODES) -> int:
+        part_nodes: int = PART_NODES, snapshot: snapshot_mod.Snapshot | None = None) -> int:
     """Collect into ``out_dir/bundle`` while a second process evaluates the bundle as each node lands
     (``ibconform evaluate --follow``, its output in ``evaluation.log``); return the evaluation's exit code.
 
@@ -208,7 +234,8 @@ def run(inventory_path: str | Path, out_dir: Path, read_only: bool, kubeconfig: 
     evaluations = Evaluations(parts, workers)
     try:
         collect(inventory_path, out_dir / "bundle", read_only, kubeconfig, context, begun=evaluations.start,
-                nodes=nodes)
+                nodes=nodes,
+                snapshot=snapshot)
     except BaseException:
         if evaluations.started:
             evaluations.wait()

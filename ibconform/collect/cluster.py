@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
 import urllib3
@@ -187,9 +188,10 @@ def _list_page(api: client.ApiClient, res: Resource, namespace: str | None, toke
     return custom.list_cluster_custom_object(res.group, res.version, res.plural, **kwargs)
 
 
-def list_all(api: client.ApiClient, res: Resource, namespace: str | None, label_selector: str | None = None) -> dict:
-    """LIST ``res`` (those matching ``label_selector``) page by page (limit/continue); one List document."""
-    items: list = []
+def list_pages(api: client.ApiClient, res: Resource, namespace: str | None,
+               label_selector: str | None = None) -> Iterator[dict]:
+    """LIST ``res`` page by page (limit/continue), yielding each page's List document as it arrives: a reader
+    holds one page at a time."""
     token = None
     while True:
         response = _list_page(api, res, namespace, token, label_selector)
@@ -198,10 +200,17 @@ def list_all(api: client.ApiClient, res: Resource, namespace: str | None, label_
         page = json.loads(response.data)
         if not isinstance(page, dict) or not isinstance(page.get("items") or [], list):
             raise ValueError(f"LIST {res.full_name} returned no List object")
-        items += page.get("items") or []
+        yield page
         token = (page.get("metadata") or {}).get("continue")
         if not token:
-            break
+            return
+
+
+def list_all(api: client.ApiClient, res: Resource, namespace: str | None, label_selector: str | None = None) -> dict:
+    """LIST ``res`` (those matching ``label_selector``) page by page (limit/continue); one List document."""
+    items: list = []
+    for page in list_pages(api, res, namespace, label_selector):
+        items += page.get("items") or []
     return {"apiVersion": page.get("apiVersion", res.version), "kind": page.get("kind", "List"),
             "metadata": {"resourceVersion": (page.get("metadata") or {}).get("resourceVersion", "")},
             "items": items}
@@ -210,20 +219,21 @@ def list_all(api: client.ApiClient, res: Resource, namespace: str | None, label_
 LIST_ERRORS = (ApiException, urllib3.exceptions.HTTPError, OSError, ValueError)
 
 
-def collect_cluster(api: client.ApiClient, inventory: Inventory) -> tuple[dict[str, dict], dict[str, str]]:
-    """LIST every resource of RESOURCES; return (lists by plural, errors by plural).
+def read_lists(api: client.ApiClient, inventory: Inventory,
+               on_page: Callable[[Resource, str | None, dict], None]) -> dict[str, str]:
+    """LIST every resource of RESOURCES, handing each page to ``on_page(resource, namespace, page)`` as it arrives;
+    return the errors by plural (a List that failed part-way may have handed some pages over already).
 
     Once a LIST gets no answer within the request timeout the others are not sent (each error says so):
     a slow API server costs one timeout, not one per List.
     """
     k8s = inventory.model.kubernetes
-    lists, errors = {}, {}
+    errors: dict[str, str] = {}
     silent = None  # the first LIST the API server did not answer in time
     for res in RESOURCES:
-        # pods: one LIST per namespace a component runs in (at most three), merged into one List
+        # pods: one LIST per namespace a component runs in (at most three)
         namespaces = k8s.component_namespaces if res is PODS else [
             k8s.namespace_of(res.component) if res.namespaced else None]
-        documents = []
         for ns in namespaces:
             what = call_name("list", res, ns)
             if silent is not None:
@@ -232,12 +242,28 @@ def collect_cluster(api: client.ApiClient, inventory: Inventory) -> tuple[dict[s
                                       "kubernetes.timeout")
                 break
             try:
-                documents.append(list_all(api, res, ns))
+                for page in list_pages(api, res, ns):
+                    on_page(res, ns, page)
             except LIST_ERRORS as exc:
                 errors[res.plural] = describe_error(exc, "list", res, ns, timeout=api.ibconform_timeout)
                 if timed_out(exc):
                     silent = what
                 break
-        if res.plural not in errors:
-            lists[res.plural] = {**documents[0], "items": [i for doc in documents for i in doc["items"]]}
-    return lists, errors
+    return errors
+
+
+def collect_cluster(api: client.ApiClient, inventory: Inventory) -> tuple[dict[str, dict], dict[str, str]]:
+    """LIST every resource of RESOURCES; return (lists by plural, errors by plural). The pods of every component's
+    namespace are merged into one List (its resourceVersion that of the first namespace's)."""
+    lists: dict[str, dict] = {}
+    first_namespace: dict[str, str | None] = {}
+
+    def keep(res: Resource, namespace: str | None, page: dict) -> None:
+        document = lists.setdefault(res.plural, {"apiVersion": page.get("apiVersion", res.version),
+                                                 "kind": page.get("kind", "List"), "metadata": {}, "items": []})
+        document["items"] += page.get("items") or []
+        if first_namespace.setdefault(res.plural, namespace) == namespace:
+            document["metadata"] = {"resourceVersion": (page.get("metadata") or {}).get("resourceVersion", "")}
+
+    errors = read_lists(api, inventory, keep)
+    return {plural: document for plural, document in lists.items() if plural not in errors}, errors

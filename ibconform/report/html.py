@@ -382,7 +382,7 @@ RUN_FIELDS = (
     ("inventory_sha256", "Inventory sha256"), ("bundle", "Evidence bundle"), ("collected", "Evidence collected"),
     ("started", "Evaluation started"), ("finished", "Evaluation finished"), ("read_only", "Read-only run"),
     ("complete", "Evidence complete"), ("interrupted", "Interrupted"), ("user", "Run by"),
-    ("tool", "ibconform version"), ("exit_status", "Exit status"),
+    ("tool", "ibconform version"), ("exit_status", "Exit status"), ("snapshot", "Cluster snapshot read"),
 )
 
 
@@ -391,6 +391,9 @@ def _value(key: str, value: object) -> str:
         return "yes (no probe pods, no writes to the cluster)" if value else "no (probe pods were created)"
     if isinstance(value, bool):
         return "yes" if value else "no"
+    if key == "snapshot" and isinstance(value, dict):
+        return (f"{value.get('id')} in {value.get('dir')}, taken {value.get('taken')} "
+                f"({value.get('age_s')} s before the run)")
     if isinstance(value, dict):
         return ", ".join(f"{k} {v}" for k, v in value.items())
     return "—" if value is None else str(value)
