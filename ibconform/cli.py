@@ -48,8 +48,9 @@ def _parser() -> argparse.ArgumentParser:
                        help="shard INDEX (from 0) of COUNT equal runs of the inventory's nodes, e.g. an Indexed "
                             "Job's $JOB_COMPLETION_INDEX/$COMPLETIONS")
     run.add_argument("--part-nodes", metavar="N", type=_positive, default=suite.PART_NODES,
-                     help="judge and report at most N nodes per evaluation process; a run over more nodes writes "
-                          f"each part's report under parts/ and one fleet report (default: {suite.PART_NODES})")
+                     help="a run over more than N nodes reads the cluster once (snapshot/), then collects and judges "
+                          "them in parts of at most N nodes (parts/), merged into one fleet report; bounds memory "
+                          f"(default: {suite.PART_NODES})")
     run.add_argument("--snapshot", type=Path, metavar="DIR",
                      help="read the cluster's Lists from this snapshot (ibconform snapshot) instead of LISTing: "
                           "every shard of a fleet run reads the same one")

@@ -209,8 +209,9 @@ def evaluate(bundle_dir: Path, out_dir: Path, workers: int = 0, extra: tuple[str
         gc.set_threshold(*thresholds)
 
 
-#: Nodes judged per evaluation process: a run over more nodes is judged and reported in parts of this many
-#: nodes, one part after the other, and merged into one fleet result (memory bounded by a part, not the fleet).
+#: Nodes per part of a run: a run over more nodes reads the cluster once into a snapshot (``out/snapshot``), then
+#: collects, probes and judges one part after the other as shards of it (``out/parts/part-<i>``, each with its
+#: bundle and full report) and merges them into one fleet result: memory is bounded by a part, not the fleet.
 PART_NODES = 256
 
 
@@ -220,8 +221,7 @@ def run(inventory_path: str | Path, out_dir: Path, read_only: bool, kubeconfig: 
     """Collect into ``out_dir/bundle`` while a second process evaluates the bundle as each node lands
     (``ibconform evaluate --follow``, its output in ``evaluation.log``); return the evaluation's exit code.
 
-    Over more than ``part_nodes`` nodes, the evaluation runs in parts (``out_dir/parts/part-<i>``, each a full
-    report of its nodes), one after the other, merged at the end into ``out_dir`` as ``ibconform merge`` does.
+    Over more than ``part_nodes`` nodes, in parts (PART_NODES) merged as ``ibconform merge`` does.
     KeyboardInterrupt while collecting: the bundle is marked interrupted, the evaluation judges what was
     collected, and the interrupt propagates; a second one stops the evaluation too.
     """
@@ -229,86 +229,69 @@ def run(inventory_path: str | Path, out_dir: Path, read_only: bool, kubeconfig: 
     if nodes:
         inventory = inventory.only(nodes)
     count = -(-len(inventory.nodes) // part_nodes)
-    parts = [(None, out_dir)] if count <= 1 else [
-        (inventory.shard(i, count), out_dir / "parts" / f"part-{i}") for i in range(count)]
-    evaluations = Evaluations(parts, workers)
-    try:
-        collect(inventory_path, out_dir / "bundle", read_only, kubeconfig, context, begun=evaluations.start,
-                nodes=nodes,
-                snapshot=snapshot)
-    except BaseException:
-        if evaluations.started:
-            evaluations.wait()
-        raise
-    code = evaluations.wait()
     if count <= 1:
-        return code
-    shards = [merge.load(part) for _, part in parts]
-    document = merge.merge(shards)
-    document["run"]["bundle"] = str(out_dir / "bundle")
-    merge.write(document, shards, out_dir)
+        return _run_one(inventory_path, out_dir, read_only, kubeconfig, context, workers, nodes, snapshot)
+    if snapshot is None:
+        snapshot = _snapshot(inventory, out_dir / "snapshot", kubeconfig, context)
+    parts = [out_dir / "parts" / f"part-{i}" for i in range(count)]
+    try:
+        for i, part in enumerate(parts):
+            _run_one(inventory_path, part, read_only, kubeconfig, context, workers, inventory.shard(i, count),
+                     snapshot)
+    finally:  # also when interrupted: the parts judged so far, as one (incomplete) fleet result
+        shards = [merge.load(part) for part in parts if (part / "results.json").is_file()]
+        if shards:
+            document = merge.merge(shards)
+            merge.write(document, shards, out_dir)
     return int(document["run"]["exit_status"])
 
 
-class Evaluations:
-    """The evaluation processes of a run, one per part, each following the bundle, one after the other."""
-
-    def __init__(self, parts: list[tuple[str | None, Path]], workers: int) -> None:
-        self.parts, self.workers = parts, workers
-        self.current: subprocess.Popen | None = None
-        self.codes: list[int] = []
-        self.error: BaseException | None = None
-        self.stopped = threading.Event()
-        self.thread: threading.Thread | None = None
-
-    @property
-    def started(self) -> bool:
-        return self.thread is not None
-
-    def start(self, bundle_dir: Path) -> None:
-        self.thread = threading.Thread(target=self._run, args=(bundle_dir,), name="evaluation", daemon=True)
-        self.thread.start()
-
-    def _run(self, bundle_dir: Path) -> None:
-        try:
-            for nodes, out in self.parts:
-                if self.stopped.is_set():
-                    break
-                out.mkdir(parents=True, exist_ok=True)
-                self.current = _start_evaluation(bundle_dir, out, self.workers, nodes)
-                self.codes.append(_evaluation_code(self.current.wait(), out))
-        except BaseException as exc:  # handed to the waiting thread
-            self.error = exc
-
-    def wait(self) -> int:
-        """The worst exit code of the parts; an interrupt while waiting interrupts the running part (it still
-        writes its reports) and starts no further part."""
-        assert self.thread is not None
-        try:
-            while self.thread.is_alive():
-                self.thread.join(0.2)
-        except KeyboardInterrupt:
-            self.stopped.set()
-            if self.current is not None:
-                self.current.send_signal(signal.SIGINT)
-            self.thread.join()
-            raise
-        if self.error is not None:
-            raise self.error
-        return max(self.codes)
+def _snapshot(inventory: inventory_mod.Inventory, out: Path, kubeconfig: str | None,
+              context: str | None) -> snapshot_mod.Snapshot | None:
+    """The cluster's Lists read once for every part of a run; None without API access (each part then says so)."""
+    try:
+        api = cluster.api_client(*cluster.kube_target(inventory, kubeconfig, context),
+                                 timeout=inventory.model.kubernetes.timeout, read_only=True)
+    except UsageError:
+        return None
+    snapshot_mod.take(api, inventory, out)
+    return snapshot_mod.open_snapshot(out, inventory)
 
 
-def _start_evaluation(bundle_dir: Path, out_dir: Path, workers: int, nodes: str | None) -> subprocess.Popen:
+def _run_one(inventory_path: str | Path, out_dir: Path, read_only: bool, kubeconfig: str | None,
+             context: str | None, workers: int, nodes: str | None, snapshot: snapshot_mod.Snapshot | None) -> int:
+    started: list[subprocess.Popen] = []
+
+    def begun(bundle_dir: Path) -> None:
+        started.append(_start_evaluation(bundle_dir, out_dir, workers))
+
+    try:
+        collect(inventory_path, out_dir / "bundle", read_only, kubeconfig, context, begun=begun, nodes=nodes,
+                snapshot=snapshot)
+    except BaseException:
+        if started:
+            _wait_evaluation(started[0], out_dir)
+        raise
+    return _wait_evaluation(started[0], out_dir)
+
+
+def _start_evaluation(bundle_dir: Path, out_dir: Path, workers: int) -> subprocess.Popen:
     cmd = [sys.executable, "-m", "ibconform.cli", "evaluate", str(bundle_dir), "--out", str(out_dir), "--follow",
-           "--quiet", *(["--workers", str(workers)] if workers else []), *(["--nodes", nodes] if nodes else [])]
+           "--quiet", *(["--workers", str(workers)] if workers else [])]
     with open(out_dir / "evaluation.log", "wb") as log:
         # its own session: a Ctrl-C on the terminal reaches only this process, which decides
         return subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
                                 start_new_session=True)
 
 
-def _evaluation_code(code: int, out_dir: Path) -> int:
-    """An evaluation's exit code; IbconformError, naming its last log line, if it failed to judge."""
+def _wait_evaluation(proc: subprocess.Popen, out_dir: Path) -> int:
+    """The evaluation's exit code; an interrupt while waiting interrupts it (it still writes its reports)."""
+    try:
+        code = proc.wait()
+    except KeyboardInterrupt:
+        proc.send_signal(signal.SIGINT)
+        proc.wait()
+        raise
     if code not in (0, 1, 2) or not (out_dir / "results.json").is_file():
         log = (out_dir / "evaluation.log").read_text(errors="replace").strip().splitlines()
         raise IbconformError(f"evaluation failed (exit {code}): {log[-1] if log else 'no output'} "

@@ -10,7 +10,7 @@ from pathlib import Path
 import jsonschema
 from ClusterShell.NodeSet import NodeSet
 
-from tests.e2e.conftest import ibconform, run_suite
+from tests.e2e.conftest import ibconform, run_suite, validate_bundle
 
 SHARDS = ("dgx[001-010]", "dgx[011-020]")
 SCHEMA = json.loads((Path(__file__).resolve().parents[2] / "docs" / "results.schema.json").read_text())
@@ -58,7 +58,7 @@ def test_a_shard_naming_unknown_nodes_is_one_line(faults_twin, tmp_path):
     assert not (tmp_path / "x").exists()
 
 
-def test_a_run_over_more_nodes_than_a_part_is_judged_in_parts_and_merged(faults_twin, faults_run, tmp_path):
+def test_a_run_over_more_nodes_than_a_part_reads_the_cluster_once_and_is_judged_in_parts(faults_twin, faults_run, tmp_path):
     run = run_suite(faults_twin.inventory_path, tmp_path / "out", "--read-only", "--part-nodes", "7")
     assert run.code == faults_run.code, run.stderr
     assert _verdicts(run.results) == _verdicts(faults_run.results)
@@ -69,8 +69,12 @@ def test_a_run_over_more_nodes_than_a_part_is_judged_in_parts_and_merged(faults_
               for p in parts]
     assert [NodeSet.fromlist(n for n in nodes if n) for nodes in judged] == [
         NodeSet("dgx[001-007]"), NodeSet("dgx[008-014]"), NodeSet("dgx[015-020]")]
+    for part in parts:
+        validate_bundle(run.out / "parts" / part / "bundle")
+    snapshot = json.loads((run.out / "snapshot" / "snapshot.json").read_text())
+    assert [json.loads((run.out / "parts" / p / "bundle" / "manifest.json").read_text())["snapshot"]["id"]
+            for p in parts] == [snapshot["id"]] * 3          # the cluster was LISTed once, for every part
     document = json.loads((run.out / "results.json").read_text())
-    assert document["run"]["bundle"] == str(run.out / "bundle")
     assert [s["nodes"] for s in document["run"]["shards"]] == ["dgx[001-007]", "dgx[008-014]", "dgx[015-020]"]
     report = (run.out / "report.html").read_text()
     assert 'href="parts/part-0/report.html"' in report
