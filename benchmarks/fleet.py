@@ -5,7 +5,7 @@ all on one twin of N DGX nodes.
     python benchmarks/fleet.py --nodes 64 [--mst-latency 0.3] [--json out.json] [--repeat 3]
                                [--skip-naive | --naive-max-nodes M] [--naive-workers 2]
                                [--naive-backend paramiko|ssh] [--parallel P] [--profile dgx-b200]
-                               [--quiet S] [--keep DIR] [--cprofile FILE]
+                               [--quiet S] [--keep DIR] [--cprofile FILE] [--shards K [--shard-parallelism P]]
 
 Brings up one twin (each node an sshd on its own loopback address, a fake mstconfig that takes
 ``--mst-latency`` seconds per query, the Kubernetes API) and measures on it, in this order per repeat:
@@ -407,6 +407,59 @@ def report_breakdown(report: Path) -> dict:
     return out
 
 
+# ---------------------------------------------------------------------------------------------- fleet Job
+
+ENTRYPOINT = REPO / "deploy" / "entrypoint.sh"
+
+
+def measure_fleet_job(twin: Twin, work: Path, tag: str, shards: int, parallelism: int) -> dict:
+    """The fleet as deploy/fleet-job.yaml runs it, each step through the image's entry point as its pod would
+    (``JOB_COMPLETION_INDEX`` per index, ``parallelism`` indexes at once): the snapshot Job, the Indexed Job of
+    ``shards`` read-only shards reading it, the merge Job. API LISTs from the twin's request log."""
+    run_dir = work / tag
+    run_dir.mkdir()
+    env = {**os.environ, "PATH": f"{Path(sys.executable).parent}:{os.environ.get('PATH', '')}",
+           "IBCONFORM_INVENTORY": str(twin.inventory_path), "IBCONFORM_REPORTS": str(run_dir),
+           "IBCONFORM_RUN_DIR": str(run_dir)}
+    first = len(twin.api.requests)
+
+    def step(name: str, *args: str, index: int | None = None) -> Finished:
+        step_env = {**env, "HOSTNAME": f"{tag}-{name}"} | ({"JOB_COMPLETION_INDEX": str(index)} if index is not None
+                                                          else {})
+        done = run_child(["sh", ENTRYPOINT, *args], stdout=work / f"{tag}-{name}.log", env=step_env, cwd=REPO)
+        if done.code not in (0, 1):
+            raise SystemExit(f"fleet: fleet Job step {name} exit {done.code}:\n" + _tail(work / f"{tag}-{name}.log"))
+        return done
+
+    t0 = time.perf_counter()
+    snap = step("snapshot", "snapshot")
+    with ThreadPoolExecutor(max_workers=parallelism) as pool:
+        indexes = list(pool.map(lambda i: step(f"index-{i}", "--shard", f"{i}/{shards}", "--snapshot",
+                                               str(run_dir / "snapshot"), "--read-only", index=i), range(shards)))
+    merged = step("merge", "merge")
+    seconds = time.perf_counter() - t0
+    requests = twin.api.requests[first:]
+    report = run_dir / "fleet" / "report.html"
+    return {"seconds": seconds, "shards": shards, "parallelism": parallelism,
+            "snapshot_s": round(snap.seconds, 3), "merge_s": round(merged.seconds, 3),
+            "index_s": [round(i.seconds, 3) for i in indexes],
+            "peak_rss_mb": round(max(f.peak_rss_mb for f in (snap, *indexes, merged)), 1),
+            "api_lists": sum(r.verb == "list" for r in requests),
+            "api_by_verb": dict(Counter(f"{r.verb} {r.resource}" for r in requests if r.verb)),
+            "report_mb": round(report.stat().st_size / MB, 3), "report_render_s": render_seconds(report, work),
+            "out": run_dir / "fleet"}
+
+
+def render_seconds(report: Path, work: Path) -> float | None:
+    """Headless Chromium loading ``report`` and printing its DOM after scripts (None without chromium)."""
+    browser = shutil.which("chromium") or shutil.which("chromium-browser")
+    if browser is None:
+        return None
+    cmd = [browser, "--headless", "--no-sandbox", "--disable-gpu", "--no-first-run", f"--user-data-dir={work}/chrome",
+           "--dump-dom", report.as_uri()]
+    return round(run_child(cmd, stdout=work / "render.log").seconds, 3)
+
+
 # ---------------------------------------------------------------------------------------------- floor
 
 def floor_script(inventory: inventory_mod.Inventory) -> tuple[str, str]:
@@ -589,6 +642,16 @@ def bench(twin: Twin, args: argparse.Namespace, work: Path) -> dict:
     ssh_verdicts, exec_verdicts = verdicts(last["suite_read_only"]["out"]), verdicts(exec_run["out"])
     differing = sorted(i for i in ssh_verdicts.keys() | exec_verdicts.keys()
                        if ssh_verdicts.get(i) != exec_verdicts.get(i))
+    fleet_job = None
+    if args.shards:
+        say(f"the fleet as an Indexed Job of {args.shards} read-only shards, {args.shard_parallelism} at a time ...")
+        fleet_job = measure_fleet_job(twin, work, "fleet-job", args.shards, args.shard_parallelism)
+        job_verdicts = verdicts(fleet_job["out"])
+        fleet_job["differing_items"] = sorted(i for i in ssh_verdicts.keys() | job_verdicts.keys()
+                                              if ssh_verdicts.get(i) != job_verdicts.get(i))
+        fleet_job["out"] = str(fleet_job["out"].relative_to(work))
+        say(f"  fleet Job {fleet_job['seconds']:.2f} s, {fleet_job['api_lists']} LISTs, "
+            f"{len(fleet_job['differing_items'])} items differ from the single run")
     say("evaluation alone (the last probing run's bundle) ...")
     alone = measure_evaluation(work, last["suite"]["out"] / "bundle", last["suite"]["items"])
     if args.cprofile:
@@ -611,6 +674,7 @@ def bench(twin: Twin, args: argparse.Namespace, work: Path) -> dict:
         "peak_rss_mb": round(med("suite", "peak_rss_mb"), 1),
         "report_mb": round(med("suite", "report_mb"), 3),
         "transports_identical": not differing,
+        "fleet_job": fleet_job,
         "mst_latency_s": args.mst_latency,
         "machine": machine(),
         "notes": {
@@ -631,6 +695,11 @@ def bench(twin: Twin, args: argparse.Namespace, work: Path) -> dict:
                            "processes (the collector and the evaluation it starts), sampled every 0.1 s, or the "
                            "collector's own maximum resident set (wait4) if larger",
             "report_mb": "size of report.html of the probing run",
+            "fleet_job": "the fleet as deploy/fleet-job.yaml runs it through deploy/entrypoint.sh (--shards): the "
+                         "snapshot step, --shards read-only shards reading it, --shard-parallelism at a time, the "
+                         "merge step; api_lists over all of it; differing_items: items whose outcome or message "
+                         "differ from the last single read-only run; report_render_s: headless chromium --dump-dom "
+                         "of the fleet report",
             "transports_identical": "every item's outcome and message equal in the last read-only run over SSH and "
                                     "a read-only run through each node's config-daemon pod (details.config_daemon)",
             "units": "seconds; MB = 10**6 bytes; medians over repeats",
@@ -709,6 +778,9 @@ def _parser() -> argparse.ArgumentParser:
                         "(twice at most) a measurement they disturbed (default 0: off)")
     p.add_argument("--quiet-threshold", type=float, default=0.2, metavar="CORES",
                    help="'quiet' means other processes use fewer cores than this (default 0.2)")
+    p.add_argument("--shards", type=int, default=0, metavar="K",
+                   help="also run the fleet as deploy/fleet-job.yaml's Indexed Job of K shards (default 0: off)")
+    p.add_argument("--shard-parallelism", type=int, default=2, metavar="P", help="shards at once (default 2)")
     p.add_argument("--keep", type=Path, help="keep the twin's files and every run's output in this folder")
     p.add_argument("--cprofile", type=Path, help="also profile 'ibconform evaluate' of the last bundle into this file")
     return p

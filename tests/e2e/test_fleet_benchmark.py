@@ -31,7 +31,7 @@ def fleet(tmp_path: Path, nodes: int, *extra: str) -> dict:
 
 @pytest.fixture(scope="module")
 def four(tmp_path_factory: pytest.TempPathFactory) -> dict:
-    return fleet(tmp_path_factory.mktemp("fleet"), 4, "--naive-max-nodes", "2")
+    return fleet(tmp_path_factory.mktemp("fleet"), 4, "--naive-max-nodes", "2", "--shards", "4")
 
 
 def test_every_key_with_sane_values(four):
@@ -83,7 +83,16 @@ def test_naive_extrapolated_from_the_nodes_it_ran_on(four):
     assert "extrapolated" in four["notes"]["naive_s"]
 
 
-def test_api_lists_independent_of_node_count(four, tmp_path):
-    two = fleet(tmp_path, 2, "--skip-naive")
+def test_api_lists_independent_of_node_count_and_of_the_shard_count(four, tmp_path):
+    two = fleet(tmp_path, 2, "--skip-naive", "--shards", "2")
     assert two["api_lists"] == four["api_lists"] > 0
     assert two["naive_s"] is None and two["naive_over_suite"] is None
+    # the fleet Job: the snapshot LISTs once, whatever the shards; the shards LIST nothing
+    assert two["fleet_job"]["api_lists"] == four["fleet_job"]["api_lists"] == four["details"]["api_lists_read_only"]
+
+
+def test_the_fleet_job_gives_the_single_runs_verdicts(four):
+    job = four["fleet_job"]
+    assert job["shards"] == 4 and len(job["index_s"]) == 4 and job["differing_items"] == []
+    assert 0 < job["report_mb"] < 1 and 20 < job["peak_rss_mb"] < 1000
+    assert job["report_render_s"] is not None and job["report_render_s"] > 0
