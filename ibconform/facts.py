@@ -13,17 +13,26 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import PurePosixPath
 
-from ibconform import identity, reboot
+from ibconform import identity, reboot, vfs
 from ibconform.bundle import Bundle, NodeStatus
 from ibconform.cluster_facts import ClusterFacts, cite, expected_vfs
-from ibconform.collect.nodescript import KERNEL_FILES, MACHINE_ID, MSTCONFIG_QUERY, hca_dir, mstconfig_query, pci_dir
+from ibconform.collect.nodescript import (
+    KERNEL_FILES,
+    MACHINE_ID,
+    MSTCONFIG_QUERY,
+    hca_dir,
+    ip_link_command,
+    mstconfig_query,
+    pci_dir,
+)
 from ibconform.errors import CannotJudge, MissingEvidence, NodeUnreachable, ParseError, Unproven
 from ibconform.inventory import ExcludedDevice, Hca, Node
-from ibconform.parsers import mstconfig, sysfs
+from ibconform.parsers import guid, iplink, mstconfig, sysfs
 from ibconform.untrusted import d
 
 Ledger = list  # pytest's item.user_properties: [("evidence", text), ...]
 LOCKDOWN = KERNEL_FILES[1]
+NETNS_MODE = KERNEL_FILES[2]
 
 MSTCONFIG_HINTS = {
     "Error when trying to check if NV access registers are supported":
@@ -176,6 +185,28 @@ class NodeFacts:
         text = self.kernel_file(LOCKDOWN)
         mode = _try(sysfs.parse_lockdown, text)
         return mode if mode not in (None, "none") else None
+
+    def rdma_netns_mode(self) -> str | None:
+        """ib_core's RDMA netns mode (``shared``/``exclusive``, cited); Unproven when unreadable or not Y/N."""
+        text = self.kernel_file(NETNS_MODE)
+        if text is None:
+            raise Unproven(f"{NETNS_MODE} could not be read on {self.node.name}: check that ib_core is loaded "
+                           "(modprobe ib_core) — without it there is no RDMA")
+        try:
+            return sysfs.parse_netns_mode(text)
+        except ParseError as exc:
+            raise Unproven(f"{NETNS_MODE} on {self.node.name} is not Y or N ({exc})") from None
+
+    def expected_netns_mode(self) -> tuple[str | None, str]:
+        """The RDMA netns mode expected (cited with its source): the inventory's ``rdmaNetnsMode``, else that of
+        the SR-IOV operator for the node (its node state's or SriovNetworkPoolConfig's ``rdmaMode``), else None."""
+        if self.node.expect.rdma_netns_mode:
+            mode, source = self.node.expect.rdma_netns_mode, "the inventory's expect.rdmaNetnsMode"
+        else:
+            mode = self._cluster_says(lambda c: c.rdma_mode(self.node.name), None)
+            source = "the SriovNetworkPoolConfig rdmaMode selecting the node" if mode else "nobody asks for one"
+        cite(self.ledger, f"RDMA netns mode expected: {mode or 'any'} ({source})")
+        return mode, source
 
     def firmware(self, pci: str, query: tuple[str, ...] = MSTCONFIG_QUERY) -> dict[str, Triple]:
         """The rows of ``mstconfig -d <pci> <query>``; Unproven when mstconfig failed or printed no table."""
@@ -345,8 +376,104 @@ class HcaFacts:
     def ports(self) -> list[Port]:
         return self.node.ports(self.dir)
 
+    def vfs(self, cite_rows: bool = True) -> list[vfs.Vf]:
+        """Each VF of the PF, by index, as the node showed it (``vfs.Vf``): its PCI function, driver, RDMA devices
+        with their port states and char devices, and its GUIDs from ``ip link``, mlx5's ``sriov/<N>`` and the RDMA
+        device. MissingEvidence on a bundle whose format did not collect VFs."""
+        node, name = self.node, self.node.node.name
+        node.bundle.require_node_fact(name, "vfs", f"the VFs of {self}")
+        ip_vfs = self.ip_link_vfs()
+        rows = []
+        for index, pci in self.vf_pcis().items():
+            vf_dir = f"{self.dir}/virtfn{index}"
+            driver = node.bundle.link(name, f"{vf_dir}/driver")
+            glob = functools.partial(node.bundle.sysfs_glob, name)
+            node_guids = self._guids(glob(f"{vf_dir}/infiniband/*/node_guid"), guid.parse_sysfs_guid)
+            sriov = {kind: self._guids(glob(f"{self.dir}/sriov/{index}/{kind}"), guid.normalize_guid)
+                     for kind in ("node", "port")}
+            ip = ip_vfs.get(index)
+            guids = {"node": {}, "port": {}}
+            for kind in ("node", "port"):
+                if ip is not None and getattr(ip, f"{kind}_guid") is not None:
+                    guids[kind]["ip link"] = getattr(ip, f"{kind}_guid")
+                if sriov[kind]:
+                    guids[kind]["sriov"] = next(iter(sriov[kind].values()))
+            if node_guids:
+                guids["node"]["node_guid"] = next(iter(node_guids.values()))
+            ports = tuple(
+                vfs.VfPort(PurePosixPath(path).parts[-4], PurePosixPath(path).parts[-2],
+                           _state_name(text), _state_name(node.bundle.sysfs(name, path[:-len("state")] + "phys_state")))
+                for path, text in glob(f"{vf_dir}/infiniband/*/ports/*/state").items())
+            row = vfs.Vf(index=index, pci=pci, driver=PurePosixPath(driver).name if driver else None,
+                         rdma_devices=tuple(PurePosixPath(p).parent.name for p in node_guids)
+                         or tuple(dict.fromkeys(p.rdma_device for p in ports)),
+                         uverbs=tuple(PurePosixPath(p).parent.name for p in glob(f"{vf_dir}/infiniband_verbs/*/dev")),
+                         umad=tuple(PurePosixPath(p).parent.name for p in glob(f"{vf_dir}/infiniband_mad/*/dev")),
+                         node_guids=guids["node"], port_guids=guids["port"], ports=ports)
+            if cite_rows:
+                cite(node.ledger, _vf_evidence(row))
+            rows.append(row)
+        return rows
+
+    def ip_link_vfs(self) -> dict[int, iplink.VfInfo]:
+        """The ``vf N`` lines of ``ip link show <pf>`` by VF index (cited); {} when the command failed or printed
+        an unreadable line (the GUIDs then come from sysfs)."""
+        command = ip_link_command(self.hca.iface)
+        seen = self.node.bundle.command(self.node.node.name, command)
+        if seen is None:
+            cite(self.node.ledger, f"{command}: did not run")
+            return {}
+        text, code = seen
+        try:
+            lines = iplink.parse_vf_lines(text) if code == 0 else ()
+        except ParseError as exc:
+            cite(self.node.ledger, f"{command} (exit {code}): unreadable ({exc}):\n{text.strip()[:EVIDENCE_CAP]}")
+            return {}
+        cite(self.node.ledger, f"{command} (exit {code}):\n{text.strip()[:EVIDENCE_CAP]}")
+        return {line.vf: line for line in lines}
+
+    @staticmethod
+    def _guids(found: dict[str, str], parse: Callable[[str], str]) -> dict[str, str]:
+        """path -> canonical GUID of the files read whose content is a GUID (an unreadable one is left out)."""
+        return {path: value for path, text in found.items() if (value := _try(parse, text)) is not None}
+
     def fw_versions(self) -> dict[str, str]:
         return self.node.fw_versions(self.dir)
+
+
+def _state_name(text: str | None) -> str | None:
+    state = _try(sysfs.parse_port_state, text)
+    return state.name if state else None
+
+
+def _vf_evidence(vf: vfs.Vf) -> str:
+    """One line per VF under its check: what it is bound to, its RDMA devices, GUIDs and port states."""
+    guids = "; ".join(f"{kind} GUID " + ", ".join(f"{g} ({s})" for s, g in sources.items())
+                      for kind, sources in (("node", vf.node_guids), ("port", vf.port_guids)) if sources)
+    ports = ", ".join(f"{p.rdma_device}/{p.number} {p.state or '?'} ({p.phys_state or '?'})" for p in vf.ports)
+    return (f"{vf}: driver {vf.driver or 'none'}, RDMA {', '.join(vf.rdma_devices) or 'none'}, "
+            f"uverbs {', '.join(vf.uverbs) or 'none'}, umad {', '.join(vf.umad) or 'none'}; "
+            f"{guids or 'no GUID seen'}; ports {ports or 'none'}")
+
+
+@functools.lru_cache(maxsize=4)
+def fleet_guids(bundle: Bundle) -> dict[str, list[vfs.GuidOwner]]:
+    """Every VF GUID of every node the bundle holds -> where it is used (the fleet's, for uniqueness). Nodes not
+    reached, or whose bundle format has no VFs, add nothing. Waits for a followed bundle to be complete."""
+    bundle.settled()
+    found: dict[str, list[vfs.GuidOwner]] = {}
+    for node in bundle.inventory.nodes:
+        facts = NodeFacts(bundle, node, [])
+        if not facts.reached or "vfs" not in bundle.node_facts:
+            continue
+        for hca in facts.hcas:
+            try:
+                rows = hca.vfs(cite_rows=False)
+            except CannotJudge:
+                continue
+            for guid_value, own in vfs.owners(node.name, hca.hca.iface, rows).items():
+                found.setdefault(guid_value, []).extend(own)
+    return found
 
 
 class ExcludedFacts:
