@@ -66,13 +66,15 @@ def test_vf_ports_active(hca):
     pf_state = next(iter(pf_states.values()), None)
     problems = [f"{port.rdma_device}/{port.number} of {vf} {problem}"
                 for vf in hca.vfs() if vf.driver is not None for port in vf.ports
-                if (problem := vfs.port_problem(port, pf_state))]
+                if (problem := vfs.port_problem(port, pf_state, bool(vfs.zero_guids(vf))))]
     if not problems:
         return
     more = f" (and {len(problems) - 1} more)" if len(problems) > 1 else ""
     if vfs.sm_without_virtualization(problems):
         hint = ("the subnet manager does not bring up virtual ports — enable virtualization in it "
                 "(OpenSM: virt_enabled 2; UFM: its virtualization setting) and restart it")
+    elif all("GUID is zero" in p for p in problems):
+        hint = "give the VF a GUID (vf_guids_set); the subnet manager then activates its port"
     else:
         hint = "fix the PF's port first (ports link), then check the subnet manager"
     raise AssertionError(f"VF port {problems[0]}{more}: {hint}")

@@ -143,19 +143,24 @@ def duplicates(mine: dict[str, list[GuidOwner]], everyone: dict[str, list[GuidOw
     return found
 
 
-def port_problem(port: VfPort, pf_state: str | None) -> str | None:
+def port_problem(port: VfPort, pf_state: str | None, guid_zero: bool = False) -> str | None:
     """Why a VF's port is not ACTIVE, and what it means beside its PF's port, else None.
 
     A VF port DOWN or INIT while its PF's port is ACTIVE: the physical link is up, but the subnet manager does
-    not bring up virtual ports (OpenSM without ``virt_enabled 2``, or a UFM/switch SM without virtualization).
+    not bring up virtual ports (OpenSM without ``virt_enabled 2``, or a UFM/switch SM without virtualization) —
+    unless the VF has no GUID, which no subnet manager activates (``guid_zero``).
 
     >>> port_problem(VfPort("mlx5_16", "1", "DOWN", "LinkUp"), "ACTIVE")
     'expected ACTIVE vs DOWN while the PF port is ACTIVE'
+    >>> port_problem(VfPort("mlx5_18", "1", "INIT", "LinkUp"), "ACTIVE", guid_zero=True)
+    'expected ACTIVE vs INIT: its GUID is zero (vf_guids_set)'
     >>> port_problem(VfPort("mlx5_16", "1", "ACTIVE", "LinkUp"), "ACTIVE")
     """
     if port.state == "ACTIVE":
         return None
     seen = port.state or "unreadable"
+    if guid_zero:
+        return f"expected ACTIVE vs {seen}: its GUID is zero (vf_guids_set)"
     if pf_state == "ACTIVE":
         return f"expected ACTIVE vs {seen} while the PF port is ACTIVE"
     return f"expected ACTIVE vs {seen} (the PF port is {pf_state or 'unreadable'})"
