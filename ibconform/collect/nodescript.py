@@ -55,6 +55,8 @@ link() { rec link "$1"; readlink -- "$1" 2>&1; end $?; }
 val() { for f in "$@"; do rec file "$f"; { IFS= read -r l <"$f" || [ -n "$l" ]; } 2>&1 && printf '%%s\n' "$l"
         end $?; l=; done; }
 cmd() { rec command "$1"; shift; timeout -k 1 %(ip_timeout)s "$@" 2>&1; end $?; }
+vfl() { rec links "$1"; find "$1"/virtfn* "$1"/virtfn*/driver -maxdepth 0 -type l -printf '%%p\t%%l\n' 2>/dev/null
+        end 0; }
 """
 
 
@@ -85,10 +87,11 @@ def build(node: Node, boundary: str, mstconfig_timeout: float) -> str:
         base = hca_dir(hca.iface)
         lines.append(f"link {q(base)}")
         # its VFs' PCI functions: virtfn<N> -> ../<vf pci> (a glob: no VF, no record)
-        # each VF: its PCI function, its driver (no link: unbound), its RDMA devices and their char devices; `val`
-        # reads one-line sysfs files with the shell's own `read` (no process per file: 8 VFs x 8 HCAs)
-        lines.append(f'for v in {q(base)}/virtfn*; do [ -L "$v" ] || continue; link "$v"; link "$v/driver"; '
-                     f'val {" ".join(f"$v/{name}" for name in VF_FILES)}; done')
+        # each VF: its PCI function and its driver (no link: unbound), both links of every VF in one `find`; its
+        # RDMA devices and their char devices, read with the shell's own `read` (no process per file: 8 x 8 VFs)
+        lines.append(f"vfl {q(base)}")
+        lines.append(f'for v in {q(base)}/virtfn*; do [ -L "$v" ] && val {" ".join(f"$v/{name}" for name in VF_FILES)}'
+                     '; done')
         lines.append(f"val {' '.join(f'{q(base)}/{name}' for name in SRIOV_GUID_FILES)}")
         lines.append(f"cmd {q(ip_link_command(hca.iface))} ip link show {q(hca.iface)}")
         lines.append("file " + " ".join(q(f"{base}/{name}") for name in PF_FILES))
@@ -170,3 +173,8 @@ def _store(out: NodeOutput, kind: str, key: str, text: str, code: int) -> None:
         out.unreadable[key] = text.strip()
     elif kind == "command":
         out.commands[key] = (text, code)
+    elif kind == "links":   # "<path>\t<target>" per link found under the folder ``key``
+        for line in text.splitlines():
+            path, tab, target = line.partition("\t")
+            if tab and path.startswith(key + "/"):
+                out.links[path] = target
