@@ -400,10 +400,8 @@ class HcaFacts:
                     guids[kind]["sriov"] = next(iter(sriov[kind].values()))
             if node_guids:
                 guids["node"]["node_guid"] = next(iter(node_guids.values()))
-            ports = tuple(
-                vfs.VfPort(PurePosixPath(path).parts[-4], PurePosixPath(path).parts[-2],
-                           _state_name(text), _state_name(node.bundle.sysfs(name, path[:-len("state")] + "phys_state")))
-                for path, text in glob(f"{vf_dir}/infiniband/*/ports/*/state").items())
+            ports = tuple(vfs.VfPort(PurePosixPath(path).parts[-4], PurePosixPath(path).parts[-2], _state_name(text))
+                          for path, text in glob(f"{vf_dir}/infiniband/*/ports/*/state").items())
             row = vfs.Vf(index=index, pci=pci, driver=PurePosixPath(driver).name if driver else None,
                          rdma_devices=tuple(PurePosixPath(p).parent.name for p in node_guids)
                          or tuple(dict.fromkeys(p.rdma_device for p in ports)),
@@ -450,7 +448,7 @@ def _vf_evidence(vf: vfs.Vf) -> str:
     """One line per VF under its check: what it is bound to, its RDMA devices, GUIDs and port states."""
     guids = "; ".join(f"{kind} GUID " + ", ".join(f"{g} ({s})" for s, g in sources.items())
                       for kind, sources in (("node", vf.node_guids), ("port", vf.port_guids)) if sources)
-    ports = ", ".join(f"{p.rdma_device}/{p.number} {p.state or '?'} ({p.phys_state or '?'})" for p in vf.ports)
+    ports = ", ".join(f"{p.rdma_device}/{p.number} {p.state or '?'}" for p in vf.ports)
     return (f"{vf}: driver {vf.driver or 'none'}, RDMA {', '.join(vf.rdma_devices) or 'none'}, "
             f"uverbs {', '.join(vf.uverbs) or 'none'}, umad {', '.join(vf.umad) or 'none'}; "
             f"{guids or 'no GUID seen'}; ports {ports or 'none'}")

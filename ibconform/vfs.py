@@ -21,12 +21,11 @@ GUID_SOURCES = ("ip link", "sriov", "node_guid")
 
 @dataclass(frozen=True)
 class VfPort:
-    """One port of a VF's RDMA device: its ``state`` and ``phys_state`` names (None: unreadable)."""
+    """One port of a VF's RDMA device: its ``state`` name (None: unreadable)."""
 
     rdma_device: str
     number: str
     state: str | None
-    phys_state: str | None
 
 
 @dataclass(frozen=True)
@@ -150,11 +149,11 @@ def port_problem(port: VfPort, pf_state: str | None, guid_zero: bool = False) ->
     not bring up virtual ports (OpenSM without ``virt_enabled 2``, or a UFM/switch SM without virtualization) —
     unless the VF has no GUID, which no subnet manager activates (``guid_zero``).
 
-    >>> port_problem(VfPort("mlx5_16", "1", "DOWN", "LinkUp"), "ACTIVE")
+    >>> port_problem(VfPort("mlx5_16", "1", "DOWN"), "ACTIVE")
     'expected ACTIVE vs DOWN while the PF port is ACTIVE'
-    >>> port_problem(VfPort("mlx5_18", "1", "INIT", "LinkUp"), "ACTIVE", guid_zero=True)
+    >>> port_problem(VfPort("mlx5_18", "1", "INIT"), "ACTIVE", guid_zero=True)
     'expected ACTIVE vs INIT: its GUID is zero (vf_guids_set)'
-    >>> port_problem(VfPort("mlx5_16", "1", "ACTIVE", "LinkUp"), "ACTIVE")
+    >>> port_problem(VfPort("mlx5_16", "1", "ACTIVE"), "ACTIVE")
     """
     if port.state == "ACTIVE":
         return None

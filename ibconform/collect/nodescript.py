@@ -31,9 +31,10 @@ MACHINE_ID = "/etc/machine-id"
 RDMA_FILES = ("fw_ver",)
 PORT_FILES = ("state", "phys_state", "rate", "link_layer")
 #: Per VF (``<pf dir>/virtfn<N>``, a link to the VF's PCI function): its RDMA devices' node GUID and port states,
-#: and the character devices of its verbs and MAD interfaces (``uverbsN``, ``umadN``: ``dev`` is major:minor).
-VF_FILES = ("infiniband/*/node_guid", "infiniband/*/ports/*/state", "infiniband/*/ports/*/phys_state",
-            "infiniband_verbs/uverbs*/ibdev", "infiniband_verbs/uverbs*/dev", "infiniband_mad/umad*/dev")
+#: and the character devices of its verbs and MAD interfaces (``uverbsN``, ``umadN``: ``dev`` is major:minor). Only
+#: what a check judges: 6 files per VF, 8 VFs on 8 HCAs, thousands of nodes.
+VF_FILES = ("infiniband/*/node_guid", "infiniband/*/ports/*/state", "infiniband_verbs/uverbs*/dev",
+            "infiniband_mad/umad*/dev")
 #: Per PF: the administrative GUIDs mlx5 shows for each VF (MLNX_OFED's mlx5_core; absent on inbox drivers).
 SRIOV_GUID_FILES = ("sriov/*/node", "sriov/*/port")
 IP_TIMEOUT_S = 5
