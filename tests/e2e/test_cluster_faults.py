@@ -13,11 +13,9 @@ import pytest
 from ibconform.twin import Twin
 from ibconform.twin.scenario import load as load_scenario
 from tests.e2e.conftest import Run, run_suite
-from tests.e2e.test_node_faults import HCAS, NODE_CHECKS
-from tests.e2e.test_vf_faults import VF_CHECKS
+from tests.e2e.test_node_faults import HCAS, NODE_SIDE
 
 FAULT_NODES = sorted(load_scenario("faults").nodes)
-NODE_SIDE = NODE_CHECKS | VF_CHECKS     # judged on the nodes: tests/e2e/test_node_faults.py, test_vf_faults.py
 
 SYNC_FAILED = {
     "dgx003": "mellanox plugin: failed to query device 0000:18:00.0: -E- Error when trying to check if NV access "

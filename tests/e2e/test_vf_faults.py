@@ -12,8 +12,11 @@ import re
 
 import pytest
 
+from tests.e2e.conftest import run_suite
+
 HCAS = ["ibp24s0", "ibp64s0", "ibp79s0", "ibp94s0", "ibp154s0", "ibp192s0", "ibp206s0", "ibp220s0"]
-VF_CHECKS = {"vfs_bound", "vf_guids_set", "vf_guids_unique", "vf_ports_active", "rdma_netns_mode"}
+VF_PER_HCA = ["vfs_bound", "vf_guids_set", "vf_guids_unique", "vf_ports_active"]
+VF_CHECKS = {*VF_PER_HCA, "rdma_netns_mode"}
 GUID = r"[0-9a-f]{2}(?::[0-9a-f]{2}){7}"
 ZERO = "00:00:00:00:00:00:00:00"
 SM_HINT = r"the subnet manager does not bring up virtual ports — enable virtualization in it \(OpenSM: virt_enabled 2"
@@ -59,7 +62,7 @@ UPSTREAM: dict[str, set[str]] = {
     "dgx004": {"test_vfs_bound[dgx004-ibp64s0]"},                       # no VFs on one HCA
     "dgx006": {"test_vf_ports_active[dgx006-ibp220s0]"},                # the PF's port is down
     "dgx014": {"test_vfs_bound[dgx014-ibp206s0]"},                      # SR-IOV disabled
-    **{node: {f"test_{c}[{node}-{h}]" for c in VF_CHECKS - {"rdma_netns_mode"} for h in HCAS}
+    **{node: {f"test_{c}[{node}-{h}]" for c in VF_PER_HCA for h in HCAS}
        | {f"test_rdma_netns_mode[{node}]"} for node in ("dgx007", "dgx008")},   # unreachable: error
 }
 
@@ -133,3 +136,11 @@ def test_the_bundle_holds_the_vf_facts(faults_run):
     unbound = json.loads((bundle / "nodes" / "dgx024" / "links.json").read_text())
     assert "/sys/class/net/ibp94s0/device/virtfn5" in unbound          # the VF is there
     assert "/sys/class/net/ibp94s0/device/virtfn5/driver" not in unbound   # with no driver
+
+
+def test_a_shard_compares_only_its_own_nodes(faults_twin, tmp_path):
+    """docs/formats.md#vfs: a --nodes/--shard run sees duplicates inside its nodes, not across shards."""
+    alone = run_suite(faults_twin.inventory_path, tmp_path / "alone", "--read-only", "--nodes", "dgx022")
+    assert alone.results["test_vf_guids_unique[dgx022-ibp24s0]"]["outcome"] == "passed"
+    pair = run_suite(faults_twin.inventory_path, tmp_path / "pair", "--read-only", "--nodes", "dgx[022-023]")
+    assert pair.results["test_vf_guids_unique[dgx022-ibp24s0]"]["outcome"] == "failed"
