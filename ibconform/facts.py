@@ -379,64 +379,90 @@ class HcaFacts:
     def vfs(self, cite_rows: bool = True) -> list[vfs.Vf]:
         """Each VF of the PF, by index, as the node showed it (``vfs.Vf``): its PCI function, driver, RDMA devices
         with their port states and char devices, and its GUIDs from ``ip link``, mlx5's ``sriov/<N>`` and the RDMA
-        device. MissingEvidence on a bundle whose format did not collect VFs."""
+        device. MissingEvidence on a bundle whose format did not collect VFs. Read once per HCA (four checks and
+        the fleet's GUIDs ask), cited at each ask."""
         node, name = self.node, self.node.node.name
         node.bundle.require_node_fact(name, "vfs", f"the VFs of {self}")
-        ip_vfs = self.ip_link_vfs()
-        rows = []
-        for index, pci in self.vf_pcis().items():
-            vf_dir = f"{self.dir}/virtfn{index}"
-            driver = node.bundle.link(name, f"{vf_dir}/driver")
-            glob = functools.partial(node.bundle.sysfs_glob, name)
-            node_guids = self._guids(glob(f"{vf_dir}/infiniband/*/node_guid"), guid.parse_sysfs_guid)
-            sriov = {kind: self._guids(glob(f"{self.dir}/sriov/{index}/{kind}"), guid.normalize_guid)
-                     for kind in ("node", "port")}
-            ip = ip_vfs.get(index)
-            guids = {"node": {}, "port": {}}
-            for kind in ("node", "port"):
-                if ip is not None and getattr(ip, f"{kind}_guid") is not None:
-                    guids[kind]["ip link"] = getattr(ip, f"{kind}_guid")
-                if sriov[kind]:
-                    guids[kind]["sriov"] = next(iter(sriov[kind].values()))
-            if node_guids:
-                guids["node"]["node_guid"] = next(iter(node_guids.values()))
-            ports = tuple(vfs.VfPort(PurePosixPath(path).parts[-4], PurePosixPath(path).parts[-2], _state_name(text))
-                          for path, text in glob(f"{vf_dir}/infiniband/*/ports/*/state").items())
-            row = vfs.Vf(index=index, pci=pci, driver=PurePosixPath(driver).name if driver else None,
-                         rdma_devices=tuple(PurePosixPath(p).parent.name for p in node_guids)
-                         or tuple(dict.fromkeys(p.rdma_device for p in ports)),
-                         uverbs=tuple(PurePosixPath(p).parent.name for p in glob(f"{vf_dir}/infiniband_verbs/*/dev")),
-                         umad=tuple(PurePosixPath(p).parent.name for p in glob(f"{vf_dir}/infiniband_mad/*/dev")),
-                         node_guids=guids["node"], port_guids=guids["port"], ports=ports)
-            if cite_rows:
-                cite(node.ledger, _vf_evidence(row))
-            rows.append(row)
-        return rows
-
-    def ip_link_vfs(self) -> dict[int, iplink.VfInfo]:
-        """The ``vf N`` lines of ``ip link show <pf>`` by VF index (cited); {} when the command failed or printed
-        an unreadable line (the GUIDs then come from sysfs)."""
-        command = ip_link_command(self.hca.iface)
-        seen = self.node.bundle.command(self.node.node.name, command)
-        if seen is None:
-            cite(self.node.ledger, f"{command}: did not run")
-            return {}
-        text, code = seen
-        try:
-            lines = iplink.parse_vf_lines(text) if code == 0 else ()
-        except ParseError as exc:
-            cite(self.node.ledger, f"{command} (exit {code}): unreadable ({exc}):\n{text.strip()[:EVIDENCE_CAP]}")
-            return {}
-        cite(self.node.ledger, f"{command} (exit {code}):\n{text.strip()[:EVIDENCE_CAP]}")
-        return {line.vf: line for line in lines}
-
-    @staticmethod
-    def _guids(found: dict[str, str], parse: Callable[[str], str]) -> dict[str, str]:
-        """path -> canonical GUID of the files read whose content is a GUID (an unreadable one is left out)."""
-        return {path: value for path, text in found.items() if (value := _try(parse, text)) is not None}
+        rows, evidence = _read_vfs(node.bundle, name, self.hca.iface)
+        if cite_rows:
+            for line in evidence:
+                cite(node.ledger, line)
+        return list(rows)
 
     def fw_versions(self) -> dict[str, str]:
         return self.node.fw_versions(self.dir)
+
+
+@functools.lru_cache(maxsize=65536)
+def _read_vfs(bundle: Bundle, node: str, iface: str) -> tuple[tuple[vfs.Vf, ...], tuple[str, ...]]:
+    """The VF rows of PF ``iface`` of ``node`` and the evidence lines to cite for them (``HcaFacts.vfs``): one glob
+    per kind of file for all the PF's VFs."""
+    base, evidence = hca_dir(iface), []
+    ip_vfs = _ip_link_vfs(bundle, node, iface, evidence)
+    links = bundle.links_under(node, f"{base}/virtfn")
+    pcis = {int(path[len(base) + 7:]): PurePosixPath(target).name for path, target in links.items()
+            if path[len(base) + 7:].isdigit()}
+    evidence.append(f"VFs of {iface}: " + (", ".join(f"{i}={pci}" for i, pci in sorted(pcis.items())) or "none"))
+
+    def per_vf(pattern: str, under: str = "virtfn") -> dict[int, dict[str, str]]:
+        found: dict[int, dict[str, str]] = {}
+        for path, text in bundle.sysfs_glob(node, f"{base}/{pattern}").items():
+            index = path[len(base) + 1 + len(under):].split("/", 1)[0]
+            if index.isdigit():
+                found.setdefault(int(index), {})[path] = text
+        return found
+
+    node_guid_files = per_vf("virtfn*/infiniband/*/node_guid")
+    state_files = per_vf("virtfn*/infiniband/*/ports/*/state")
+    uverbs, umad = per_vf("virtfn*/infiniband_verbs/*/dev"), per_vf("virtfn*/infiniband_mad/*/dev")
+    sriov = {kind: per_vf(f"sriov/*/{kind}", under="sriov/") for kind in ("node", "port")}
+    rows = []
+    for index, pci in sorted(pcis.items()):
+        driver = links.get(f"{base}/virtfn{index}/driver")
+        node_guids = _guids(node_guid_files.get(index, {}), guid.parse_sysfs_guid)
+        guids: dict[str, dict[str, str]] = {"node": {}, "port": {}}
+        for kind in ("node", "port"):
+            shown = getattr(ip_vfs[index], f"{kind}_guid") if index in ip_vfs else None
+            if shown is not None:
+                guids[kind]["ip link"] = shown
+            if admin := _guids(sriov[kind].get(index, {}), guid.normalize_guid):
+                guids[kind]["sriov"] = next(iter(admin.values()))
+        if node_guids:
+            guids["node"]["node_guid"] = next(iter(node_guids.values()))
+        ports = tuple(vfs.VfPort(PurePosixPath(path).parts[-4], PurePosixPath(path).parts[-2], _state_name(text))
+                      for path, text in state_files.get(index, {}).items())
+        row = vfs.Vf(index=index, pci=pci, driver=PurePosixPath(driver).name if driver else None,
+                     rdma_devices=tuple(PurePosixPath(p).parent.name for p in node_guids)
+                     or tuple(dict.fromkeys(p.rdma_device for p in ports)),
+                     uverbs=tuple(PurePosixPath(p).parent.name for p in uverbs.get(index, {})),
+                     umad=tuple(PurePosixPath(p).parent.name for p in umad.get(index, {})),
+                     node_guids=guids["node"], port_guids=guids["port"], ports=ports)
+        evidence.append(_vf_evidence(row))
+        rows.append(row)
+    return tuple(rows), tuple(evidence)
+
+
+def _ip_link_vfs(bundle: Bundle, node: str, iface: str, evidence: list[str]) -> dict[int, iplink.VfInfo]:
+    """The ``vf N`` lines of ``ip link show <pf>`` by VF index (their output added to ``evidence``); {} when the
+    command failed or printed an unreadable line (the GUIDs then come from sysfs)."""
+    command = ip_link_command(iface)
+    seen = bundle.command(node, command)
+    if seen is None:
+        evidence.append(f"{command}: did not run")
+        return {}
+    text, code = seen
+    try:
+        lines = iplink.parse_vf_lines(text) if code == 0 else ()
+    except ParseError as exc:
+        evidence.append(f"{command} (exit {code}): unreadable ({exc}):\n{text.strip()[:EVIDENCE_CAP]}")
+        return {}
+    evidence.append(f"{command} (exit {code}):\n{text.strip()[:EVIDENCE_CAP]}")
+    return {line.vf: line for line in lines}
+
+
+def _guids(found: dict[str, str], parse: Callable[[str], str]) -> dict[str, str]:
+    """path -> canonical GUID of the files read whose content is a GUID (an unreadable one is left out)."""
+    return {path: value for path, text in found.items() if (value := _try(parse, text)) is not None}
 
 
 def _state_name(text: str | None) -> str | None:
