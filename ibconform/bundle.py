@@ -309,6 +309,21 @@ class Bundle:
                 found["/sys/" + match.removeprefix("sysfs/")] = text
         return found
 
+    def sysfs_under(self, node: str, folder: str) -> dict[str, str]:
+        """Every file seen below the /sys ``folder``, path -> content: one walk of its copy (a PF's VF files)."""
+        rel = _evidence_relpath(folder)
+        if rel is None:
+            return {}
+        base = self._node(node)
+        top = os.path.join(base, rel)
+        found = {}
+        for where, _, names in os.walk(top):
+            for name in names:
+                text = _read_text(os.path.join(where, name))
+                if text is not None:
+                    found[folder + where[len(top):] + "/" + name] = text
+        return found
+
     @functools.cache  # noqa: B019
     def _links(self, node: str) -> dict:
         path = self._node(node) / "links.json"

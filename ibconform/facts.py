@@ -8,6 +8,7 @@ raises ``NodeUnreachable`` from the fixture, so its checks end in error naming t
 
 from __future__ import annotations
 
+import fnmatch
 import functools
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -395,8 +396,8 @@ class HcaFacts:
 
 @functools.lru_cache(maxsize=65536)
 def _read_vfs(bundle: Bundle, node: str, iface: str) -> tuple[tuple[vfs.Vf, ...], tuple[str, ...]]:
-    """The VF rows of PF ``iface`` of ``node`` and the evidence lines to cite for them (``HcaFacts.vfs``): one glob
-    per kind of file for all the PF's VFs."""
+    """The VF rows of PF ``iface`` of ``node`` and the evidence lines to cite for them (``HcaFacts.vfs``), from one
+    walk of the PF's folder in the bundle."""
     base, evidence = hca_dir(iface), []
     ip_vfs = _ip_link_vfs(bundle, node, iface, evidence)
     links = bundle.links_under(node, f"{base}/virtfn")
@@ -404,18 +405,23 @@ def _read_vfs(bundle: Bundle, node: str, iface: str) -> tuple[tuple[vfs.Vf, ...]
             if path[len(base) + 7:].isdigit()}
     evidence.append(f"VFs of {iface}: " + (", ".join(f"{i}={pci}" for i, pci in sorted(pcis.items())) or "none"))
 
-    def per_vf(pattern: str, under: str = "virtfn") -> dict[int, dict[str, str]]:
+    seen = bundle.sysfs_under(node, base)      # one walk for every VF file of the PF
+
+    def per_vf(pattern: str) -> dict[int, dict[str, str]]:
+        """The files whose path below the PF matches ``pattern`` (``*``: one path component), by VF index."""
         found: dict[int, dict[str, str]] = {}
-        for path, text in bundle.sysfs_glob(node, f"{base}/{pattern}").items():
-            index = path[len(base) + 1 + len(under):].split("/", 1)[0]
-            if index.isdigit():
-                found.setdefault(int(index), {})[path] = text
+        for path, text in sorted(seen.items()):
+            rel = path[len(base) + 1:]
+            if fnmatch.fnmatchcase(rel, pattern) and rel.count("/") == pattern.count("/"):
+                index = rel.split("/", 2)[1] if rel.startswith("sriov/") else rel.split("/", 1)[0][len("virtfn"):]
+                if index.isdigit():
+                    found.setdefault(int(index), {})[path] = text
         return found
 
     node_guid_files = per_vf("virtfn*/infiniband/*/node_guid")
     state_files = per_vf("virtfn*/infiniband/*/ports/*/state")
     uverbs, umad = per_vf("virtfn*/infiniband_verbs/*/dev"), per_vf("virtfn*/infiniband_mad/*/dev")
-    sriov = {kind: per_vf(f"sriov/*/{kind}", under="sriov/") for kind in ("node", "port")}
+    sriov = {kind: per_vf(f"sriov/*/{kind}") for kind in ("node", "port")}
     rows = []
     for index, pci in sorted(pcis.items()):
         driver = links.get(f"{base}/virtfn{index}/driver")
