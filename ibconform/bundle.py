@@ -127,7 +127,7 @@ class BundleWriter:
             status.hostname = output.hostname
         made = {str(self.root), os.path.join(self.root, "nodes")}
         _make_folder(base, made)
-        for rel, text in files.items():  # ~570 small files per node (480 of them its VFs'), thousands of nodes
+        for rel, text in files.items():  # ~490 small files per node (384 of them its VFs'), thousands of nodes
             path = os.path.join(base, rel)
             _make_folder(os.path.dirname(path), made)
             _write_file(path, text.encode())
