@@ -493,17 +493,30 @@ def fleet_guids(bundle: Bundle) -> dict[str, list[vfs.GuidOwner]]:
     bundle.settled()
     found: dict[str, list[vfs.GuidOwner]] = {}
     for node in bundle.inventory.nodes:
-        facts = NodeFacts(bundle, node, [])
-        if not facts.reached or "vfs" not in bundle.node_facts:
+        status = bundle.status(node.name)
+        if status is None or not status.reachable or "vfs" not in bundle.node_facts:
             continue
-        for hca in facts.hcas:
+        for hca in node.hcas:
             try:
-                rows = hca.vfs(cite_rows=False)
+                rows = _fleet_rows(bundle, node.name, hca.iface)
             except CannotJudge:
                 continue
-            for guid_value, own in vfs.owners(node.name, hca.hca.iface, rows).items():
+            for guid_value, own in vfs.owners(node.name, hca.iface, rows).items():
                 found.setdefault(guid_value, []).extend(own)
     return found
+
+
+def _fleet_rows(bundle: Bundle, node: str, iface: str) -> list[vfs.Vf]:
+    """The VFs of a PF with just what the fleet's GUID index needs: from ``ip link show <pf>`` alone (one file per
+    node) when it shows every VF's GUIDs, else the full rows (``_read_vfs``)."""
+    base = hca_dir(iface)
+    pcis = {int(path[len(base) + 7:]): PurePosixPath(target).name
+            for path, target in bundle.links_under(node, f"{base}/virtfn").items() if path[len(base) + 7:].isdigit()}
+    shown = _ip_link_vfs(bundle, node, iface, [])
+    if all(i in shown and shown[i].node_guid and shown[i].port_guid for i in pcis):
+        return [vfs.Vf(i, pci, None, node_guids={"ip link": shown[i].node_guid},
+                       port_guids={"ip link": shown[i].port_guid}) for i, pci in sorted(pcis.items())]
+    return list(_read_vfs(bundle, node, iface)[0])
 
 
 class ExcludedFacts:
