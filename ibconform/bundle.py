@@ -1,10 +1,11 @@
-"""The evidence bundle (format ``ibconform-evidence/v2``): exactly what was seen, on disk.
+"""The evidence bundle (format ``ibconform-evidence/v3``): exactly what was seen, on disk.
 
 Collectors write it; checks read only it, so a run can be re-evaluated offline. Layout (docs/bundle.md)::
 
     manifest.json  inventory.yaml  cluster/<plural>.json
     nodes/<node>/status.json  nodes/<node>/mstconfig/<pci>.out|.rc
     nodes/<node>/sysfs/...   (mirrors /sys)   nodes/<node>/proc/..., etc/...  (/proc, /etc)   nodes/<node>/links.json
+    nodes/<node>/commands.json   (v3: the output and exit code of each command, ``ip link show <pf>``)
 
 Bundles of an older format stay readable: :data:`FORMATS` says which facts each format holds, and a
 fact a bundle lacks raises :class:`~ibconform.errors.MissingEvidence` (the check ends in error saying so).
@@ -35,7 +36,8 @@ from ibconform import inventory as inventory_mod
 from ibconform.collect.nodescript import NodeOutput
 from ibconform.errors import MissingEvidence, UsageError
 
-FORMAT = "ibconform-evidence/v2"
+FORMAT = "ibconform-evidence/v3"
+V2 = "ibconform-evidence/v2"
 #: What the bundles of each format hold: the node facts (what the node script gathered) and the cluster Lists.
 V1_NODE_FACTS = frozenset({"host", "mstconfig", "sysfs", "links"})
 V1_CLUSTER_LISTS = frozenset({"nodes", "pods", "sriovnetworknodestates", "sriovnetworknodepolicies",
@@ -44,9 +46,12 @@ FORMATS: dict[str, tuple[frozenset[str], frozenset[str]]] = {
     "ibconform-evidence/v1": (V1_NODE_FACTS, V1_CLUSTER_LISTS),
     # v2: the kernel's side (/proc/cmdline, lockdown, RDMA netns mode), /etc/machine-id, mstconfig asks each PF's
     # own port's LINK_TYPE_P<n>, and the operator's configuration and its other objects are listed
-    FORMAT: (V1_NODE_FACTS | {"kernel", "port-link-type", "machine-id"},
-             V1_CLUSTER_LISTS | {"sriovoperatorconfigs", "sriovnetworkpoolconfigs", "cidrpools", "nodemaintenances"}),
+    V2: (V1_NODE_FACTS | {"kernel", "port-link-type", "machine-id"},
+         V1_CLUSTER_LISTS | {"sriovoperatorconfigs", "sriovnetworkpoolconfigs", "cidrpools", "nodemaintenances"}),
 }
+# v3: each PF's VFs (virtfn<N>, their driver, RDMA devices, port states, uverbs/umad, mlx5's sriov/<N> GUIDs) and
+# the VF lines of `ip link show <pf>` (commands.json)
+FORMATS[FORMAT] = (FORMATS[V2][0] | {"vfs"}, FORMATS[V2][1])
 FOLLOW_POLL_S = 0.02  # how often a following reader looks for what it waits for
 
 
@@ -116,11 +121,13 @@ class BundleWriter:
                     continue
                 files[rel] = text
             files["links.json"] = _json_text(output.links)
+            files["commands.json"] = _json_text({command: {"output": text, "exit": code}
+                                                 for command, (text, code) in output.commands.items()})
             status.unreadable = dict(output.unreadable)
             status.hostname = output.hostname
         made = {str(self.root), os.path.join(self.root, "nodes")}
         _make_folder(base, made)
-        for rel, text in files.items():  # ~90 small files per node, thousands of nodes
+        for rel, text in files.items():  # ~490 small files per node (384 of them its VFs'), thousands of nodes
             path = os.path.join(base, rel)
             _make_folder(os.path.dirname(path), made)
             _write_file(path, text.encode())
@@ -302,6 +309,21 @@ class Bundle:
                 found["/sys/" + match.removeprefix("sysfs/")] = text
         return found
 
+    def sysfs_under(self, node: str, folder: str) -> dict[str, str]:
+        """Every file seen below the /sys ``folder``, path -> content: one walk of its copy (a PF's VF files)."""
+        rel = _evidence_relpath(folder)
+        if rel is None:
+            return {}
+        base = self._node(node)
+        top = os.path.join(base, rel)
+        found = {}
+        for where, _, names in os.walk(top):
+            for name in names:
+                text = _read_text(os.path.join(where, name))
+                if text is not None:
+                    found[folder + where[len(top):] + "/" + name] = text
+        return found
+
     @functools.cache  # noqa: B019
     def _links(self, node: str) -> dict:
         path = self._node(node) / "links.json"
@@ -322,6 +344,24 @@ class Bundle:
     def links_under(self, node: str, prefix: str) -> dict[str, str]:
         """Every link the node script read whose path starts with ``prefix``, path -> target."""
         return {path: str(target) for path, target in self._links(node).items() if path.startswith(prefix)}
+
+    @functools.cache  # noqa: B019  (each HCA's checks read their PF's command)
+    def _commands(self, node: str) -> dict:
+        path = self._node(node) / "commands.json"
+        try:
+            commands = json.loads(path.read_text())
+        except (OSError, ValueError) as exc:
+            reason = "absent" if isinstance(exc, FileNotFoundError) else f"unreadable ({exc})"
+            raise MissingEvidence(f"nodes/{node}/commands.json (the node's command outputs) is {reason} in the "
+                                  "bundle: it was cut short or damaged — run ibconform again") from None
+        return commands if isinstance(commands, dict) else {}
+
+    def command(self, node: str, command: str) -> tuple[str, int] | None:
+        """The output and exit code of ``command`` as the node script ran it; None when it did not run."""
+        seen = self._commands(node).get(command)
+        if not (isinstance(seen, dict) and isinstance(seen.get("output"), str) and isinstance(seen.get("exit"), int)):
+            return None
+        return seen["output"], seen["exit"]
 
     @functools.cache  # noqa: B019  (read by every cluster-side check: parsed once, never mutated)
     def cluster(self, plural: str) -> dict | None:

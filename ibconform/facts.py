@@ -8,22 +8,32 @@ raises ``NodeUnreachable`` from the fixture, so its checks end in error naming t
 
 from __future__ import annotations
 
+import fnmatch
 import functools
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import PurePosixPath
 
-from ibconform import identity, reboot
+from ibconform import identity, reboot, vfs
 from ibconform.bundle import Bundle, NodeStatus
 from ibconform.cluster_facts import ClusterFacts, cite, expected_vfs
-from ibconform.collect.nodescript import KERNEL_FILES, MACHINE_ID, MSTCONFIG_QUERY, hca_dir, mstconfig_query, pci_dir
+from ibconform.collect.nodescript import (
+    KERNEL_FILES,
+    MACHINE_ID,
+    MSTCONFIG_QUERY,
+    hca_dir,
+    ip_link_command,
+    mstconfig_query,
+    pci_dir,
+)
 from ibconform.errors import CannotJudge, MissingEvidence, NodeUnreachable, ParseError, Unproven
 from ibconform.inventory import ExcludedDevice, Hca, Node
-from ibconform.parsers import mstconfig, sysfs
+from ibconform.parsers import guid, iplink, mstconfig, sysfs
 from ibconform.untrusted import d
 
 Ledger = list  # pytest's item.user_properties: [("evidence", text), ...]
 LOCKDOWN = KERNEL_FILES[1]
+NETNS_MODE = KERNEL_FILES[2]
 
 MSTCONFIG_HINTS = {
     "Error when trying to check if NV access registers are supported":
@@ -176,6 +186,28 @@ class NodeFacts:
         text = self.kernel_file(LOCKDOWN)
         mode = _try(sysfs.parse_lockdown, text)
         return mode if mode not in (None, "none") else None
+
+    def rdma_netns_mode(self) -> str | None:
+        """ib_core's RDMA netns mode (``shared``/``exclusive``, cited); Unproven when unreadable or not Y/N."""
+        text = self.kernel_file(NETNS_MODE)
+        if text is None:
+            raise Unproven(f"{NETNS_MODE} could not be read on {self.node.name}: check that ib_core is loaded "
+                           "(modprobe ib_core) — without it there is no RDMA")
+        try:
+            return sysfs.parse_netns_mode(text)
+        except ParseError as exc:
+            raise Unproven(f"{NETNS_MODE} on {self.node.name} is not Y or N ({exc})") from None
+
+    def expected_netns_mode(self) -> tuple[str | None, str]:
+        """The RDMA netns mode expected (cited with its source): the inventory's ``rdmaNetnsMode``, else that of
+        the SR-IOV operator for the node (its node state's or SriovNetworkPoolConfig's ``rdmaMode``), else None."""
+        if self.node.expect.rdma_netns_mode:
+            mode, source = self.node.expect.rdma_netns_mode, "the inventory's expect.rdmaNetnsMode"
+        else:
+            mode = self._cluster_says(lambda c: c.rdma_mode(self.node.name), None)
+            source = "the SriovNetworkPoolConfig rdmaMode selecting the node" if mode else "nobody asks for one"
+        cite(self.ledger, f"RDMA netns mode expected: {mode or 'any'} ({source})")
+        return mode, source
 
     def firmware(self, pci: str, query: tuple[str, ...] = MSTCONFIG_QUERY) -> dict[str, Triple]:
         """The rows of ``mstconfig -d <pci> <query>``; Unproven when mstconfig failed or printed no table."""
@@ -345,8 +377,146 @@ class HcaFacts:
     def ports(self) -> list[Port]:
         return self.node.ports(self.dir)
 
+    def vfs(self, cite_rows: bool = True) -> list[vfs.Vf]:
+        """Each VF of the PF, by index, as the node showed it (``vfs.Vf``): its PCI function, driver, RDMA devices
+        with their port states and char devices, and its GUIDs from ``ip link``, mlx5's ``sriov/<N>`` and the RDMA
+        device. MissingEvidence on a bundle whose format did not collect VFs. Read once per HCA (four checks and
+        the fleet's GUIDs ask), cited at each ask."""
+        node, name = self.node, self.node.node.name
+        node.bundle.require_node_fact(name, "vfs", f"the VFs of {self}")
+        rows, evidence = _read_vfs(node.bundle, name, self.hca.iface)
+        if cite_rows:
+            for line in evidence:
+                cite(node.ledger, line)
+        return list(rows)
+
     def fw_versions(self) -> dict[str, str]:
         return self.node.fw_versions(self.dir)
+
+
+@functools.lru_cache(maxsize=65536)
+def _read_vfs(bundle: Bundle, node: str, iface: str) -> tuple[tuple[vfs.Vf, ...], tuple[str, ...]]:
+    """The VF rows of PF ``iface`` of ``node`` and the evidence lines to cite for them (``HcaFacts.vfs``), from one
+    walk of the PF's folder in the bundle."""
+    base, evidence = hca_dir(iface), []
+    ip_vfs = _ip_link_vfs(bundle, node, iface, evidence)
+    links = bundle.links_under(node, f"{base}/virtfn")
+    pcis = {int(path[len(base) + 7:]): PurePosixPath(target).name for path, target in links.items()
+            if path[len(base) + 7:].isdigit()}
+    evidence.append(f"VFs of {iface}: " + (", ".join(f"{i}={pci}" for i, pci in sorted(pcis.items())) or "none"))
+
+    seen = bundle.sysfs_under(node, base)      # one walk for every VF file of the PF
+
+    def per_vf(pattern: str) -> dict[int, dict[str, str]]:
+        """The files whose path below the PF matches ``pattern`` (``*``: one path component), by VF index."""
+        found: dict[int, dict[str, str]] = {}
+        for path, text in sorted(seen.items()):
+            rel = path[len(base) + 1:]
+            if fnmatch.fnmatchcase(rel, pattern) and rel.count("/") == pattern.count("/"):
+                index = rel.split("/", 2)[1] if rel.startswith("sriov/") else rel.split("/", 1)[0][len("virtfn"):]
+                if index.isdigit():
+                    found.setdefault(int(index), {})[path] = text
+        return found
+
+    node_guid_files = per_vf("virtfn*/infiniband/*/node_guid")
+    state_files = per_vf("virtfn*/infiniband/*/ports/*/state")
+    uverbs, umad = per_vf("virtfn*/infiniband_verbs/*/dev"), per_vf("virtfn*/infiniband_mad/*/dev")
+    sriov = {kind: per_vf(f"sriov/*/{kind}") for kind in ("node", "port")}
+    rows = []
+    for index, pci in sorted(pcis.items()):
+        driver = links.get(f"{base}/virtfn{index}/driver")
+        node_guids = _guids(node_guid_files.get(index, {}), guid.parse_sysfs_guid)
+        guids: dict[str, dict[str, str]] = {"node": {}, "port": {}}
+        for kind in ("node", "port"):
+            shown = getattr(ip_vfs[index], f"{kind}_guid") if index in ip_vfs else None
+            if shown is not None:
+                guids[kind]["ip link"] = shown
+            if admin := _guids(sriov[kind].get(index, {}), guid.normalize_guid):
+                guids[kind]["sriov"] = next(iter(admin.values()))
+        if node_guids:
+            guids["node"]["node_guid"] = next(iter(node_guids.values()))
+        ports = tuple(vfs.VfPort(PurePosixPath(path).parts[-4], PurePosixPath(path).parts[-2], _state_name(text))
+                      for path, text in state_files.get(index, {}).items())
+        row = vfs.Vf(index=index, pci=pci, driver=PurePosixPath(driver).name if driver else None,
+                     rdma_devices=tuple(PurePosixPath(p).parent.name for p in node_guids)
+                     or tuple(dict.fromkeys(p.rdma_device for p in ports)),
+                     uverbs=tuple(PurePosixPath(p).parent.name for p in uverbs.get(index, {})),
+                     umad=tuple(PurePosixPath(p).parent.name for p in umad.get(index, {})),
+                     node_guids=guids["node"], port_guids=guids["port"], ports=ports)
+        evidence.append(_vf_evidence(row))
+        rows.append(row)
+    return tuple(rows), tuple(evidence)
+
+
+def _ip_link_vfs(bundle: Bundle, node: str, iface: str, evidence: list[str]) -> dict[int, iplink.VfInfo]:
+    """The ``vf N`` lines of ``ip link show <pf>`` by VF index (their output added to ``evidence``); {} when the
+    command failed or printed an unreadable line (the GUIDs then come from sysfs)."""
+    command = ip_link_command(iface)
+    seen = bundle.command(node, command)
+    if seen is None:
+        evidence.append(f"{command}: did not run")
+        return {}
+    text, code = seen
+    try:
+        lines = iplink.parse_vf_lines(text) if code == 0 else ()
+    except ParseError as exc:
+        evidence.append(f"{command} (exit {code}): unreadable ({exc}):\n{text.strip()[:EVIDENCE_CAP]}")
+        return {}
+    evidence.append(f"{command} (exit {code}):\n{text.strip()[:EVIDENCE_CAP]}")
+    return {line.vf: line for line in lines}
+
+
+def _guids(found: dict[str, str], parse: Callable[[str], str]) -> dict[str, str]:
+    """path -> canonical GUID of the files read whose content is a GUID (an unreadable one is left out)."""
+    return {path: value for path, text in found.items() if (value := _try(parse, text)) is not None}
+
+
+def _state_name(text: str | None) -> str | None:
+    state = _try(sysfs.parse_port_state, text)
+    return state.name if state else None
+
+
+def _vf_evidence(vf: vfs.Vf) -> str:
+    """One line per VF under its check: what it is bound to, its RDMA devices, GUIDs and port states."""
+    guids = "; ".join(f"{kind} GUID " + ", ".join(f"{g} ({s})" for s, g in sources.items())
+                      for kind, sources in (("node", vf.node_guids), ("port", vf.port_guids)) if sources)
+    ports = ", ".join(f"{p.rdma_device}/{p.number} {p.state or '?'}" for p in vf.ports)
+    return (f"{vf}: driver {vf.driver or 'none'}, RDMA {', '.join(vf.rdma_devices) or 'none'}, "
+            f"uverbs {', '.join(vf.uverbs) or 'none'}, umad {', '.join(vf.umad) or 'none'}; "
+            f"{guids or 'no GUID seen'}; ports {ports or 'none'}")
+
+
+@functools.lru_cache(maxsize=4)
+def fleet_guids(bundle: Bundle) -> dict[str, list[vfs.GuidOwner]]:
+    """Every VF GUID of every node the bundle holds -> where it is used (the fleet's, for uniqueness). Nodes not
+    reached, or whose bundle format has no VFs, add nothing. Waits for a followed bundle to be complete."""
+    bundle.settled()
+    found: dict[str, list[vfs.GuidOwner]] = {}
+    for node in bundle.inventory.nodes:
+        status = bundle.status(node.name)
+        if status is None or not status.reachable or "vfs" not in bundle.node_facts:
+            continue
+        for hca in node.hcas:
+            try:
+                rows = _fleet_rows(bundle, node.name, hca.iface)
+            except CannotJudge:
+                continue
+            for guid_value, own in vfs.owners(node.name, hca.iface, rows).items():
+                found.setdefault(guid_value, []).extend(own)
+    return found
+
+
+def _fleet_rows(bundle: Bundle, node: str, iface: str) -> list[vfs.Vf]:
+    """The VFs of a PF with just what the fleet's GUID index needs: from ``ip link show <pf>`` alone (one file per
+    node) when it shows every VF's GUIDs, else the full rows (``_read_vfs``)."""
+    base = hca_dir(iface)
+    pcis = {int(path[len(base) + 7:]): PurePosixPath(target).name
+            for path, target in bundle.links_under(node, f"{base}/virtfn").items() if path[len(base) + 7:].isdigit()}
+    shown = _ip_link_vfs(bundle, node, iface, [])
+    if all(i in shown and shown[i].node_guid and shown[i].port_guid for i in pcis):
+        return [vfs.Vf(i, pci, None, node_guids={"ip link": shown[i].node_guid},
+                       port_guids={"ip link": shown[i].port_guid}) for i, pci in sorted(pcis.items())]
+    return list(_read_vfs(bundle, node, iface)[0])
 
 
 class ExcludedFacts:

@@ -65,6 +65,8 @@ class Expect(_Model):
     link_type: Literal["IB", "ETH"] = Field("IB", alias="linkType")
     port_state: str = Field("ACTIVE", alias="portState")
     port_rate: int | None = Field(None, alias="portRate", description="Gb/s, e.g. 400; unchecked when absent")
+    rdma_netns_mode: Literal["shared", "exclusive"] | None = Field(
+        None, alias="rdmaNetnsMode", description="default: the SriovNetworkPoolConfig's rdmaMode, else unchecked")
 
 
 class ExpectOverride(_Model):
@@ -77,6 +79,7 @@ class ExpectOverride(_Model):
     link_type: Literal["IB", "ETH"] | None = Field(None, alias="linkType")
     port_state: str | None = Field(None, alias="portState")
     port_rate: int | None = Field(None, alias="portRate")
+    rdma_netns_mode: Literal["shared", "exclusive"] | None = Field(None, alias="rdmaNetnsMode")
 
 
 class Ssh(_Model):

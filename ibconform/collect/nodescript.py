@@ -30,6 +30,19 @@ KERNEL_FILES = ("/proc/cmdline", "/sys/kernel/security/lockdown", "/sys/module/i
 MACHINE_ID = "/etc/machine-id"
 RDMA_FILES = ("fw_ver",)
 PORT_FILES = ("state", "phys_state", "rate", "link_layer")
+#: Per VF (``<pf dir>/virtfn<N>``, a link to the VF's PCI function): its RDMA devices' node GUID and port states,
+#: and the character devices of its verbs and MAD interfaces (``uverbsN``, ``umadN``: ``dev`` is major:minor). Only
+#: what a check judges: 6 files per VF, 8 VFs on 8 HCAs, thousands of nodes.
+VF_FILES = ("infiniband/*/node_guid", "infiniband/*/ports/*/state", "infiniband_verbs/uverbs*/dev",
+            "infiniband_mad/umad*/dev")
+#: Per PF: the administrative GUIDs mlx5 shows for each VF (MLNX_OFED's mlx5_core; absent on inbox drivers).
+SRIOV_GUID_FILES = ("sriov/*/node", "sriov/*/port")
+IP_TIMEOUT_S = 5
+
+
+def ip_link_command(iface: str) -> str:
+    """The command whose ``vf N`` lines show each VF's administrative node and port GUID (iproute2 5.5+)."""
+    return f"ip link show {iface}"
 
 _PRELUDE = r"""
 B=%(boundary)s
@@ -40,6 +53,11 @@ rec() { printf '%%s %%s %%s\n' "$B" "$1" "$2"; }
 end() { printf '\n%%s end %%s\n' "$B" "$1"; }
 file() { for f in "$@"; do rec file "$f"; cat -- "$f" 2>&1; end $?; done; }
 link() { rec link "$1"; readlink -- "$1" 2>&1; end $?; }
+val() { for f in "$@"; do rec file "$f"; { IFS= read -r l <"$f" || [ -n "$l" ]; } 2>&1 && printf '%%s\n' "$l"
+        end $?; l=; done; }
+cmd() { rec command "$1"; shift; timeout -k 1 %(ip_timeout)s "$@" 2>&1; end $?; }
+vfl() { rec links "$1"; find "$1"/virtfn* "$1"/virtfn*/driver -maxdepth 0 -type l -printf '%%p\t%%l\n' 2>/dev/null
+        end 0; }
 """
 
 
@@ -60,7 +78,7 @@ def mstconfig_query(port: int) -> tuple[str, ...]:
 def build(node: Node, boundary: str, mstconfig_timeout: float) -> str:
     """The sh script that gathers every fact of ``node`` in one round trip."""
     q = shlex.quote
-    lines = [_PRELUDE % {"boundary": q(boundary), "timeout": f"{mstconfig_timeout:g}"}]
+    lines = [_PRELUDE % {"boundary": q(boundary), "timeout": f"{mstconfig_timeout:g}", "ip_timeout": IP_TIMEOUT_S}]
     queries = [(h.pci, mstconfig_query(h.port)) for h in node.hcas] + [(d.pci, MSTCONFIG_QUERY) for d in node.excluded]
     lines += [f"mst {q(pci)} {i} {' '.join(query)} &" for i, (pci, query) in enumerate(queries)]
     devices = [pci for pci, _ in queries]
@@ -70,7 +88,13 @@ def build(node: Node, boundary: str, mstconfig_timeout: float) -> str:
         base = hca_dir(hca.iface)
         lines.append(f"link {q(base)}")
         # its VFs' PCI functions: virtfn<N> -> ../<vf pci> (a glob: no VF, no record)
-        lines.append(f'for v in {q(base)}/virtfn*; do [ -L "$v" ] && link "$v"; done')
+        # each VF: its PCI function and its driver (no link: unbound), both links of every VF in one `find`; its
+        # RDMA devices and their char devices, read with the shell's own `read` (no process per file: 8 x 8 VFs)
+        lines.append(f"vfl {q(base)}")
+        lines.append(f'for v in {q(base)}/virtfn*; do [ -L "$v" ] && val {" ".join(f"$v/{name}" for name in VF_FILES)}'
+                     '; done')
+        lines.append(f"val {' '.join(f'{q(base)}/{name}' for name in SRIOV_GUID_FILES)}")
+        lines.append(f"cmd {q(ip_link_command(hca.iface))} ip link show {q(hca.iface)}")
         lines.append("file " + " ".join(q(f"{base}/{name}") for name in PF_FILES))
         # globs stay unquoted: the RDMA device name (mlx5_N) is not known in advance
         rdma = f"{q(base)}/infiniband/*"
@@ -98,6 +122,7 @@ class NodeOutput:
     files: dict[str, str] = field(default_factory=dict)                   # path -> content (read ok)
     unreadable: dict[str, str] = field(default_factory=dict)              # path -> error text
     links: dict[str, str] = field(default_factory=dict)                   # path -> link target
+    commands: dict[str, tuple[str, int]] = field(default_factory=dict)    # command -> (output, exit code)
 
 
 def split(stdout: str, boundary: str) -> NodeOutput:
@@ -147,3 +172,10 @@ def _store(out: NodeOutput, kind: str, key: str, text: str, code: int) -> None:
         out.links[key] = text.strip()
     elif kind == "link":
         out.unreadable[key] = text.strip()
+    elif kind == "command":
+        out.commands[key] = (text, code)
+    elif kind == "links":   # "<path>\t<target>" per link found under the folder ``key``
+        for line in text.splitlines():
+            path, tab, target = line.partition("\t")
+            if tab and path.startswith(key + "/"):
+                out.links[path] = target

@@ -113,3 +113,20 @@ def parse_link_layer(text: str) -> str:
     if value not in ("InfiniBand", "Ethernet"):
         raise ParseError(f"sysfs link_layer: expected InfiniBand or Ethernet, got {value[:40]!r}", raw=text)
     return value
+
+
+#: ib_core's ``netns_mode`` is a bool module parameter: the kernel prints ``Y`` or ``N`` (``param_get_bool``).
+NETNS_MODES = {"Y": "shared", "N": "exclusive"}
+
+
+def parse_netns_mode(text: str) -> str:
+    """``/sys/module/ib_core/parameters/netns_mode``: ``Y`` shared (every RDMA device in every network namespace),
+    ``N`` exclusive (each device in one namespace, as ``rdma system set netns exclusive`` makes it).
+
+    >>> parse_netns_mode("N\\n")
+    'exclusive'
+    """
+    value = text.strip()
+    if value not in NETNS_MODES:
+        raise ParseError(f"ib_core netns_mode: expected Y (shared) or N (exclusive), got {value[:40]!r}", raw=text)
+    return NETNS_MODES[value]

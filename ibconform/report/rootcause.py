@@ -5,7 +5,8 @@ from __future__ import annotations
 from collections import defaultdict
 
 # The chain (docs/architecture.md#the-chain), in order; a check's link comes from its module's `pytest.mark.link`.
-LINKS = ("node", "firmware", "kernel", "ports", "operator", "device-plugin", "ipam", "workload")
+LINKS = ("node", "firmware", "kernel", "ports", "vfs", "operator", "device-plugin", "ipam", "workload", "attach",
+         "rdma", "nccl")
 BAD = ("failed", "error")
 
 

@@ -25,7 +25,7 @@ from dataclasses import dataclass
 from typing import Any, Literal
 
 from ibconform.twin.kube import ClusterKube, PolicyDrift
-from ibconform.twin.machines.hardware import Hca, Node
+from ibconform.twin.machines.hardware import ZERO_GUID, Hca, Node, assigned_guid
 from ibconform.twin.machines.render import PF_ATTRIBUTES
 
 NV_ACCESS_ERROR = "-E- Error when trying to check if NV access registers are supported"
@@ -178,6 +178,48 @@ def sysfs_missing(hca: Hca, *, file: str = "sriov_totalvfs") -> None:
     if file not in PF_ATTRIBUTES:
         raise ValueError(f"file: expected one of {', '.join(PF_ATTRIBUTES)}, got {file!r}")
     hca.sysfs_missing += (file,)
+
+
+def _vf_index(hca: Hca, vf: int) -> int:
+    if not 0 <= vf < hca.sriov_numvfs:
+        raise ValueError(f"vf: expected a VF of {hca.iface}, 0 to {hca.sriov_numvfs - 1}, got {vf}")
+    return vf
+
+
+@fault("vf-zero-guid")
+def vf_zero_guid(hca: Hca, *, vf: int = 0) -> None:
+    """VF ``vf`` has no GUID (node and port 00:00:00:00:00:00:00:00: nobody set it), so its port stays INIT and
+    ib-sriov-cni refuses it ("GUID is not valid")."""
+    hca.vf_guids[_vf_index(hca, vf)] = ZERO_GUID
+
+
+@fault("vf-guid-duplicate")
+def vf_guid_duplicate(hca: Hca, *, node: str = "", vf: int = 0) -> None:
+    """VF ``vf`` has the GUID of VF ``vf`` of the same PF on node ``node`` (a static GUID file copied between
+    nodes): two ports of the fabric with one GUID."""
+    if not node.strip():
+        raise ValueError("node: expected the name of the node whose VF GUID this one copies, got an empty string")
+    hca.vf_guids[_vf_index(hca, vf)] = assigned_guid(node, hca.pci, vf)
+
+
+@fault("vf-unbound")
+def vf_unbound(hca: Hca, *, vf: int = 0) -> None:
+    """VF ``vf`` has no driver bound (unbound by hand or by a VFIO tool): no RDMA device, no uverbs/umad."""
+    hca.vfs_unbound += (_vf_index(hca, vf),)
+
+
+@fault("vf-port-down")
+def vf_port_down(hca: Hca) -> None:
+    """The subnet manager does not serve virtual ports (no virtualization): every VF port DOWN, the PF ACTIVE."""
+    hca.vf_port_state = "DOWN"
+
+
+@fault("rdma-netns", scope="node")
+def rdma_netns(node: Node, *, mode: str = "exclusive") -> None:
+    """ib_core runs in RDMA netns mode ``mode`` (``rdma system set netns <mode>`` by hand), whatever was asked."""
+    if mode not in ("shared", "exclusive"):
+        raise ValueError(f"mode: expected shared or exclusive, got {mode!r}")
+    node.kernel.rdma_netns = mode
 
 
 @fault("kernel-lockdown", scope="node")

@@ -694,6 +694,8 @@ def _build(model: _Scenario, source: str, name: str) -> Scenario:
                                     "(expected each node once)")
             node = Node(node_name, pname, {s.iface: _device(s, hw) for s in profiles[pname]},
                         kernel=replace(kernel), naming=group.node_name)
+            for device in node.devices.values():
+                device.host = node_name     # its VF GUIDs are this node's own
             if kernel.lockdown != "none":
                 kernel_lockdown(node, mode=kernel.lockdown)
             node.kube.labels = dict(group.labels)

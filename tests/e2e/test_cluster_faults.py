@@ -11,8 +11,11 @@ import re
 import pytest
 
 from ibconform.twin import Twin
+from ibconform.twin.scenario import load as load_scenario
 from tests.e2e.conftest import Run, run_suite
-from tests.e2e.test_node_faults import HCAS, NODE_CHECKS
+from tests.e2e.test_node_faults import HCAS, NODE_SIDE
+
+FAULT_NODES = sorted(load_scenario("faults").nodes)
 
 SYNC_FAILED = {
     "dgx003": "mellanox plugin: failed to query device 0000:18:00.0: -E- Error when trying to check if NV access "
@@ -23,9 +26,9 @@ SYNC_FAILED = {
     "dgx014": "fail to set NumVfs for device 0000:ce:00.0",
     "dgx019": "timed out waiting for the condition",
 }
-UNSCHEDULABLE = r"FailedScheduling: 0/20 nodes are available:.*\b1 Insufficient nvidia\.com/resibp24s0\b.*" \
-                r"preemption: 0/20 nodes are available: 1 No preemption victims found for incoming pod, " \
-                r"19 Preemption is not helpful for scheduling\.$"
+UNSCHEDULABLE = rf"FailedScheduling: 0/{len(FAULT_NODES)} nodes are available:.*\b1 Insufficient " \
+                rf"nvidia\.com/resibp24s0\b.*preemption: 0/{len(FAULT_NODES)} nodes are available: 1 No preemption " \
+                rf"victims found for incoming pod, {len(FAULT_NODES) - 1} Preemption is not helpful for scheduling\.$"
 
 
 def _no_resources(node: str) -> dict[str, tuple[str, str]]:
@@ -34,7 +37,7 @@ def _no_resources(node: str) -> dict[str, tuple[str, str]]:
 
 # node -> {item id: (outcome, regex the message must match)}
 EXPECTED: dict[str, dict[str, tuple[str, str]]] = {
-    **{f"dgx{i:03d}": {} for i in range(1, 21)},
+    **{node: {} for node in FAULT_NODES},
     "dgx002": {
         "test_node_state_synced[dgx002]": ("failed", r"\bInProgress\b.*\bReboot_Required\b"),
         "test_node_state_idle[dgx002]": ("failed", r"Node state Reboot_Required, desired-state Reboot_Required, "
@@ -63,7 +66,7 @@ def ipam_image_run(tmp_path_factory: pytest.TempPathFactory) -> Run:
 
 def _cluster_failures(run: Run, node: str | None) -> dict[str, dict]:
     return {i: r for i, r in run.results.items()
-            if r["node"] == node and r["outcome"] != "passed" and r["check"] not in NODE_CHECKS}
+            if r["node"] == node and r["outcome"] != "passed" and r["check"] not in NODE_SIDE}
 
 
 def test_each_kubernetes_fault_fails_exactly_its_cluster_checks(faults_probed):

@@ -32,7 +32,7 @@ from ibconform.collect.nodes import LiveTransports, collect_node
 from ibconform.twin import Twin
 from ibconform.twin.apiserver.rbac import service_account
 from tests.e2e.conftest import Run, run_suite
-from tests.e2e.test_node_faults import NODE_CHECKS
+from tests.e2e.test_node_faults import NODE_SIDE
 
 NAMESPACE = "network-operator"
 DAEMON = "app=sriov-network-config-daemon"
@@ -75,7 +75,7 @@ def _nodes(run: Run) -> dict[str, dict]:
 
 
 def _node_side(run: Run, node: str) -> dict[str, dict]:
-    return {i: r for i, r in run.results.items() if r["node"] == node and r["check"] in NODE_CHECKS}
+    return {i: r for i, r in run.results.items() if r["node"] == node and r["check"] in NODE_SIDE}
 
 
 def _daemon_pod(twin: Twin, node: str) -> str:
@@ -245,7 +245,7 @@ def test_without_exec_yaml_each_node_names_the_missing_grant(runs):
         assert items.keys() == _node_side(admin, node).keys()
         assert {r["outcome"] for r in items.values()} == {"error"}
         assert all(re.match(forbidden.replace("{node}", node), r["message"]) for r in items.values()), items
-    others = {i: r for i, r in readonly.results.items() if r["check"] not in NODE_CHECKS}
+    others = {i: r for i, r in readonly.results.items() if r["check"] not in NODE_SIDE}
     assert others == {i: r for i, r in admin.results.items() if i in others}  # the cluster side is unaffected
     execs = {(r.verb, r.resource, r.status) for r in readonly.requests if r.resource == "pods/exec"}
     assert execs == {("create", "pods/exec", 403)}

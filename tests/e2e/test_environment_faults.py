@@ -22,7 +22,9 @@ import yaml
 
 from ibconform.twin import Twin
 from tests.e2e.conftest import Run, run_suite
-from tests.e2e.test_node_faults import EXCLUDED, FIRMWARE, HCAS, NODE_CHECKS, PER_HCA
+from tests.e2e.test_node_faults import EXCLUDED, FIRMWARE, HCAS, PER_HCA
+from tests.e2e.test_node_faults import NODE_SIDE as NODE_CHECKS  # the VFs' checks too
+from tests.e2e.test_vf_faults import VF_PER_HCA
 
 COMMAND_TIMEOUT = 8      # the scenario's ssh.commandTimeout
 API_TIMEOUT = 2          # kubernetes.timeout of the slow-API run
@@ -30,9 +32,10 @@ API_TIMEOUT = 2          # kubernetes.timeout of the slow-API run
 
 def _node_side_error(node: str, reason: str) -> dict[str, tuple[str, str]]:
     """Every node-side item of ``node`` in error with ``reason``."""
-    expected = {f"test_{c}[{node}-{h}]": ("error", reason) for c in PER_HCA for h in HCAS}
+    expected = {f"test_{c}[{node}-{h}]": ("error", reason) for c in PER_HCA + VF_PER_HCA for h in HCAS}
     expected |= {f"test_excluded_device_has_no_vfs[{node}-{d}]": ("error", reason) for d in EXCLUDED}
-    expected |= {f"test_{c}[{node}]": ("error", reason) for c in ("firmware_version_consistent", "node_identity")}
+    expected |= {f"test_{c}[{node}]": ("error", reason)
+                 for c in ("firmware_version_consistent", "node_identity", "rdma_netns_mode")}
     return expected
 
 

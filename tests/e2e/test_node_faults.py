@@ -11,6 +11,7 @@ import re
 import shutil
 
 from tests.e2e.conftest import ibconform
+from tests.e2e.test_vf_faults import VF_CHECKS
 
 HCAS = ["ibp24s0", "ibp64s0", "ibp79s0", "ibp94s0", "ibp154s0", "ibp192s0", "ibp206s0", "ibp220s0"]
 NODE_CHECKS = {
@@ -18,6 +19,8 @@ NODE_CHECKS = {
     "iface_is_expected_pci", "sriov_numvfs", "sriov_totalvfs_allows_expected", "excluded_device_has_no_vfs",
     "ib_port_active", "firmware_version_consistent", "node_identity",
 }
+#: Every check judged from the node's own evidence: these and the VFs' (tests/e2e/test_vf_faults.py)
+NODE_SIDE = NODE_CHECKS | VF_CHECKS
 FIRMWARE = ["firmware_vfs_committed", "firmware_vfs_enough", "firmware_sriov_enabled", "firmware_link_type"]
 PER_HCA = ["firmware_vfs_committed", "firmware_vfs_enough", "firmware_sriov_enabled", "firmware_link_type",
            "iface_is_expected_pci", "sriov_numvfs", "sriov_totalvfs_allows_expected", "ib_port_active"]
@@ -74,6 +77,8 @@ EXPECTED: dict[str, dict[str, tuple[str, str]]] = {
     },
     # Kubernetes-side faults (tests/e2e/test_cluster_faults.py): the hardware of these nodes is healthy
     **{node: {} for node in ("dgx016", "dgx017", "dgx018", "dgx019", "dgx020")},
+    # VF faults (tests/e2e/test_vf_faults.py): the PFs of these nodes are healthy
+    **{f"dgx{i:03d}": {} for i in range(21, 27)},
 }
 
 

@@ -8,25 +8,31 @@ import pytest
 # node -> (link, check, affected, remediation id, downstream failures) ; None: the node passes
 ROOT_CAUSES = {
     "dgx001": None,
-    "dgx002": ("firmware", "firmware_vfs_committed", "8/8 HCAs", "firmware-change-pending", 26),
+    "dgx002": ("firmware", "firmware_vfs_committed", "8/8 HCAs", "firmware-change-pending", 34),
     "dgx003": ("firmware", "firmware_vfs_committed", "8/8 HCAs", "mstconfig-nv-access", 41),
-    "dgx004": ("kernel", "sriov_numvfs", "1/8 HCAs", "vfs-not-created", 10),
+    "dgx004": ("kernel", "sriov_numvfs", "1/8 HCAs", "vfs-not-created", 11),
     "dgx005": ("kernel", "excluded_device_has_no_vfs", None, "excluded-device-has-vfs", 0),
-    "dgx006": ("ports", "ib_port_active", "1/8 HCAs", "ib-port-degraded", 0),
-    "dgx007": ("node", "node_identity", None, "node-unreachable", 71),
-    "dgx008": ("node", "node_identity", None, "node-unreachable", 71),
+    "dgx006": ("ports", "ib_port_active", "1/8 HCAs", "ib-port-degraded", 1),
+    "dgx007": ("node", "node_identity", None, "node-unreachable", 104),
+    "dgx008": ("node", "node_identity", None, "node-unreachable", 104),
     "dgx009": None,
     "dgx010": ("firmware", "firmware_vfs_committed", "1/8 HCAs", "mstconfig-hung", 13),
     "dgx011": ("firmware", "firmware_vfs_committed", "1/8 HCAs", "mstconfig-open-failed", 13),
     "dgx012": ("ports", "ib_port_active", "1/8 HCAs", "ib-port-degraded", 0),
     "dgx013": ("firmware", "firmware_version_consistent", None, "firmware-version-mixed", 0),
-    "dgx014": ("firmware", "firmware_sriov_enabled", "1/8 HCAs", "firmware-sriov-settings", 12),
+    "dgx014": ("firmware", "firmware_sriov_enabled", "1/8 HCAs", "firmware-sriov-settings", 13),
     "dgx015": ("firmware", "firmware_link_type", "1/8 HCAs", "firmware-sriov-settings", 1),
     "dgx016": None,
     "dgx017": ("workload", "probe_scheduled", None, "probe-unschedulable", 0),
     "dgx018": ("device-plugin", "policy_matches_inventory", "1/8 HCAs", "policy-drift", 0),
     "dgx019": ("operator", "node_state_synced", None, "operator-sync-failed", 9),
     "dgx020": ("workload", "probe_scheduled", None, "probe-not-admitted", 0),
+    "dgx021": ("vfs", "vf_guids_set", "1/8 HCAs", "vf-guid-zero", 1),                 # its VF port INIT
+    "dgx022": ("vfs", "vf_guids_unique", "1/8 HCAs", "vf-guid-duplicate", 0),
+    "dgx023": ("vfs", "vf_guids_unique", "1/8 HCAs", "vf-guid-duplicate", 0),         # the other half of the pair
+    "dgx024": ("vfs", "vfs_bound", "1/8 HCAs", "vf-unbound", 0),
+    "dgx025": ("vfs", "vf_ports_active", "8/8 HCAs", "sm-without-virtualization", 7),
+    "dgx026": ("vfs", "rdma_netns_mode", None, "rdma-netns-mode", 0),
 }
 
 
@@ -55,8 +61,8 @@ def test_the_seed_incident_reads_as_one_cause_with_its_consequences(verdicts, fa
     node = verdicts["dgx002"]
     downstream = {faults_probed.results[i]["check"] for i in node["consequences"]}
     # firmware pending -> no VFs -> operator waits for a reboot -> nothing advertised -> probe cannot schedule
-    assert downstream == {"firmware_vfs_committed", "sriov_numvfs", "node_state_synced", "node_state_idle",
-                          "resource_allocatable", "probe_scheduled"}
+    assert downstream == {"firmware_vfs_committed", "sriov_numvfs", "vfs_bound", "node_state_synced",
+                          "node_state_idle", "resource_allocatable", "probe_scheduled"}
     assert "power-cycle" in node["root_cause"]["message"]
 
 
@@ -64,7 +70,7 @@ def test_the_terminal_summary_names_each_root_cause(faults_probed):
     lines = {line.split(":", 1)[0]: line for line in faults_probed.stdout.splitlines() if line.startswith("dgx")}
     assert lines["dgx001"] == "dgx001: PASS"
     assert lines["dgx002"].startswith("dgx002: FAIL [firmware] firmware_vfs_committed on 8/8 HCAs: NUM_OF_VFS on ibp24s0")
-    assert lines["dgx002"].endswith("(+26 downstream)")
+    assert lines["dgx002"].endswith("(+34 downstream)")
     assert lines["dgx007"].startswith("dgx007: FAIL [node] node_identity: dgx007 unreachable: ")
 
 

@@ -10,9 +10,12 @@ from pathlib import Path
 import jsonschema
 from ClusterShell.NodeSet import NodeSet
 
+from ibconform.twin.scenario import load as load_scenario
 from tests.e2e.conftest import ibconform, run_suite, validate_bundle
 
-SHARDS = ("dgx[001-010]", "dgx[011-020]")
+NODES = NodeSet.fromlist(sorted(load_scenario("faults").nodes))
+# the faults twin in two halves (dgx022 and dgx023, whose VFs share a GUID, in one: a shard compares its own nodes)
+SHARDS = (str(NodeSet.fromlist(list(NODES)[:len(NODES) // 2])), str(NodeSet.fromlist(list(NODES)[len(NODES) // 2:])))
 SCHEMA = json.loads((Path(__file__).resolve().parents[2] / "docs" / "results.schema.json").read_text())
 
 
@@ -49,12 +52,13 @@ def test_shards_together_give_the_whole_run(faults_twin, faults_run, tmp_path):
 
 
 def test_a_shard_naming_unknown_nodes_is_one_line(faults_twin, tmp_path):
+    last = len(NODES)
     proc = ibconform("run", "-i", str(faults_twin.inventory_path), "--read-only", "--out", str(tmp_path / "x"),
-                     "--nodes", "dgx[019-022]")
+                     "--nodes", f"dgx[{last - 1:03d}-{last + 2:03d}]")
     assert proc.returncode == 4
     assert proc.stderr.strip().splitlines() == [
-        f"ibconform: error: --nodes: dgx[021-022] not in the inventory {faults_twin.inventory_path} "
-        "(it lists dgx[001-020])"]
+        f"ibconform: error: --nodes: dgx[{last + 1:03d}-{last + 2:03d}] not in the inventory "
+        f"{faults_twin.inventory_path} (it lists {NODES})"]
     assert not (tmp_path / "x").exists()
 
 
@@ -62,20 +66,23 @@ def test_a_run_over_more_nodes_than_a_part_reads_the_cluster_once_and_is_judged_
     run = run_suite(faults_twin.inventory_path, tmp_path / "out", "--read-only", "--part-nodes", "7")
     assert run.code == faults_run.code, run.stderr
     assert _verdicts(run.results) == _verdicts(faults_run.results)
-    assert run.stdout.splitlines()[:20] == faults_run.stdout.splitlines()[:20]   # the same verdict per node
-    parts = sorted(p.name for p in (run.out / "parts").iterdir())
-    assert parts == ["part-0", "part-1", "part-2"]
+    assert run.stdout.splitlines()[:len(NODES)] == faults_run.stdout.splitlines()[:len(NODES)]   # per node
+    count = -(-len(NODES) // 7)
+    parts = [f"part-{i}" for i in range(count)]
+    assert sorted(p.name for p in (run.out / "parts").iterdir()) == sorted(parts)
     judged = [{r["node"] for r in json.loads((run.out / "parts" / p / "results.json").read_text())["results"]}
               for p in parts]
-    assert [NodeSet.fromlist(n for n in nodes if n) for nodes in judged] == [
-        NodeSet("dgx[001-007]"), NodeSet("dgx[008-014]"), NodeSet("dgx[015-020]")]
+    size, longer = divmod(len(NODES), count)
+    cuts = [sum(size + (k < longer) for k in range(i)) for i in range(count + 1)]
+    expected = [NodeSet.fromlist(list(NODES)[cuts[i]:cuts[i + 1]]) for i in range(count)]
+    assert [NodeSet.fromlist(n for n in nodes if n) for nodes in judged] == expected
     for part in parts:
         validate_bundle(run.out / "parts" / part / "bundle")
     snapshot = json.loads((run.out / "snapshot" / "snapshot.json").read_text())
     assert [json.loads((run.out / "parts" / p / "bundle" / "manifest.json").read_text())["snapshot"]["id"]
-            for p in parts] == [snapshot["id"]] * 3          # the cluster was LISTed once, for every part
+            for p in parts] == [snapshot["id"]] * count      # the cluster was LISTed once, for every part
     document = json.loads((run.out / "results.json").read_text())
-    assert [s["nodes"] for s in document["run"]["shards"]] == ["dgx[001-007]", "dgx[008-014]", "dgx[015-020]"]
+    assert [s["nodes"] for s in document["run"]["shards"]] == [str(n) for n in expected]
     report = (run.out / "report.html").read_text()
     assert 'href="parts/part-0/report.html"' in report
 

@@ -34,6 +34,7 @@ RESOURCES = [f"nvidia.com/res{h}" for h in HCAS]
 INSUFFICIENT = re.compile(r"0/\d+ nodes are available:.*\b\d+ Insufficient nvidia\.com/resibp24s0\b")
 CORDON = {"key": "node.kubernetes.io/unschedulable", "operator": "Exists", "effect": "NoSchedule"}
 MAINTENANCE = {"key": "maintenance.nvidia.com/in-progress", "operator": "Exists", "effect": "NoSchedule"}
+FAULT_NODES = sorted(load_scenario("faults").nodes)     # dgx001..: one node per fault kind
 SCENARIO = """
 format: ibconform-twin/v1
 cluster: t
@@ -279,7 +280,7 @@ def test_nv_ipam_runs_with_an_allocation_for_every_node(faults):
     assert ncp["status"]["state"] == "ready"
     assert {"name": "state-nv-ipam-cni", "state": "ready"} in ncp["status"]["appliedStates"]
     nodes = faults.pods(selector="component=nv-ipam-node")
-    assert sorted(p.spec.node_name for p in nodes) == [f"dgx{i:03d}" for i in range(1, 21)]
+    assert sorted(p.spec.node_name for p in nodes) == FAULT_NODES
     image = "nvcr.io/nvidia/mellanox/nvidia-k8s-ipam:network-operator-v25.10.0"
     for pod in [*nodes, *faults.pods(selector="component=nv-ipam-controller")]:
         assert re.fullmatch(r"nv-ipam-(node-[a-z0-9]{5}|controller-[a-z0-9]{10}-[a-z0-9]{5})", pod.metadata.name)
@@ -288,11 +289,11 @@ def test_nv_ipam_runs_with_an_allocation_for_every_node(faults):
         assert {c.type: c.status for c in pod.status.conditions}["Ready"] == "True"
     assert len(faults.pods(selector="name=nv-ipam-controller")) == 2
     for app in ("sriov-network-config-daemon", "sriov-device-plugin"):
-        assert len(faults.pods(selector=f"app={app}")) == 20
+        assert len(faults.pods(selector=f"app={app}")) == len(FAULT_NODES)
     pool = faults.custom.get_namespaced_custom_object("nv-ipam.nvidia.com", "v1alpha1", NS, "ippools", "ib-pool")
     assert pool["spec"] == {"subnet": "192.168.0.0/16", "perNodeBlockSize": 24}
     allocations = pool["status"]["allocations"]
-    assert [a["nodeName"] for a in allocations] == [f"dgx{i:03d}" for i in range(1, 21)]
+    assert [a["nodeName"] for a in allocations] == FAULT_NODES
     assert allocations[1] == {"nodeName": "dgx002", "startIP": "192.168.0.25", "endIP": "192.168.0.48"}
 
 
@@ -345,9 +346,12 @@ def test_a_fitting_pod_is_bound_and_runs(faults):
     # the GPUs are now taken: a second pod asking for them cannot go there
     second = faults.create("no-gpu-left", "dgx001", {"nvidia.com/gpu": "1"})
     message = next(c for c in second.status.conditions if c.type == "PodScheduled").message
-    assert message == ("0/20 nodes are available: 1 Insufficient nvidia.com/gpu, 17 node(s) didn't match Pod's node "
-                       "affinity/selector, 2 node(s) were unschedulable. preemption: 0/20 nodes are available: "
-                       "1 No preemption victims found for incoming pod, 19 Preemption is not helpful for scheduling.")
+    n = len(FAULT_NODES)   # the scheduler lists its reasons sorted as strings
+    reasons = sorted(["1 Insufficient nvidia.com/gpu", f"{n - 3} node(s) didn't match Pod's node affinity/selector",
+                      "2 node(s) were unschedulable"])
+    assert message == (f"0/{n} nodes are available: {', '.join(reasons)}. preemption: 0/{n} nodes are available: "
+                       f"1 No preemption victims found for incoming pod, {n - 1} Preemption is not helpful for "
+                       "scheduling.")
     for name in ("fits", "no-gpu-left"):
         faults.core.delete_namespaced_pod(name, "default")
 
@@ -372,9 +376,10 @@ def test_cordon_and_maintenance_taint_block_pods_that_do_not_tolerate_them(fault
     assert [(t.key, t.effect) for t in node.spec.taints] == [
         ("node.kubernetes.io/unschedulable", "NoSchedule"), ("maintenance.nvidia.com/in-progress", "NoSchedule")]
     # dgx002 is cordoned too (drained for its firmware reboot): NodeUnschedulable runs before NodeAffinity
-    cases = [([], "18 node(s) didn't match Pod's node affinity/selector, 2 node(s) were unschedulable"),
-             ([CORDON], "1 node(s) had untolerated taint {maintenance.nvidia.com/in-progress: }, "
-                        "19 node(s) didn't match Pod's node affinity/selector"),
+    n = len(FAULT_NODES)   # the scheduler lists its reasons sorted as strings
+    cases = [([], [f"{n - 2} node(s) didn't match Pod's node affinity/selector", "2 node(s) were unschedulable"]),
+             ([CORDON], ["1 node(s) had untolerated taint {maintenance.nvidia.com/in-progress: }",
+                         f"{n - 1} node(s) didn't match Pod's node affinity/selector"]),
              ([CORDON, MAINTENANCE], None)]
     for i, (tolerations, reasons) in enumerate(cases):
         pod = faults.create(f"cordoned-{i}", "dgx016", {"nvidia.com/resibp24s0": "1"}, tolerations)
@@ -382,8 +387,8 @@ def test_cordon_and_maintenance_taint_block_pods_that_do_not_tolerate_them(fault
             assert pod.spec.node_name == "dgx016" and pod.status.phase == "Running"
         else:
             message = next(c for c in pod.status.conditions if c.type == "PodScheduled").message
-            assert message == (f"0/20 nodes are available: {reasons}. preemption: 0/20 nodes are available: "
-                               "20 Preemption is not helpful for scheduling.")
+            assert message == (f"0/{n} nodes are available: {', '.join(sorted(reasons))}. preemption: 0/{n} nodes "
+                               f"are available: {n} Preemption is not helpful for scheduling.")
         faults.core.delete_namespaced_pod(f"cordoned-{i}", "default")
 
 

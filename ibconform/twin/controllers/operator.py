@@ -30,7 +30,7 @@ from ibconform.twin.apiserver.selectors import LabelRequirement
 from ibconform.twin.controllers.workloads import LogEntry, log_text
 from ibconform.twin.kube import ClusterKube, Generation, IpamPool, OperatorRelease, Policy, PoolConfig, SriovConfig
 from ibconform.twin.machines.hardware import Hca, Node
-from ibconform.twin.machines.render import guid, kernel_cmdline, netdev_address, vf_address
+from ibconform.twin.machines.render import kernel_cmdline, netdev_address, vf_address
 
 RESOURCE_PREFIX = "nvidia.com"
 API_VERSION = "sriovnetwork.openshift.io/v1"
@@ -405,14 +405,6 @@ def vf_netdev(pci: str) -> str:
     return f"ibp{int(bus, 16)}s{int(slot, 16)}f{int(fn)}"
 
 
-def vf_guid(hca: Hca, index: int) -> str:
-    """A VF's node GUID (``xx:xx:...``, 8 bytes) derived from its PF's."""
-    raw = guid(hca.pci).replace(":", "")
-    tail = (int(raw[-4:], 16) + 1 + index) & 0xFFFF
-    raw = raw[:8] + "ff" + raw[10:12] + f"{tail:04x}"
-    return ":".join(raw[i:i + 2] for i in range(0, 16, 2))
-
-
 def interface_status(hca: Hca) -> dict[str, Any]:
     """One PF as the config daemon discovers it (``InterfaceExt``; zero values omitted)."""
     ib = hca.link_type.current == "IB"
@@ -424,10 +416,11 @@ def interface_status(hca: Hca) -> dict[str, Any]:
         "eSwitchMode": "legacy", "totalvfs": hca.sriov_totalvfs,
     }
     if hca.sriov_numvfs:
-        status["Vfs"] = [{
-            "name": vf_netdev(vf_address(hca.pci, k)), "driver": "mlx5_core", "pciAddress": vf_address(hca.pci, k),
-            "vendor": VENDOR, "deviceID": VF_DEVICE_ID, "mtu": mtu, "vfID": k, "guid": vf_guid(hca, k),
-        } for k in range(hca.sriov_numvfs)]
+        status["Vfs"] = [{key: value for key, value in {
+            "name": vf_netdev(vf_address(hca.pci, k)), "driver": "mlx5_core" if hca.vf_bound(k) else "",
+            "pciAddress": vf_address(hca.pci, k), "vendor": VENDOR, "deviceID": VF_DEVICE_ID, "mtu": mtu, "vfID": k,
+            "guid": hca.vf_guid(k),
+        }.items() if value != ""} for k in range(hca.sriov_numvfs)]
     return {k: v for k, v in status.items() if v not in (0, "", None)}
 
 

@@ -10,6 +10,7 @@ scheduler's verdicts from the same objects::
 
 from __future__ import annotations
 
+import hashlib
 import math
 from dataclasses import dataclass, field
 from typing import Literal
@@ -154,9 +155,16 @@ class Hca:
     mst_output: str | None = None       # what mstconfig prints instead of the table, exiting 0 (garbage)
     mst_cut: int | None = None          # mstconfig's table cut after this many characters, exiting 0
     sysfs_missing: tuple[str, ...] = ()  # PF attributes (sriov_totalvfs ...) absent from its sysfs
+    vfs_unbound: tuple[int, ...] = ()   # VF indexes with no driver bound (no RDMA device, no uverbs/umad)
+    vf_port_state: PortState | None = None   # every VF port's state; None: it follows the PF's port
     #: Not hardware: a node-specific policy for this PF (the ``policy-drift`` fault); kept out of repr, so
     #: it leaves the rendered hardware tree alone.
     policy_drift: PolicyDrift | None = field(default=None, repr=False, compare=False)
+    #: The node it sits in, which makes its VF GUIDs that node's own, and the GUIDs faults gave VFs (index ->
+    #: canonical GUID). Kept out of repr: nodes with the same hardware share one tree, and each node serves its
+    #: VF GUIDs from its own folder (``nodes.write_host``).
+    host: str = field(default="", repr=False, compare=False)
+    vf_guids: dict[int, str] = field(default_factory=dict, repr=False, compare=False)
 
     @property
     def iface(self) -> str:
@@ -191,6 +199,59 @@ class Hca:
     @property
     def mst_hangs(self) -> bool:
         return math.isinf(self.mst_delay)
+
+    def vf_guid(self, index: int) -> str:
+        """VF ``index``'s node GUID, which is also its port GUID (``xx:xx:xx:xx:xx:xx:xx:xx``): what a fault gave
+        it, else the one the SR-IOV operator's config daemon draws (first byte 01-fe, never all zero or all ff),
+        here stable: derived from the node, the PF and the index, so no two VFs of the fleet share one."""
+        if index in self.vf_guids:
+            return self.vf_guids[index]
+        return assigned_guid(self.host, self.pci, index)
+
+    def vf_bound(self, index: int) -> bool:
+        """Whether VF ``index`` has its driver (mlx5_core) bound."""
+        return index not in self.vfs_unbound
+
+    def vf_port(self, index: int) -> PortState:
+        """The state of VF ``index``'s IB port: the PF's unless the subnet manager leaves virtual ports down
+        (``vf_port_state``); INIT while its GUID is zero (the SM does not activate a port without one)."""
+        if self.port_state != "ACTIVE":
+            return self.port_state
+        if self.vf_guid(index) == ZERO_GUID:
+            return "INIT"
+        return self.vf_port_state or self.port_state
+
+
+ZERO_GUID = "00:00:00:00:00:00:00:00"
+
+
+def vf_address(pci: str, index: int, offset: int = 1, stride: int = 1) -> str:
+    """PCI address of VF ``index`` (0-based) of PF ``pci``: routing id = PF's + offset + index * stride."""
+    domain, bus, devfn = pci.split(":")
+    dev, fn = devfn.split(".")
+    rid = (int(bus, 16) << 8 | int(dev, 16) << 3 | int(fn)) + offset + index * stride
+    return f"{domain}:{rid >> 8 & 0xff:02x}:{rid >> 3 & 0x1f:02x}.{rid & 7}"
+
+
+def assigned_guid(host: str, pf_pci: str, index: int) -> str:
+    """The GUID the operator gives VF ``index`` of PF ``pf_pci`` on node ``host`` (stable, made up)."""
+    raw = hashlib.sha256(f"{host}/{pf_pci}/{index}".encode()).digest()[:8]
+    first = 1 + raw[0] % 0xFE
+    return ":".join(f"{b:02x}" for b in (first, *raw[1:]))
+
+
+@dataclass(frozen=True)
+class Vf:
+    """One VF of a PF as the node enumerates it: PCI function, RDMA device, char devices, GUID, port state."""
+
+    pf: str                 # the PF's interface
+    index: int
+    pci: str
+    rdma: str               # mlx5_<n>, numbered after the node's PFs
+    uverbs: int             # uverbs<n> and umad<n>: the same number
+    bound: bool
+    guid: str
+    port_state: PortState
 
 
 @dataclass
@@ -243,6 +304,20 @@ class Node:
         factory = hca.link_type.default
         return {port: drivers.get(port) or FirmwareParam(factory, factory, factory)
                 for port in range(1, hca.type.ports + 1)}
+
+    def vfs(self, iface: str | None = None) -> list[Vf]:
+        """The VFs of the PF ``iface`` (default: of every device), as the node numbers them: after the PFs' own
+        RDMA devices (mlx5_<highest PF + 1> onwards) and char devices, PF by PF in PCI order, VF by VF."""
+        rdma = 1 + max(int(d.rdma.rsplit("_", 1)[1]) for d in self.devices.values())
+        chars = len(self.devices)
+        out = []
+        for hca in sorted(self.devices.values(), key=lambda h: h.pci):
+            for k in range(hca.sriov_numvfs):
+                if iface is None or hca.iface == iface:
+                    out.append(Vf(hca.iface, k, vf_address(hca.pci, k), f"mlx5_{rdma}", chars, hca.vf_bound(k),
+                                  hca.vf_guid(k), hca.vf_port(k)))
+                rdma, chars = rdma + 1, chars + 1
+        return out
 
     @property
     def hcas(self) -> dict[str, Hca]:

@@ -3,7 +3,9 @@
 Each node's own files live in ``<workdir>/nodes/<node>/`` (host key, sshd_config, log, and in ``host/`` its
 kernel's files and machine-id); what its hardware serves (sysfs tree, mstconfig script and its answers) in
 ``<hardware root>/<key>/`` (on tmpfs: /dev/shm/ibconform-twin/block-<b>/, linked as ``<workdir>/hardware``),
-shared by the nodes whose hardware state is the same (``sys/``, ``bin/``, ``mst/``, ``ibstat/``). The node process is::
+shared by the nodes whose hardware state is the same (``sys/``, ``bin/``, ``mst/``, ``ibstat/``, ``ip/``); what
+differs from node to node though the hardware is alike, its VF GUIDs, is a read-only overlay layer of its own over
+the shared PCI devices (``host/pci/``). The node process is::
 
     unshare --mount --propagation private --uts --pid --fork --kill-child --mount-proc -- sh -c '
         hostname dgx030
@@ -11,8 +13,9 @@ shared by the nodes whose hardware state is the same (``sys/``, ``bin/``, ``mst/
         exec /usr/sbin/sshd -D -e -f <node>/sshd_config'
 
     <hardware>/sys/class            /sys/class            none bind   # class/net, class/infiniband
-    <hardware>/sys/bus/pci/devices  /sys/bus/pci/devices  none bind
-    <hardware>/bin                  /usr/local/bin        none bind   # mstconfig, ibstat, sudo
+    overlay                         /sys/bus/pci/devices  overlay ro,lowerdir=<node>/host/pci:<hardware>/sys/...
+                                                                      # (bus/pci/devices) the node's VF GUIDs on top
+    <hardware>/bin                  /usr/local/bin        none bind   # mstconfig, ibstat, ip, sudo
     <node>/host/proc/cmdline        /proc/cmdline         none bind   # over the node's own /proc
     <node>/host/sys/kernel/security /sys/kernel/security  none bind   # lockdown
     <node>/host/sys/module          /sys/module           none bind   # ib_core/parameters/netns_mode only
@@ -129,6 +132,20 @@ def write_ibstat(out: _Writer, node: Node) -> None:
         out.file(f"ibstat/port/{rdma}", f"CA: '{rdma}'\nPort 1:\n" + render.ibstat_port(hca, indent=""))
 
 
+def write_ip(out: _Writer, node: Node) -> None:
+    """The answers of the node's ``ip link show <pf>``: per PF its two header lines and its VF lines up to their
+    GUIDs (``ip/<iface>/head``, ``vfs``: ``<index> <line>``; ``ib``: its VF lines carry GUIDs), which the script
+    reads from the node's own ``sriov/<N>/node|port`` files."""
+    for hca in node.devices.values():
+        out.file(f"ip/{hca.iface}/head", render.ip_link_head(node, hca))
+        out.file(f"ip/{hca.iface}/vfs", "".join(f"{vf.index} {render.ip_link_vf_head(hca, vf.index)}\n"
+                                                for vf in node.vfs(hca.iface)))
+        if hca.link_type.current == "IB":
+            out.file(f"ip/{hca.iface}/ib", "")
+    out.file("ip/order", " ".join(h.iface for h in sorted(node.devices.values(), key=lambda h: h.pci)) + "\n")
+    out.file("ip/tail", render.VF_LINE_TAIL + "\n")
+
+
 def write_sysfs(out: _Writer, node: Node) -> None:
     files, links = render.sysfs_tree(node)
     for rel, text in files.items():
@@ -141,7 +158,8 @@ def write_sysfs(out: _Writer, node: Node) -> None:
 
 def hardware_key(node: Node) -> str:
     """Nodes with the same hardware state share one rendered tree (a 64-node healthy cluster: one)."""
-    return hashlib.sha256(repr((list(node.devices.values()), node.host)).encode()).hexdigest()[:16]
+    vf_ports = [vf.port_state for vf in node.vfs()]    # a VF's port follows its GUID, which is the node's own
+    return hashlib.sha256(repr((list(node.devices.values()), node.host, vf_ports)).encode()).hexdigest()[:16]
 
 
 def hardware_root_path(block: int, workdir: Path) -> Path:
@@ -181,12 +199,16 @@ MACHINE_ID = Path("/etc/machine-id")
 
 
 def write_host(folder: Path, node: Node) -> None:
-    """The node's own kernel files and machine-id (HOST_FILES), under ``folder/host``."""
+    """The node's own kernel files and machine-id (HOST_FILES), and its VF GUIDs (``pci/``, the layer over the
+    shared /sys/bus/pci/devices), under ``folder/host``."""
     out = _Writer(folder / "host")
     texts = (render.kernel_cmdline(node.name, node.kernel.args), render.machine_id(node.name) + "\n",
              render.lockdown(node.kernel.lockdown), render.netns_mode(node.kernel.rdma_netns))
     for rel, text in zip(HOST_FILES, texts, strict=True):
         out.file(rel, text)
+    out.folder("pci")
+    for rel, text in render.guid_files(node).items():
+        out.file(f"pci/{rel}", text)
     out.folder("etc-work")
 
 
@@ -207,9 +229,11 @@ def node_mounts(folder: Path, hardware: Path, empty: Path) -> list[Mount]:
     """What a node mounts over the machine's files, in order: its hardware tree's, its host files, and an empty
     file over root's .bashrc (when there is one)."""
     host = folder / "host"
-    mounts: list[Mount] = [(str(source), target, "none", "bind") for source, target in (
-        (hardware / "sys" / "class", "/sys/class"),
-        (hardware / "sys" / "bus" / "pci" / "devices", "/sys/bus/pci/devices"),
+    layers = ":".join(str(p).replace("\\", "\\\\").replace(":", "\\:")
+                      for p in (host / "pci", hardware / "sys" / "bus" / "pci" / "devices"))
+    mounts: list[Mount] = [(str(hardware / "sys" / "class"), "/sys/class", "none", "bind"),
+                           ("overlay", "/sys/bus/pci/devices", "overlay", f"ro,lowerdir={layers}")]
+    mounts += [(str(source), target, "none", "bind") for source, target in (
         (hardware / "bin", "/usr/local/bin"),
         (host / "proc" / "cmdline", "/proc/cmdline"),          # over the node's own /proc (--mount-proc)
         (host / "sys" / "kernel" / "security", "/sys/kernel/security"),
@@ -230,15 +254,16 @@ def fstab(mounts: list[Mount]) -> str:
 
 
 def write_hardware(folder: Path, node: Node) -> None:
-    """Everything a node with ``node``'s hardware serves (sysfs, mstconfig, ibstat, sudo), under ``folder``."""
+    """Everything a node with ``node``'s hardware serves (sysfs, mstconfig, ibstat, ip, sudo), under ``folder``."""
     out = _Writer(folder)
     write_sysfs(out, node)
     write_mst(out, node)
     write_ibstat(out, node)
+    write_ip(out, node)
     out.folder("sudo")
     if node.host.sudo_password:
         out.file("sudo/password", "")
-    for tool, data in (("mstconfig", "mst"), ("ibstat", "ibstat"), ("sudo", "sudo")):
+    for tool, data in (("mstconfig", "mst"), ("ibstat", "ibstat"), ("ip", "ip"), ("sudo", "sudo")):
         out.file(f"bin/{tool}", tool_script(tool, folder / data))
         os.chmod(folder / "bin" / tool, 0o755)
 

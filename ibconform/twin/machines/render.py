@@ -14,7 +14,8 @@ from typing import Any
 
 from ClusterShell.NodeSet import NodeSet
 
-from ibconform.twin.machines.hardware import FirmwareParam, Hca, Node
+from ibconform.twin.machines.hardware import FirmwareParam, Hca, Node, Vf
+from ibconform.twin.machines.hardware import vf_address as vf_address  # where it always was
 
 # ---------------------------------------------------------------------------------------------- mstconfig
 
@@ -149,14 +150,6 @@ def netdev_address(hca: Hca) -> str:
     return ":".join(octets[i] for i in (0, 1, 2, 5, 6, 7))
 
 
-def vf_address(pci: str, index: int, offset: int = 1, stride: int = 1) -> str:
-    """PCI address of VF ``index`` (0-based) of PF ``pci``: routing id = PF's + offset + index * stride."""
-    domain, bus, devfn = pci.split(":")
-    dev, fn = devfn.split(".")
-    rid = (int(bus, 16) << 8 | int(dev, 16) << 3 | int(fn)) + offset + index * stride
-    return f"{domain}:{rid >> 8 & 0xff:02x}:{rid >> 3 & 0x1f:02x}.{rid & 7}"
-
-
 def sysfs_tree(node: Node) -> tuple[dict[str, str], dict[str, str]]:
     """The node's sysfs as (files, symlinks), paths relative to ``/sys``.
 
@@ -210,13 +203,109 @@ def sysfs_tree(node: Node) -> tuple[dict[str, str], dict[str, str]]:
             f"{rdma}/ports/1/rate": f"{hca.rate}\n",
             f"{rdma}/ports/1/link_layer": "InfiniBand\n" if ib else "Ethernet\n",
         })
-        for k in range(hca.sriov_numvfs):
-            vf = vf_address(hca.pci, k)
-            links[f"{pf}/virtfn{k}"] = f"../{vf}"
-            links[f"bus/pci/devices/{vf}/physfn"] = f"../{hca.pci}"
-            files.update({f"bus/pci/devices/{vf}/vendor": "0x15b3\n",
-                          f"bus/pci/devices/{vf}/device": "0x101e\n"})
+        for vf in node.vfs(hca.iface):
+            vf_files, vf_links = vf_tree(hca, vf)
+            files.update(vf_files)
+            links.update(vf_links)
     return files, links
+
+
+#: Where a device's driver link points from its folder: /sys/devices/pci<root>/<port>/<device>/driver.
+DRIVER_LINK = "../../../../bus/pci/drivers/mlx5_core"
+VF_HCA_TYPE = "MT4126"      # a ConnectX-6 Dx/7 VF's device id (0x101e) as ibv_devinfo and sysfs print it
+UVERBS_MINOR, UMAD_MINOR = 192, 0   # /dev/infiniband/uverbsN is char 231:192+N, umadN 231:N
+
+
+def vf_tree(hca: Hca, vf: Vf) -> tuple[dict[str, str], dict[str, str]]:
+    """One VF's sysfs (files, links) as real sysfs shows it, but for its GUIDs (per node: :func:`guid_files`):
+    the PF's ``virtfn<N>`` and ``sriov/<N>/policy``, the VF's ``physfn`` and ids, and when its driver is bound the
+    ``driver`` link, its RDMA device (ports, ids) and its ``uverbs``/``umad`` class devices."""
+    pf, base = f"bus/pci/devices/{hca.pci}", f"bus/pci/devices/{vf.pci}"
+    files = {f"{base}/vendor": "0x15b3\n", f"{base}/device": "0x101e\n", f"{pf}/sriov/{vf.index}/policy": "Follow\n"}
+    links = {f"{pf}/virtfn{vf.index}": f"../{vf.pci}", f"{base}/physfn": f"../{hca.pci}"}
+    if not vf.bound:
+        return files, links
+    ib = hca.link_type.current == "IB"
+    rdma = f"{base}/infiniband/{vf.rdma}"
+    verbs, mad = f"{base}/infiniband_verbs/uverbs{vf.uverbs}", f"{base}/infiniband_mad/umad{vf.uverbs}"
+    links.update({f"{base}/driver": DRIVER_LINK, f"class/infiniband/{vf.rdma}": f"../../{rdma}",
+                  f"{rdma}/device": f"../../../{vf.pci}", f"class/infiniband_verbs/uverbs{vf.uverbs}": f"../../{verbs}",
+                  f"class/infiniband_mad/umad{vf.uverbs}": f"../../{mad}"})
+    files.update({
+        f"{rdma}/fw_ver": f"{hca.fw_ver}\n",
+        f"{rdma}/hca_type": f"{VF_HCA_TYPE}\n",
+        f"{rdma}/board_id": f"{hca.type.board_id}\n",
+        f"{rdma}/node_type": "1: CA\n",
+        f"{rdma}/sys_image_guid": f"{guid(hca.pci)}\n",
+        f"{rdma}/ports/1/state": f"{_PORT_STATES[vf.port_state]}\n",
+        f"{rdma}/ports/1/phys_state": f"{hca.phys_state}\n",
+        f"{rdma}/ports/1/rate": f"{hca.rate}\n",
+        f"{rdma}/ports/1/link_layer": "InfiniBand\n" if ib else "Ethernet\n",
+        f"{verbs}/ibdev": f"{vf.rdma}\n",
+        f"{verbs}/abi_version": "1\n",
+        f"{verbs}/dev": f"231:{UVERBS_MINOR + vf.uverbs}\n",
+        f"{mad}/ibdev": f"{vf.rdma}\n",
+        f"{mad}/port": "1\n",
+        f"{mad}/dev": f"231:{UMAD_MINOR + vf.uverbs}\n",
+    })
+    return files, links
+
+
+def sysfs_guid(canonical: str) -> str:
+    """A GUID as sysfs ``node_guid`` prints it (``%04x:%04x:%04x:%04x``) from its 8-byte form."""
+    raw = canonical.replace(":", "")
+    return ":".join(raw[i:i + 4] for i in range(0, 16, 4))
+
+
+def guid_files(node: Node) -> dict[str, str]:
+    """The node's own VF GUID files, paths relative to /sys/bus/pci/devices: each bound VF's RDMA ``node_guid``
+    and mlx5's ``sriov/<N>/node`` and ``port`` of its PF (MLNX_OFED's ``sriov_sysfs.c``: 8 bytes, ``%02x:``)."""
+    files = {}
+    for hca in node.devices.values():
+        for vf in node.vfs(hca.iface):
+            files[f"{hca.pci}/sriov/{vf.index}/node"] = files[f"{hca.pci}/sriov/{vf.index}/port"] = f"{vf.guid}\n"
+            if vf.bound:
+                files[f"{vf.pci}/infiniband/{vf.rdma}/node_guid"] = f"{sysfs_guid(vf.guid)}\n"
+    return files
+
+
+# ---------------------------------------------------------------------------------------------- ip link
+
+#: What follows a VF line's GUIDs (iproute2 ``print_vfinfo``: link state, trust, RSS query).
+VF_LINE_TAIL = ", link-state auto, trust off, query_rss off"
+IB_BROADCAST = "00:ff:ff:ff:ff:12:40:1b:ff:ff:00:00:00:00:00:00:ff:ff:ff:ff"
+
+
+def ip_link_head(node: Node, hca: Hca) -> str:
+    """The first two lines of ``ip link show <pf>`` (iproute2): index, name, flags, MTU and state, then the
+    link-layer address and broadcast."""
+    index = 2 + sorted(d.pci for d in node.devices.values()).index(hca.pci)
+    up = hca.port_state == "ACTIVE"
+    flags = "BROADCAST,MULTICAST,UP,LOWER_UP" if up else "NO-CARRIER,BROADCAST,MULTICAST,UP"
+    if hca.link_type.current == "IB":
+        mtu, qlen, link = 4092, 256, f"link/infiniband {netdev_address(hca)} brd {IB_BROADCAST}"
+    else:
+        mtu, qlen, link = 1500, 1000, f"link/ether {netdev_address(hca)} brd ff:ff:ff:ff:ff:ff"
+    return (f"{index}: {hca.iface}: <{flags}> mtu {mtu} qdisc mq state {'UP' if up else 'DOWN'} mode DEFAULT "
+            f"group default qlen {qlen}\n    {link}\n")
+
+
+def ip_link_vf_head(hca: Hca, index: int) -> str:
+    """A VF line up to its GUIDs: on an IPoIB PF the PF's own address (IPoIB copies it), then spoof checking;
+    an Ethernet PF's VF line carries no GUID."""
+    if hca.link_type.current == "IB":
+        return f"    vf {index}     link/infiniband {netdev_address(hca)} brd {IB_BROADCAST}, spoof checking off"
+    return f"    vf {index}     link/ether 00:00:00:00:00:00 brd ff:ff:ff:ff:ff:ff, spoof checking off"
+
+
+def ip_link_show(node: Node, hca: Hca) -> str:
+    """``ip link show <pf>`` as iproute2 5.5+ prints it on this node (the GUIDs are the VF's administrative ones,
+    as ``sriov/<N>/node|port`` shows them)."""
+    lines = [ip_link_head(node, hca)]
+    for vf in node.vfs(hca.iface):
+        guids = f", NODE_GUID {vf.guid}, PORT_GUID {vf.guid}" if hca.link_type.current == "IB" else ""
+        lines.append(f"{ip_link_vf_head(hca, vf.index)}{guids}{VF_LINE_TAIL}\n")
+    return "".join(lines)
 
 
 # ---------------------------------------------------------------------------------------------- ibstat
