@@ -54,11 +54,7 @@ def test_vf_guids_unique(hca):
     mine = vfs.owners(hca.node.node.name, hca.hca.iface, hca.vfs())
     everyone = fleet_guids(hca.node.bundle)
     clashes = vfs.duplicates(mine, everyone)
-    assert not clashes, (
-        f"VF GUIDs of {hca} expected unique in the fleet vs {clashes[0]}"
-        f"{f' (and {len(clashes) - 1} more)' if len(clashes) > 1 else ''}: the subnet manager routes one GUID "
-        "to one port — give each VF its own GUID (the operator draws random ones; a static GUID file "
-        "(/etc/sriov-operator/infiniband/guids) must not be copied between nodes)")
+    assert not clashes, vfs.not_unique(str(hca), clashes)
 
 
 def test_vf_ports_active(hca):

@@ -497,13 +497,17 @@ def fleet_guids(bundle: Bundle) -> dict[str, list[vfs.GuidOwner]]:
         if status is None or not status.reachable or "vfs" not in bundle.node_facts:
             continue
         for hca in node.hcas:
-            try:
-                rows = _fleet_rows(bundle, node.name, hca.iface)
-            except CannotJudge:
-                continue
-            for guid_value, own in vfs.owners(node.name, hca.iface, rows).items():
+            for guid_value, own in guid_owners(bundle, node.name, hca.iface).items():
                 found.setdefault(guid_value, []).extend(own)
     return found
+
+
+def guid_owners(bundle: Bundle, node: str, iface: str) -> dict[str, list[vfs.GuidOwner]]:
+    """The non-zero GUIDs of the VFs of PF ``iface`` of ``node`` -> where each is used; {} when unreadable."""
+    try:
+        return vfs.owners(node, iface, _fleet_rows(bundle, node, iface))
+    except CannotJudge:
+        return {}
 
 
 def _fleet_rows(bundle: Bundle, node: str, iface: str) -> list[vfs.Vf]:

@@ -12,7 +12,9 @@ failure wins over a pass, so no shard's finding is lost), and writes for the who
   the failing nodes by link of the chain, passing nodes folded into NodeSets per shard, root causes grouped across the
   fleet, and a link to each shard's full report.
 
-Verdicts equal those of one unsharded run over the same nodes (tests/e2e/test_shards.py).
+Verdicts equal those of one unsharded run over the same nodes (tests/e2e/test_shards.py). A shard sees only its
+own nodes, so the one fleet-wide check, ``vf_guids_unique``, is judged again here over the GUIDs of every shard's
+bundle (``fleet_wide``): a GUID used on nodes of two shards fails both, as in one run.
 """
 
 from __future__ import annotations
@@ -25,10 +27,10 @@ from typing import BinaryIO
 
 from ClusterShell.NodeSet import NodeSet
 
-from ibconform import __version__
-from ibconform.bundle import now
-from ibconform.errors import UsageError
-from ibconform.report import fleet, rootcause
+from ibconform import __version__, facts, vfs
+from ibconform.bundle import Bundle, now
+from ibconform.errors import IbconformError, UsageError
+from ibconform.report import fleet, remediation, rootcause
 from ibconform.report.results import RESULTS_FORMAT, one_result_per_line
 from ibconform.untrusted import d, lst
 
@@ -75,7 +77,7 @@ def load(path: Path) -> Shard:
 
 
 def merge(shards: list[Shard]) -> dict:
-    """The fleet's results document from the shards' (pure: no I/O)."""
+    """The fleet's results document from the shards' (reading their bundles only for ``fleet_wide``)."""
     clusters = {s.run.get("cluster") for s in shards}
     if len(clusters) > 1:
         raise UsageError(f"the shards judged different clusters ({', '.join(sorted(map(str, clusters)))}): "
@@ -96,7 +98,7 @@ def merge(shards: list[Shard]) -> dict:
             kept = cluster_items.get(result.get("id"))
             if kept is None or (result.get("outcome") in BAD and kept.get("outcome") not in BAD):
                 cluster_items[result.get("id")] = result
-    results = [*cluster_items.values(), *results]
+    results = fleet_wide([*cluster_items.values(), *results], shards, owner)
     counts = {o: sum(r.get("outcome") == o for r in results) for o in ("passed", "failed", "error", "skipped")}
     runs = [s.run for s in shards]
     worst = max((int(r.get("exit_status") or 0) for r in runs if r.get("exit_status") not in (0, 1)), default=None)
@@ -117,6 +119,55 @@ def merge(shards: list[Shard]) -> dict:
                     "report": str(s.path / "report.html")} for s in shards],
     }
     return {"format": RESULTS_FORMAT, "run": run, "nodes": rootcause.node_verdicts(results), "results": results}
+
+
+def fleet_wide(results: list[dict], shards: list[Shard], owner: dict[str, Shard]) -> list[dict]:
+    """``results`` with ``vf_guids_unique`` judged again over the VF GUIDs of every shard's bundle (those of the
+    nodes each shard owns); results of shards whose bundle is gone stay as the shard judged them."""
+    bundles = {id(s): b for s in shards if (b := _bundle(s)) is not None}
+    index: dict[str, list[vfs.GuidOwner]] = {}
+    for node, shard in owner.items():
+        bundle = bundles.get(id(shard))
+        if bundle is None:
+            continue
+        for hca in _hcas(bundle, node):
+            for guid, own in facts.guid_owners(bundle, node, hca.iface).items():
+                index.setdefault(guid, []).extend(own)
+    out = []
+    for result in results:
+        node, iface = result.get("node"), result.get("hca")
+        bundle = bundles.get(id(owner.get(node))) if node else None
+        if result.get("check") != "vf_guids_unique" or result.get("outcome") != "passed" or bundle is None:
+            out.append(result)
+            continue
+        hca = next((h for h in _hcas(bundle, node) if h.iface == iface), None)
+        clashes = vfs.duplicates(facts.guid_owners(bundle, node, iface), index) if hca else []
+        if not clashes:
+            out.append(result)
+            continue
+        message = vfs.not_unique(f"{hca.iface} ({hca.pci})", clashes)
+        remedy = remediation.lookup("vf_guids_unique", message)
+        out.append({**result, "outcome": "failed", "message": message, "remediation": None if remedy is None else {
+            "id": remedy.id, "action": remedy.action, "reference": remedy.reference}})
+    return out
+
+
+def _bundle(shard: Shard) -> Bundle | None:
+    """A shard's evidence bundle (its results' run.bundle, else its folder's bundle/); None when gone."""
+    for path in (shard.run.get("bundle"), shard.path / "bundle"):
+        if path and (Path(path) / "manifest.json").is_file():
+            try:
+                return Bundle(Path(path))
+            except IbconformError:
+                return None
+    return None
+
+
+def _hcas(bundle: Bundle, node: str) -> tuple:
+    try:
+        return bundle.inventory.node(node).hcas
+    except KeyError:
+        return ()
 
 
 def _node_owners(shards: list[Shard]) -> dict[str, Shard]:

@@ -142,6 +142,14 @@ def duplicates(mine: dict[str, list[GuidOwner]], everyone: dict[str, list[GuidOw
     return found
 
 
+def not_unique(hca: str, clashes: list[str]) -> str:
+    """The failure of ``vf_guids_unique`` for ``hca`` (``iface (pci)``) given ``duplicates``' findings."""
+    more = f" (and {len(clashes) - 1} more)" if len(clashes) > 1 else ""
+    return (f"VF GUIDs of {hca} expected unique in the fleet vs {clashes[0]}{more}: the subnet manager routes one "
+            "GUID to one port — give each VF its own GUID (the operator draws random ones; a static GUID file "
+            "(/etc/sriov-operator/infiniband/guids) must not be copied between nodes)")
+
+
 def port_problem(port: VfPort, pf_state: str | None, guid_zero: bool = False) -> str | None:
     """Why a VF's port is not ACTIVE, and what it means beside its PF's port, else None.
 

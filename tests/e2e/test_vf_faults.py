@@ -12,7 +12,7 @@ import re
 
 import pytest
 
-from tests.e2e.conftest import run_suite
+from tests.e2e.conftest import ibconform, run_suite
 
 HCAS = ["ibp24s0", "ibp64s0", "ibp79s0", "ibp94s0", "ibp154s0", "ibp192s0", "ibp206s0", "ibp220s0"]
 VF_PER_HCA = ["vfs_bound", "vf_guids_set", "vf_guids_unique", "vf_ports_active"]
@@ -138,9 +138,19 @@ def test_the_bundle_holds_the_vf_facts(faults_run):
     assert "/sys/class/net/ibp94s0/device/virtfn5/driver" not in unbound   # with no driver
 
 
-def test_a_shard_compares_only_its_own_nodes(faults_twin, tmp_path):
-    """docs/formats.md#vfs: a --nodes/--shard run sees duplicates inside its nodes, not across shards."""
+def test_a_shard_compares_its_own_nodes_and_merge_the_fleet(faults_twin, faults_run, tmp_path):
+    """docs/formats.md#vfs: a --nodes/--shard run sees duplicates inside its nodes; merge sees them across shards."""
+    item = "test_vf_guids_unique[dgx022-ibp24s0]"
     alone = run_suite(faults_twin.inventory_path, tmp_path / "alone", "--read-only", "--nodes", "dgx022")
-    assert alone.results["test_vf_guids_unique[dgx022-ibp24s0]"]["outcome"] == "passed"
+    assert alone.results[item]["outcome"] == "passed"
+    run_suite(faults_twin.inventory_path, tmp_path / "other", "--read-only", "--nodes", "dgx023")
     pair = run_suite(faults_twin.inventory_path, tmp_path / "pair", "--read-only", "--nodes", "dgx[022-023]")
-    assert pair.results["test_vf_guids_unique[dgx022-ibp24s0]"]["outcome"] == "failed"
+    assert pair.results[item]["outcome"] == "failed"
+    merged = ibconform("merge", str(tmp_path / "alone"), str(tmp_path / "other"), "--out", str(tmp_path / "fleet"))
+    assert merged.returncode == 1, merged.stderr
+    results = {r["id"]: r for r in json.loads((tmp_path / "fleet" / "results.json").read_text())["results"]}
+    for node in ("dgx022", "dgx023"):
+        twin = [i for i in results if i.startswith(f"test_vf_guids_unique[{node}-")]
+        assert [(results[i]["outcome"], results[i]["message"]) for i in twin] == [
+            (faults_run.results[i]["outcome"], faults_run.results[i]["message"]) for i in twin]
+    assert results[item]["outcome"] == "failed" and results[item]["remediation"] is not None
