@@ -6,6 +6,7 @@ Collectors write it; checks read only it, so a run can be re-evaluated offline. 
     nodes/<node>/status.json  nodes/<node>/mstconfig/<pci>.out|.rc
     nodes/<node>/sysfs/...   (mirrors /sys)   nodes/<node>/proc/..., etc/...  (/proc, /etc)   nodes/<node>/links.json
     nodes/<node>/commands.json   (v3: the output and exit code of each command, ``ip link show <pf>``)
+    nodes/<node>/vfs.json        (v3: the files read below each PF's virtfn<N>/ and sriov/, path -> content)
 
 Bundles of an older format stay readable: :data:`FORMATS` says which facts each format holds, and a
 fact a bundle lacks raises :class:`~ibconform.errors.MissingEvidence` (the check ends in error saying so).
@@ -21,11 +22,13 @@ from __future__ import annotations
 import contextlib
 import datetime as dt
 import fcntl
+import fnmatch
 import functools
 import getpass
 import glob
 import json
 import os
+import re
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
@@ -71,6 +74,15 @@ def now() -> str:
 
 
 _MIRRORS = (("/sys/", "sysfs/"), ("/proc/", "proc/"), ("/etc/", "etc/"))
+#: Files of a PF's VFs (``virtfn<N>/...``) and its mlx5 ``sriov/<N>/`` GUIDs: hundreds per node, so kept in one
+#: ``vfs.json`` per node, not as files of their own.
+VF_FILE = re.compile(r"^/sys/class/net/[^/]+/device/(virtfn\d+|sriov)/")
+
+
+def _glob_match(path: str, pattern: str) -> bool:
+    """``path`` matches the shell-style ``pattern`` as glob matches it: segment by segment (``*`` stops at /)."""
+    parts, wanted = path.split("/"), pattern.split("/")
+    return len(parts) == len(wanted) and all(fnmatch.fnmatchcase(p, w) for p, w in zip(parts, wanted, strict=True))
 
 
 def _evidence_relpath(path: str) -> str | None:
@@ -114,7 +126,11 @@ class BundleWriter:
                     status.notes.append(f"ignored unsafe mstconfig device name {pci!r}")
                     continue
                 files[f"mstconfig/{pci}.out"], files[f"mstconfig/{pci}.rc"] = text, f"{code}\n"
+            vf_files = {path: text for path, text in output.files.items() if VF_FILE.match(path)}
+            files["vfs.json"] = _json_text(vf_files)
             for path, text in output.files.items():
+                if path in vf_files:
+                    continue
                 rel = _evidence_relpath(path)
                 if rel is None:
                     status.notes.append(f"ignored unsafe file path {path!r}")
@@ -127,7 +143,7 @@ class BundleWriter:
             status.hostname = output.hostname
         made = {str(self.root), os.path.join(self.root, "nodes")}
         _make_folder(base, made)
-        for rel, text in files.items():  # ~490 small files per node (384 of them its VFs'), thousands of nodes
+        for rel, text in files.items():
             path = os.path.join(base, rel)
             _make_folder(os.path.dirname(path), made)
             _write_file(path, text.encode())
@@ -293,8 +309,18 @@ class Bundle:
 
     def sysfs(self, node: str, path: str) -> str | None:
         """The content of a node file seen under /sys, /proc or /etc (None: not seen or not readable)."""
+        if VF_FILE.match(path):
+            return self._vf_files(node).get(path)
         rel = _evidence_relpath(path)
         return _read_text(os.path.join(self._node(node), rel)) if rel else None
+
+    @functools.cache  # noqa: B019  (every VF check of a node reads them)
+    def _vf_files(self, node: str) -> dict[str, str]:
+        try:
+            found = json.loads((self._node(node) / "vfs.json").read_text())
+        except (OSError, ValueError):
+            return {}
+        return {str(k): v for k, v in found.items() if isinstance(v, str)} if isinstance(found, dict) else {}
 
     def sysfs_glob(self, node: str, pattern: str) -> dict[str, str]:
         """Every file seen whose /sys path matches the shell-style ``pattern``, in path order."""
@@ -302,12 +328,12 @@ class Bundle:
         if rel is None:
             return {}
         base = self._node(node)
-        found = {}
+        found = {path: text for path, text in self._vf_files(node).items() if _glob_match(path, pattern)}
         for match in sorted(glob.glob(rel, root_dir=base)):
             text = _read_text(os.path.join(base, match))
             if text is not None:
                 found["/sys/" + match.removeprefix("sysfs/")] = text
-        return found
+        return dict(sorted(found.items()))
 
     def sysfs_under(self, node: str, folder: str) -> dict[str, str]:
         """Every file seen below the /sys ``folder``, path -> content: one walk of its copy (a PF's VF files)."""
@@ -316,7 +342,7 @@ class Bundle:
             return {}
         base = self._node(node)
         top = os.path.join(base, rel)
-        found = {}
+        found = {path: text for path, text in self._vf_files(node).items() if path.startswith(folder + "/")}
         for where, _, names in os.walk(top):
             for name in names:
                 text = _read_text(os.path.join(where, name))

@@ -16,12 +16,12 @@ def _validator(name: str) -> jsonschema.Draft202012Validator:
 
 
 def validate_bundle(root: Path) -> int:
-    """Validate every manifest, status, links, commands and errors file of the bundle at ``root``; how many were checked."""
+    """Validate every manifest, status, links, commands, vfs and errors file of the bundle at ``root``; how many were checked."""
     files = [(root / "manifest.json", "manifest")]
     files += [(root / "cluster" / "errors.json", "errors")] if (root / "cluster" / "errors.json").exists() else []
     for node in sorted((root / "nodes").iterdir()):
         files.append((node / "status.json", "status"))
-        files += [(node / f"{name}.json", name) for name in ("links", "commands") if (node / f"{name}.json").exists()]
+        files += [(node / f"{name}.json", name) for name in ("links", "commands", "vfs") if (node / f"{name}.json").exists()]
     for path, name in files:
         try:
             _validator(name).validate(json.loads(path.read_text()))

@@ -129,10 +129,12 @@ def test_the_bundle_holds_the_vf_facts(faults_run):
     assert commands["ip link show ibp24s0"]["exit"] == 0
     links = json.loads((bundle / "nodes" / "dgx001" / "links.json").read_text())
     assert links["/sys/class/net/ibp24s0/device/virtfn0/driver"] == "../../../../bus/pci/drivers/mlx5_core"
-    vf = bundle / "nodes" / "dgx001" / "sysfs" / "class" / "net" / "ibp24s0" / "device" / "virtfn0"
-    assert {p.name for p in (vf / "infiniband").iterdir()} == {"mlx5_16"}
-    assert (vf / "infiniband" / "mlx5_16" / "ports" / "1" / "state").read_text() == "4: ACTIVE\n"
-    assert (vf / "infiniband_verbs" / "uverbs14" / "dev").read_text() == "231:206\n"
+    files = json.loads((bundle / "nodes" / "dgx001" / "vfs.json").read_text())   # one file, not hundreds
+    vf = "/sys/class/net/ibp24s0/device/virtfn0"
+    assert {p.split("/")[8] for p in files if p.startswith(f"{vf}/infiniband/")} == {"mlx5_16"}
+    assert files[f"{vf}/infiniband/mlx5_16/ports/1/state"] == "4: ACTIVE\n"
+    assert files[f"{vf}/infiniband_verbs/uverbs14/dev"] == "231:206\n"
+    assert not (bundle / "nodes" / "dgx001" / "sysfs" / "class" / "net" / "ibp24s0" / "device" / "virtfn0").exists()
     unbound = json.loads((bundle / "nodes" / "dgx024" / "links.json").read_text())
     assert "/sys/class/net/ibp94s0/device/virtfn5" in unbound          # the VF is there
     assert "/sys/class/net/ibp94s0/device/virtfn5/driver" not in unbound   # with no driver
