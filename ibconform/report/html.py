@@ -32,6 +32,7 @@ from ibconform.untrusted import d, lst
 LINK_LABELS = {
     "node": "node reached", "firmware": "firmware", "kernel": "kernel VFs", "ports": "IB ports",
     "operator": "operator sync", "device-plugin": "device plugin", "ipam": "IPAM", "workload": "workload",
+    "vfs": "VFs", "attach": "networks attached", "rdma": "RDMA in pod", "nccl": "NCCL",
 }
 
 # matrix cell states: css class, glyph (tells the states apart without colour), label
@@ -118,9 +119,10 @@ def verdict_of(document: dict) -> Verdict:
 
 
 def matrix_links(results: list[dict]) -> list[str]:
-    """The chain's links, plus any other link a result names (after them)."""
-    extra = sorted({r.get("link") or "other" for r in results} - set(LINKS))
-    return [*LINKS, *extra]
+    """The chain's links that some result names (a run at probe level start has no rdma column), in chain order,
+    plus any other link a result names (after them)."""
+    named = {r.get("link") or "other" for r in results}
+    return [link for link in LINKS if link in named] + sorted(named - set(LINKS))
 
 
 def cell_state(outcomes: list[str], is_root: bool) -> str:

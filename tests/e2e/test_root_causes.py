@@ -62,7 +62,7 @@ def test_the_seed_incident_reads_as_one_cause_with_its_consequences(verdicts, fa
 
 def test_the_terminal_summary_names_each_root_cause(faults_probed):
     lines = {line.split(":", 1)[0]: line for line in faults_probed.stdout.splitlines() if line.startswith("dgx")}
-    assert lines["dgx001"] == "dgx001: PASS"
+    assert lines["dgx001"] == "dgx001: PASS (level schedule proven)"
     assert lines["dgx002"].startswith("dgx002: FAIL [firmware] firmware_vfs_committed on 8/8 HCAs: NUM_OF_VFS on ibp24s0")
     assert lines["dgx002"].endswith("(+26 downstream)")
     assert lines["dgx007"].startswith("dgx007: FAIL [node] node_identity: dgx007 unreachable: ")
