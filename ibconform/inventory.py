@@ -152,7 +152,7 @@ class Probe(_Model):
     namespace: str = "default"
     image: str = "ghcr.io/coreweave/nccl-tests:latest"
     level: Literal["schedule", "start", "rdma", "nccl"] = Field(
-        "schedule", description="how far the probe goes (each level includes the ones before): schedule, start "
+        "start", description="how far the probe goes (each level includes the ones before): schedule, start "
         "(networks attached), rdma (verbs usable in the pod), nccl (all_reduce_perf on the node's GPUs over its VFs)")
     nccl_timeout: float = Field(120.0, alias="ncclTimeout", gt=0,
                                 description="seconds all_reduce_perf may run in one probe (level nccl)")

@@ -157,4 +157,4 @@ class ProbeFacts:
         resource = next((d(n.get("spec")).get("resourceName") for n in cluster.optional_items("sriovibnetworks") or []
                          if name_of(n) == network), None)
         shares = cluster.resource_shares(self.node.node).get(f"{cluster.prefix}/{resource}", {}) if resource else {}
-        return {h.hca.iface: h.vf_pcis() for h in host.hcas() if not shares or h.hca.pci in shares}
+        return {h.hca.iface: h.vf_pcis() for h in host.hcas if not shares or h.hca.pci in shares}

@@ -31,6 +31,8 @@ from ibconform.twin.scenario import parse as parse_scenario
 NS = "network-operator"
 HCAS = ["ibp24s0", "ibp64s0", "ibp79s0", "ibp94s0", "ibp154s0", "ibp192s0", "ibp206s0", "ibp220s0"]
 RESOURCES = [f"nvidia.com/res{h}" for h in HCAS]
+#: The faults scenario's nodes: one per node fault (dgx001-dgx020), then one per in-pod fault (dgx027 on).
+FAULT_NODES = [f"dgx{i:03d}" for i in (*range(1, 21), *range(27, 34))]
 INSUFFICIENT = re.compile(r"0/\d+ nodes are available:.*\b\d+ Insufficient nvidia\.com/resibp24s0\b")
 CORDON = {"key": "node.kubernetes.io/unschedulable", "operator": "Exists", "effect": "NoSchedule"}
 MAINTENANCE = {"key": "maintenance.nvidia.com/in-progress", "operator": "Exists", "effect": "NoSchedule"}
@@ -279,7 +281,7 @@ def test_nv_ipam_runs_with_an_allocation_for_every_node(faults):
     assert ncp["status"]["state"] == "ready"
     assert {"name": "state-nv-ipam-cni", "state": "ready"} in ncp["status"]["appliedStates"]
     nodes = faults.pods(selector="component=nv-ipam-node")
-    assert sorted(p.spec.node_name for p in nodes) == [f"dgx{i:03d}" for i in range(1, 21)]
+    assert sorted(p.spec.node_name for p in nodes) == FAULT_NODES
     image = "nvcr.io/nvidia/mellanox/nvidia-k8s-ipam:network-operator-v25.10.0"
     for pod in [*nodes, *faults.pods(selector="component=nv-ipam-controller")]:
         assert re.fullmatch(r"nv-ipam-(node-[a-z0-9]{5}|controller-[a-z0-9]{10}-[a-z0-9]{5})", pod.metadata.name)
@@ -288,11 +290,11 @@ def test_nv_ipam_runs_with_an_allocation_for_every_node(faults):
         assert {c.type: c.status for c in pod.status.conditions}["Ready"] == "True"
     assert len(faults.pods(selector="name=nv-ipam-controller")) == 2
     for app in ("sriov-network-config-daemon", "sriov-device-plugin"):
-        assert len(faults.pods(selector=f"app={app}")) == 20
+        assert len(faults.pods(selector=f"app={app}")) == len(FAULT_NODES)
     pool = faults.custom.get_namespaced_custom_object("nv-ipam.nvidia.com", "v1alpha1", NS, "ippools", "ib-pool")
     assert pool["spec"] == {"subnet": "192.168.0.0/16", "perNodeBlockSize": 24}
     allocations = pool["status"]["allocations"]
-    assert [a["nodeName"] for a in allocations] == [f"dgx{i:03d}" for i in range(1, 21)]
+    assert [a["nodeName"] for a in allocations] == FAULT_NODES
     assert allocations[1] == {"nodeName": "dgx002", "startIP": "192.168.0.25", "endIP": "192.168.0.48"}
 
 
@@ -345,9 +347,9 @@ def test_a_fitting_pod_is_bound_and_runs(faults):
     # the GPUs are now taken: a second pod asking for them cannot go there
     second = faults.create("no-gpu-left", "dgx001", {"nvidia.com/gpu": "1"})
     message = next(c for c in second.status.conditions if c.type == "PodScheduled").message
-    assert message == ("0/20 nodes are available: 1 Insufficient nvidia.com/gpu, 17 node(s) didn't match Pod's node "
-                       "affinity/selector, 2 node(s) were unschedulable. preemption: 0/20 nodes are available: "
-                       "1 No preemption victims found for incoming pod, 19 Preemption is not helpful for scheduling.")
+    assert message == ("0/27 nodes are available: 1 Insufficient nvidia.com/gpu, 2 node(s) were unschedulable, 24 "
+                       "node(s) didn't match Pod's node affinity/selector. preemption: 0/27 nodes are available: "
+                       "1 No preemption victims found for incoming pod, 26 Preemption is not helpful for scheduling.")
     for name in ("fits", "no-gpu-left"):
         faults.core.delete_namespaced_pod(name, "default")
 
@@ -372,9 +374,9 @@ def test_cordon_and_maintenance_taint_block_pods_that_do_not_tolerate_them(fault
     assert [(t.key, t.effect) for t in node.spec.taints] == [
         ("node.kubernetes.io/unschedulable", "NoSchedule"), ("maintenance.nvidia.com/in-progress", "NoSchedule")]
     # dgx002 is cordoned too (drained for its firmware reboot): NodeUnschedulable runs before NodeAffinity
-    cases = [([], "18 node(s) didn't match Pod's node affinity/selector, 2 node(s) were unschedulable"),
+    cases = [([], "2 node(s) were unschedulable, 25 node(s) didn't match Pod's node affinity/selector"),
              ([CORDON], "1 node(s) had untolerated taint {maintenance.nvidia.com/in-progress: }, "
-                        "19 node(s) didn't match Pod's node affinity/selector"),
+                        "26 node(s) didn't match Pod's node affinity/selector"),
              ([CORDON, MAINTENANCE], None)]
     for i, (tolerations, reasons) in enumerate(cases):
         pod = faults.create(f"cordoned-{i}", "dgx016", {"nvidia.com/resibp24s0": "1"}, tolerations)
@@ -382,8 +384,8 @@ def test_cordon_and_maintenance_taint_block_pods_that_do_not_tolerate_them(fault
             assert pod.spec.node_name == "dgx016" and pod.status.phase == "Running"
         else:
             message = next(c for c in pod.status.conditions if c.type == "PodScheduled").message
-            assert message == (f"0/20 nodes are available: {reasons}. preemption: 0/20 nodes are available: "
-                               "20 Preemption is not helpful for scheduling.")
+            assert message == (f"0/27 nodes are available: {reasons}. preemption: 0/27 nodes are available: "
+                               "27 Preemption is not helpful for scheduling.")
         faults.core.delete_namespaced_pod(f"cordoned-{i}", "default")
 
 

@@ -154,6 +154,8 @@ class Hca:
     mst_output: str | None = None       # what mstconfig prints instead of the table, exiting 0 (garbage)
     mst_cut: int | None = None          # mstconfig's table cut after this many characters, exiting 0
     sysfs_missing: tuple[str, ...] = ()  # PF attributes (sriov_totalvfs ...) absent from its sysfs
+    pcie_width: int = 16                # lanes its PCIe link trained at (x16; fewer: it moves less than its port)
+    cni_add_error: bool = False         # its VFs get no GUID before CNI ADD: ib-sriov-cni refuses them
     #: Not hardware: a node-specific policy for this PF (the ``policy-drift`` fault); kept out of repr, so
     #: it leaves the rendered hardware tree alone.
     policy_drift: PolicyDrift | None = field(default=None, repr=False, compare=False)
