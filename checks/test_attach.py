@@ -38,7 +38,7 @@ def test_attach_networks_attached(node_object):
     statuses, error = probe.network_status()
     assert error is None, f"{probe} network-status expected vs {error}: is multus installed and the pod's CNI?"
     problems = inpod.attachment_problems(requested, statuses)
-    assert not problems, (f"{probe} every requested network attached expected vs {'; '.join(problems)}: see the "
+    assert not problems, (f"{probe} every requested network attached expected vs {inpod.summary(problems)}: see the "
                           "multus and SR-IOV CNI logs on the node")
 
 
@@ -61,7 +61,7 @@ def test_attach_address_in_pool(node_object):
         problem = inpod.address_problem(status.ips, use.allocation)
         if problem:
             problems.append(f"{status.interface} ({status.network}) {problem} of {use}")
-    assert not problems, (f"{probe} addresses from the node's nv-ipam block expected vs {'; '.join(problems)}: "
+    assert not problems, (f"{probe} addresses from the node's nv-ipam block expected vs {inpod.summary(problems)}: "
                           "check the network's ipam poolName and the nv-ipam-node log")
 
 
@@ -75,5 +75,5 @@ def test_attach_vf_of_pf(node_object):
         problem = inpod.vf_problem(status.device_info.pci.pci_address, pf_vfs)
         if problem:
             problems.append(f"{status.interface} ({status.network}) {problem}")
-    assert not problems, (f"{probe} VFs of the network's PF expected vs {'; '.join(problems)}: check the "
+    assert not problems, (f"{probe} VFs of the network's PF expected vs {inpod.summary(problems)}: check the "
                           "SriovNetworkNodePolicy pfNames/rootDevices of the network's resource")

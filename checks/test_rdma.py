@@ -30,7 +30,7 @@ def test_rdma_uverbs(node_object):
     assert devices, (f"{probe} RDMA devices expected vs none (ls /dev/infiniband: {listing.strip() or 'empty'}): "
                      "the device plugin mounts the VFs' uverbs when its resource is isRdma")
     problems = inpod.uverbs_problems(devices, listing if code == 0 else None, probe.uverbs_devices())
-    assert not problems, (f"{probe} a uverbs node per VF expected vs {'; '.join(problems)}: set isRdma in the "
+    assert not problems, (f"{probe} a uverbs node per VF expected vs {inpod.summary(problems)}: set isRdma in the "
                           "SriovNetworkNodePolicy (the device plugin then mounts /dev/infiniband/uverbsN)")
 
 
@@ -44,7 +44,7 @@ def test_rdma_port_active(node_object):
     devices = _devices(probe) or [dev.hca_id for dev in devinfo.devices]
     assert devices, f"{probe} RDMA devices expected vs {'; '.join(devinfo.errors) or 'none'}: see rdma_uverbs"
     problems = inpod.port_problems(devinfo, devices)
-    assert not problems, (f"{probe} VF ports PORT_ACTIVE with SM LID and GUIDs expected vs {'; '.join(problems)}: "
+    assert not problems, (f"{probe} VF ports PORT_ACTIVE with SM LID and GUIDs expected vs {inpod.summary(problems)}: "
                           "enable virtualization in the subnet manager (OpenSM virt_enabled 2, UFM) and check "
                           "the VF GUIDs")
 
