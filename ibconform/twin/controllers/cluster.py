@@ -235,7 +235,7 @@ class ClusterEmulation:
         self._unschedulable: set[tuple[str, str]] = set()      # (namespace, name) of the pods left Unschedulable
         self._events: collections.deque[tuple[float, str, str]] = collections.deque()
         self._container_logs: dict[str, str] = {}       # pod uid -> what its container printed
-        self._addresses_used: dict[tuple[str, str], int] = {}   # (node, pool) -> addresses handed out
+        self._addresses_used: dict[tuple[str, str], dict[int, str]] = {}   # (node, pool) -> offset -> pod uid
 
     # -- set-up
 
@@ -666,12 +666,14 @@ class ClusterEmulation:
             vf = pod_runtime.vf_pcis(pf)[index]
             view.attachments.append(pod_runtime.Attachment(
                 network=network, interface=f"net{i + 1}", pf=pf, vf_index=index, pci=vf,
-                rdma=pod_runtime.rdma_name(hardware, pf, index), ip=self._address(node, spec.get("ipam")) or "",
+                rdma=pod_runtime.rdma_name(hardware, pf, index),
+                ip=self._address(node, spec.get("ipam"), str(_d(pod.get("metadata")).get("uid"))) or "",
                 guid=pod_runtime.vf_guid(vf)))
         return view, None
 
-    def _address(self, node: str, ipam_config: object) -> str | None:
-        """The next address of ``node``'s block in the pool a network's ipam config names (nv-ipam's node daemon)."""
+    def _address(self, node: str, ipam_config: object, uid: str) -> str | None:
+        """The lowest free address of ``node``'s block in the pool a network's ipam config names, given to pod
+        ``uid`` until it is deleted (nv-ipam's node daemon)."""
         try:
             config = _d(json.loads(str(ipam_config or "{}")))
         except ValueError:
@@ -684,8 +686,9 @@ class ClusterEmulation:
                       if _d(a).get("nodeName") == node), None)
         if block is None:
             return None
-        offset = self._addresses_used.get((node, pool_name), 0)
-        self._addresses_used[(node, pool_name)] = offset + 1
+        used = self._addresses_used.setdefault((node, pool_name), {})
+        offset = next(i for i in range(len(used) + 1) if i not in used)
+        used[offset] = uid
         return pod_runtime.address_in(block, offset)
 
     def _start_container(self, pod: dict[str, Any], view: pod_runtime.PodView, command: list[str], host_ip: str,
@@ -777,6 +780,11 @@ class ClusterEmulation:
             elif event == "MODIFIED" and self._waiting(obj):         # marked Unschedulable through pods/status
                 self._unschedulable.add((str(_d(obj.get("metadata")).get("namespace")), name))
             elif event == "DELETED":
+                uid = _d(obj.get("metadata")).get("uid")
+                for used in self._addresses_used.values():      # CNI DEL: nv-ipam takes the addresses back
+                    for offset in [o for o, holder in used.items() if holder == uid]:
+                        del used[offset]
+                self._container_logs.pop(str(uid), None)
                 self.retry_pending()
         elif (kind == "Node" and event != "DELETED") or kind == "SriovOperatorConfig":
             if kind == "Node":

@@ -121,7 +121,7 @@ def bus_bandwidth(view: PodView) -> float:
     """all_reduce_perf's busbw (GB/s) for the pod's GPUs talking over its VFs only: a ring is as fast as its slowest
     HCA (port rate, PCIe width), about 92 % of the wire; without GPUDirect RDMA every byte bounces through host
     memory; over sockets a few GB/s at best."""
-    if view.faults.get("socket") or not view.attachments:
+    if view.faults.get("socket") or not view.faults.get("uverbs", True) or not view.attachments:
         return 1.18
     slowest = min(_rate_gbps(a.pf.rate) * min(1.0, a.pf.pcie_width / 16) if a.pf.port_state == "ACTIVE" else 0.0
                   for a in view.attachments)
