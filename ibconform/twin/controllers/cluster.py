@@ -664,19 +664,23 @@ class ClusterEmulation:
             if pf.cni_add_error:
                 return view, kubelet.sandbox_failure(pod, kubelet.guid_not_valid(f"{pf.iface}v{index}"), network)
             vf = pod_runtime.vf_pcis(pf)[index]
+            address = self._address(node, spec.get("ipam"), str(_d(pod.get("metadata")).get("uid")))
+            if isinstance(address, tuple):
+                return view, kubelet.sandbox_failure(pod, kubelet.no_pool_block(*address), network)
             view.attachments.append(pod_runtime.Attachment(
                 network=network, interface=f"net{i + 1}", pf=pf, vf_index=index, pci=vf,
-                rdma=pod_runtime.rdma_name(hardware, pf, index),
-                ip=self._address(node, spec.get("ipam"), str(_d(pod.get("metadata")).get("uid"))) or "",
-                guid=pod_runtime.vf_guid(vf)))
+                rdma=pod_runtime.rdma_name(hardware, pf, index), ip=address or "", guid=pod_runtime.vf_guid(vf)))
         return view, None
 
-    def _address(self, node: str, ipam_config: object, uid: str) -> str | None:
+    def _address(self, node: str, ipam_config: object, uid: str) -> str | tuple[str, str] | None:
         """The lowest free address of ``node``'s block in the pool a network's ipam config names, given to pod
-        ``uid`` until it is deleted (nv-ipam's node daemon)."""
+        ``uid`` until it is deleted (nv-ipam's node daemon); (pool, poolType) when the node has no block there;
+        None without nv-ipam."""
         try:
             config = _d(json.loads(str(ipam_config or "{}")))
         except ValueError:
+            return None
+        if config.get("type") != "nv-ipam":
             return None
         kind = "cidrpools" if str(config.get("poolType", "")).lower() == "cidrpool" else "ippools"
         pool_name = str(config.get("poolName") or "").split(",")[0]
@@ -685,7 +689,7 @@ class ClusterEmulation:
         block = next((_d(a) for a in _d(_d(pool).get("status")).get("allocations") or []
                       if _d(a).get("nodeName") == node), None)
         if block is None:
-            return None
+            return pool_name, kind.removesuffix("s")
         used = self._addresses_used.setdefault((node, pool_name), {})
         offset = next(i for i in range(len(used) + 1) if i not in used)
         used[offset] = uid

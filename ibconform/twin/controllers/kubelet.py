@@ -153,6 +153,12 @@ def definition_missing(network: str) -> str:
             f'network-attachment-definitions.k8s.cni.cncf.io "{name}" not found')
 
 
+def no_pool_block(pool: str, pool_type: str) -> str:
+    """nv-ipam's CNI plugin when its node daemon holds no block of the pool for the node."""
+    return (f'grpc request failed: rpc error: code = NotFound desc = configuration for pool "{pool}", '
+            f'poolType "{pool_type}" not found')
+
+
 def guid_not_valid(vf_netdev: str) -> str:
     """ib-sriov-cni's words for a VF whose GUID was never set."""
     return f'infiniBand SRI-OV CNI failed to configure VF "VF {vf_netdev} GUID is not valid"'
