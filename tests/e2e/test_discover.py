@@ -16,7 +16,7 @@ def test_discover_writes_a_loadable_inventory_of_the_selected_nodes(faults_twin,
     node = inv.node("dgx001")
     assert {(h.iface, h.pci) for h in node.hcas} == {(h.iface, h.pci) for h in expected.hcas}
     assert {d.pci for d in node.excluded} == {d.pci for d in expected.excluded}
-    assert proc.stdout.strip() == f"inventory: {out} (20 nodes, 1 profile)"
+    assert proc.stdout.strip() == f"inventory: {out} (27 nodes, 1 profile)"
 
 
 def test_discover_never_overwrites(faults_twin, tmp_path):
