@@ -119,7 +119,9 @@ def uverbs_problems(devices: Iterable[str], listing: str | None, ibdev: dict[str
 def port_problems(devinfo: Devinfo, devices: Iterable[str]) -> list[str]:
     """Why a device of ``devices`` is not usable per ``ibv_devinfo``: absent, a GUID zero, port 1 not
     PORT_ACTIVE, SM LID 0."""
-    by_name = {dev.hca_id: dev for dev in devinfo.devices}
+    by_name: dict = {}
+    for dev in devinfo.devices:       # a device listed twice (two runs in one paste): its first block
+        by_name.setdefault(dev.hca_id, dev)
     problems = []
     for device in devices:
         dev = by_name.get(device)
