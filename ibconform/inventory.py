@@ -67,6 +67,13 @@ class Expect(_Model):
     port_rate: int | None = Field(None, alias="portRate", description="Gb/s, e.g. 400; unchecked when absent")
     rdma_netns_mode: Literal["shared", "exclusive"] | None = Field(
         None, alias="rdmaNetnsMode", description="default: the SriovNetworkPoolConfig's rdmaMode, else unchecked")
+    memlock_min: int | None = Field(None, alias="memlockMin", ge=0,
+                                    description="bytes of locked memory the probe container needs at least "
+                                                "(probe level rdma); default: unlimited")
+    nccl_gdr: bool = Field(True, alias="ncclGdr", description="NCCL must use GPUDirect RDMA (probe level nccl)")
+    nccl_bus_bandwidth: float | None = Field(None, alias="ncclBusBandwidth", gt=0,
+                                             description="GB/s: all_reduce_perf's '# Avg bus bandwidth' at least "
+                                                         "(probe level nccl); unchecked when absent")
 
 
 class ExpectOverride(_Model):
@@ -80,6 +87,9 @@ class ExpectOverride(_Model):
     port_state: str | None = Field(None, alias="portState")
     port_rate: int | None = Field(None, alias="portRate")
     rdma_netns_mode: Literal["shared", "exclusive"] | None = Field(None, alias="rdmaNetnsMode")
+    memlock_min: int | None = Field(None, alias="memlockMin", ge=0)
+    nccl_gdr: bool | None = Field(None, alias="ncclGdr")
+    nccl_bus_bandwidth: float | None = Field(None, alias="ncclBusBandwidth", gt=0)
 
 
 class Ssh(_Model):
@@ -144,7 +154,11 @@ class Probe(_Model):
 
     namespace: str = "default"
     image: str = "ghcr.io/coreweave/nccl-tests:latest"
-    level: Literal["schedule", "start"] = "schedule"
+    level: Literal["schedule", "start", "rdma", "nccl"] = Field(
+        "start", description="how far the probe goes (each level includes the ones before): schedule, start "
+        "(networks attached), rdma (verbs usable in the pod), nccl (all_reduce_perf on the node's GPUs over its VFs)")
+    nccl_timeout: float = Field(120.0, alias="ncclTimeout", gt=0,
+                                description="seconds all_reduce_perf may run in one probe (level nccl)")
     timeout: float = Field(180.0, gt=0, description="seconds for all probes together")
     gpus: int | None = Field(None, ge=0, description="GPUs per probe (default: all of the node's nvidia.com/gpu)")
     leftover_age: float | None = Field(

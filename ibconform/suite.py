@@ -312,13 +312,17 @@ def node_verdicts(out_dir: Path) -> list[dict]:
 
 
 def summary_lines(out_dir: Path) -> list[str]:
-    """One line per node: its verdict and, when it fails, the root cause and how many failures follow."""
+    """One line per node: its verdict, the probe level proven (and the NCCL bus bandwidth measured) and, when it
+    fails, the root cause and how many failures follow."""
     document = _results(out_dir)
     lines = []
     for node in document.get("nodes", []):
         root = node.get("root_cause")
+        busbw = node.get("nccl_bus_bandwidth")
+        proven = (f" (level {node['level']} proven" + (f", NCCL bus bandwidth {busbw:g} GB/s)" if busbw is not None
+                                                        else ")")) if node.get("level") else ""
         if root is None:
-            lines.append(f"{node['name']}: PASS")
+            lines.append(f"{node['name']}: PASS{proven}")
             continue
         more = len(node.get("consequences", []))
         scope = f" on {root['affected']}" if root.get("affected") else ""

@@ -24,7 +24,9 @@ from kubernetes.client.rest import ApiException
 from ibconform import policies as policies_mod
 from ibconform.bundle import now
 from ibconform.cluster_facts import name_of
+from ibconform.collect import probescript
 from ibconform.collect.cluster import LIST_ERRORS, PODS, Resource, describe_error, list_all
+from ibconform.errors import ParseError
 from ibconform.inventory import Inventory, Node
 from ibconform.untrusted import d, lst
 
@@ -36,7 +38,12 @@ GPU_RESOURCE = "nvidia.com/gpu"
 PROBE_SELECTOR = f"{MANAGED_BY[0]}={MANAGED_BY[1]},{ROLE[0]}={ROLE[1]}"
 POLL = 2.0  # seconds a quiet watch waits before looking at the stop flag
 DELETE_PARALLEL = 8  # probe pods deleted at once at the end of a run (far below the API's in-flight limit)
+POD_LOGS = Resource("pods/log", "", "v1", True, "Kubernetes")
 PROBE_GRANT = "apply deploy/rbac/probe.yaml for the probe namespace, or run with --read-only"
+LEVELS = ("schedule", "start", "rdma", "nccl")
+SCRIPTED = ("rdma", "nccl")  # levels whose pod runs the probe script and whose log is read
+LOG_LIMIT = 4 << 20  # bytes of a probe's log read at most (NCCL INFO lines of 8 GPUs are ~100 KiB)
+CONTAINER = "nccl-probe"
 
 
 class ProbeRefused(Exception):
@@ -75,8 +82,9 @@ def networks_for(resources: list[str], ib_networks: list[dict], prefix: str) -> 
 
 
 def probe_manifest(node: Node, node_obj: dict, state: dict, lists: dict[str, dict], inventory: Inventory,
-                   run_id: str) -> dict:
-    """The probe pod for ``node`` (pure: no API call); ``state``: its SriovNetworkNodeState, or {}."""
+                   run_id: str, boundary: str = "") -> dict:
+    """The probe pod for ``node`` (pure: no API call); ``state``: its SriovNetworkNodeState, or {}. At levels
+    ``rdma`` and ``nccl`` its container runs the probe script, whose records start with ``boundary``."""
     settings, prefix = inventory.model.probe, inventory.model.kubernetes.resource_prefix
     policies = lst(d(lists.get("sriovnetworknodepolicies")).get("items"))
     resources = node_resources(node, node_obj, state, policies, prefix)
@@ -90,6 +98,9 @@ def probe_manifest(node: Node, node_obj: dict, state: dict, lists: dict[str, dic
     tolerations = [{"key": "node.kubernetes.io/unschedulable", "operator": "Exists", "effect": "NoSchedule"},
                    {"key": GPU_RESOURCE, "operator": "Exists", "effect": "NoSchedule"}]
     tolerations += [t.model_dump(exclude_none=True) for t in settings.tolerations]
+    command = ["sleep", "infinity"]
+    if settings.level in SCRIPTED:
+        command = ["sh", "-c", probescript.build(boundary, settings.level, gpus, settings.nccl_timeout)]
     return {
         "apiVersion": "v1", "kind": "Pod",
         "metadata": {
@@ -105,7 +116,7 @@ def probe_manifest(node: Node, node_obj: dict, state: dict, lists: dict[str, dic
             "terminationGracePeriodSeconds": 0,
             "activeDeadlineSeconds": int(settings.timeout) + 120,
             "containers": [{
-                "name": "nccl-probe", "image": settings.image, "command": ["sleep", "infinity"],
+                "name": CONTAINER, "image": settings.image, "command": command,
                 "resources": {"requests": requests, "limits": requests},
                 "securityContext": {"capabilities": {"add": ["IPC_LOCK"]}},
             }],
@@ -120,20 +131,33 @@ def admitted(pod: dict) -> bool:
         d(c).get("type") in ("Initialized", "PodReadyToStartContainers") for c in lst(status.get("conditions")))
 
 
+def terminated(pod: dict) -> dict | None:
+    """The probe container's ``state.terminated`` once it has exited, else None."""
+    for entry in lst(d(pod.get("status")).get("containerStatuses")):
+        state = d(d(d(entry).get("state")).get("terminated"))
+        if state:
+            return state
+    return None
+
+
 def verdict(pod: dict, level: str) -> tuple[str, str] | None:
     """(outcome, message) once the pod has decided, None while it has not.
 
     At level ``schedule`` a bound pod counts once kubelet has admitted it: a device plugin that cannot
-    allocate makes kubelet reject the pod (UnexpectedAdmissionError) only after it was scheduled.
+    allocate makes kubelet reject the pod (UnexpectedAdmissionError) only after it was scheduled. At
+    ``start`` it must run; at ``rdma`` and ``nccl`` its script must have exited (``completed``).
     """
     status = d(pod.get("status"))
     node = d(pod.get("spec")).get("nodeName")
+    ended = terminated(pod)
+    if level in SCRIPTED and ended is not None:
+        return "completed", f"probe script on {node} exited {ended.get('exitCode')} ({ended.get('reason')})"
     if status.get("phase") == "Failed":
         return "rejected", str(status.get("message") or status.get("reason") or "pod failed")
     scheduled = next((c for c in lst(status.get("conditions")) if d(c).get("type") == "PodScheduled"), None)
     if scheduled and scheduled.get("status") == "False" and scheduled.get("reason") == "Unschedulable":
         return "unschedulable", str(scheduled.get("message") or "Unschedulable")
-    if status.get("phase") == "Running" or (level == "start" and status.get("phase") == "Succeeded"):
+    if level not in SCRIPTED and (status.get("phase") == "Running" or status.get("phase") == "Succeeded"):
         return "running", f"running on {node}"
     if level == "schedule" and node and admitted(pod):
         return "scheduled", f"scheduled on {node}"
@@ -165,6 +189,8 @@ class ProbeRun:
             self.watch(pods, records)
             if not self.stop.is_set():
                 self.attach_events(records)
+            if not self.stop.is_set() and self.settings.level in SCRIPTED:
+                self.read_logs(records)
         except ProbeRefused as exc:  # the API refused a call the probe needs: every undecided probe says so
             error = str(exc)
             for record in records.values() or self._records_for_all(records):
@@ -183,7 +209,7 @@ class ProbeRun:
 
     def _record(self, node: str) -> dict:
         return {"node": node, "pod": None, "level": self.settings.level, "outcome": "not-created",
-                "message": None, "object": None, "events": []}
+                "message": None, "object": None, "events": [], "boundary": None, "output": None, "log_error": None}
 
     def _refused(self, exc: Exception, verb: str, resource: Resource = PODS) -> ProbeRefused:
         return ProbeRefused(describe_error(exc, verb, resource, self.namespace, grant=PROBE_GRANT))
@@ -223,9 +249,12 @@ class ProbeRun:
             if node.name not in nodes:
                 record["message"] = f"Node {node.name} is not in the cluster"
                 continue
+            boundary = probescript.new_boundary()
             manifest = probe_manifest(node, nodes[node.name], states.get(node.name, {}), self.lists, self.inventory,
-                                      self.run_id)
+                                      self.run_id, boundary)
             record["pod"] = manifest["metadata"]["name"]
+            if self.settings.level in SCRIPTED:
+                record["boundary"] = boundary
             record["requests"] = manifest["spec"]["containers"][0]["resources"]["requests"]
             try:
                 self.core.create_namespaced_pod(self.namespace, manifest, _request_timeout=self.timeout_s,
@@ -322,6 +351,32 @@ class ProbeRun:
             if decisive or warnings:
                 event = (decisive or warnings)[-1]
                 record["message"] = f"{event['reason']}: {event.get('message')}"
+
+    def read_logs(self, records: dict[str, dict]) -> None:
+        """One ``pods/log`` GET per probe whose script exited (a few at a time), bounded in size; the records the
+        log holds (``output``: ``[kind, key, text, exit code]`` each) or why it could not be read (``log_error``)."""
+        done = [r for r in records.values() if r["outcome"] == "completed"]
+        with ThreadPoolExecutor(max_workers=DELETE_PARALLEL, thread_name_prefix="probe-log") as pool:
+            list(pool.map(self._read_log, done))
+
+    def _read_log(self, record: dict) -> None:
+        try:
+            response = self.core.read_namespaced_pod_log(record["pod"], self.namespace, container=CONTAINER,
+                                                         limit_bytes=LOG_LIMIT, _request_timeout=self.timeout_s,
+                                                         _preload_content=False)
+            log = response.data.decode("utf-8", errors="replace")
+        except ApiException as exc:
+            record["log_error"] = describe_error(exc, "get", POD_LOGS, self.namespace, grant=PROBE_GRANT)
+            return
+        except LIST_ERRORS as exc:
+            record["log_error"] = describe_error(exc, "get", POD_LOGS, self.namespace, timeout=self.timeout_s)
+            return
+        try:
+            output = probescript.split(log, str(record["boundary"]))
+        except ParseError as exc:
+            record["log_error"] = f"pods/log of {record['pod']} ({len(log)} bytes): {exc}"
+            return
+        record["output"] = [[kind, key, text, code] for (kind, key), (text, code) in output.records.items()]
 
     def _delete(self, name: str) -> bool:
         try:

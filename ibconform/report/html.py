@@ -32,6 +32,7 @@ from ibconform.untrusted import d, lst
 LINK_LABELS = {
     "node": "node reached", "firmware": "firmware", "kernel": "kernel VFs", "ports": "IB ports",
     "operator": "operator sync", "device-plugin": "device plugin", "ipam": "IPAM", "workload": "workload",
+    "vfs": "VFs", "attach": "networks attached", "rdma": "RDMA in pod", "nccl": "NCCL",
 }
 
 # matrix cell states: css class, glyph (tells the states apart without colour), label
@@ -118,9 +119,10 @@ def verdict_of(document: dict) -> Verdict:
 
 
 def matrix_links(results: list[dict]) -> list[str]:
-    """The chain's links, plus any other link a result names (after them)."""
-    extra = sorted({r.get("link") or "other" for r in results} - set(LINKS))
-    return [*LINKS, *extra]
+    """The chain's links that some result names (a run at probe level start has no rdma column), in chain order,
+    plus any other link a result names (after them)."""
+    named = {r.get("link") or "other" for r in results}
+    return [link for link in LINKS if link in named] + sorted(named - set(LINKS))
 
 
 def cell_state(outcomes: list[str], is_root: bool) -> str:
@@ -152,8 +154,11 @@ def render_matrix(document: dict) -> str:
     rows = [CLUSTER_ROW] if any(not r.get("node") for r in results) else []
     rows += list(verdicts)
 
+    levels = {n["name"]: n.get("level") for n in document.get("nodes") or []}
+    shown = any(levels.values())
     head = "".join(f'<th scope="col" class="lk">{esc(link_label(link))}</th>' for link in links)
     out = ['<table class="ibc-matrix"><thead><tr><th scope="col">Node</th><th scope="col">Verdict</th>',
+           '<th scope="col" title="the highest probe level proven">Level</th>' if shown else "",
            head, '<th scope="col" class="rcc">Root cause</th></tr></thead><tbody>']
     for name in rows:
         root = roots.get(name) or {}
@@ -181,10 +186,37 @@ def render_matrix(document: dict) -> str:
         else:
             rc = ""
         vglyph = "✓ pass" if verdict == "pass" else "✗ FAIL"
-        out.append(f'<tr class="v-{verdict}"><th scope="row">{esc(name)}</th><td class="vd">{vglyph}</td>'
+        level = f"<td>{esc(levels.get(name) or '—')}</td>" if shown else ""
+        out.append(f'<tr class="v-{verdict}"><th scope="row">{esc(name)}</th><td class="vd">{vglyph}</td>{level}'
                    f'{"".join(cells)}<td class="rcc">{rc}</td></tr>')
     out.append("</tbody></table>")
     return "".join(out)
+
+
+def render_bandwidth(document: dict) -> str:
+    """The NCCL bus bandwidth measured per node (probe level nccl) as a small inline SVG bar chart (no image file,
+    no plotting library: the report stays one self-contained page), and its values; "" when none was measured."""
+    measured = [(n["name"], n["nccl_bus_bandwidth"]) for n in document.get("nodes") or []
+                if isinstance(n.get("nccl_bus_bandwidth"), int | float)]
+    if not measured:
+        return ""
+    top = max(v for _, v in measured) * 1.15 or 1.0
+    bar, gap, height, left = 14, 4, 120, 40
+    width = left + len(measured) * (bar + gap) + gap
+    parts = [f'<svg class="ibc-bw" role="img" width="{width}" height="{height + 70}" '
+             f'aria-label="NCCL bus bandwidth per node, GB/s">',
+             f'<text x="0" y="12" font-size="10">{top:.0f}</text><text x="0" y="{height}" font-size="10">0</text>',
+             f'<line x1="{left - 2}" y1="{height}" x2="{width}" y2="{height}" stroke="#888"/>']
+    for i, (name, value) in enumerate(measured):
+        x, h = left + gap + i * (bar + gap), value / top * (height - 10)
+        parts.append(f'<rect x="{x}" y="{height - h:.1f}" width="{bar}" height="{h:.1f}" fill="#4a7ebb">'
+                     f'<title>{esc(name)}: {value:g} GB/s</title></rect>'
+                     f'<text x="{x + bar / 2}" y="{height + 6}" font-size="9" writing-mode="tb">{esc(name)}</text>')
+    parts.append("</svg>")
+    rows = "".join(f"<tr><th scope=\"row\">{esc(name)}</th><td>{value:g}</td></tr>" for name, value in measured)
+    return ('<section id="nccl-bandwidth"><h2>NCCL bus bandwidth</h2><p class="ibc-hint">all_reduce_perf\'s '
+            "# Avg bus bandwidth (GB/s) in each node's probe pod, its GPUs talking over its VFs only.</p>"
+            + "".join(parts) + f'<details><summary>values</summary><table>{rows}</table></details></section>')
 
 
 def render_legend() -> str:
@@ -467,6 +499,7 @@ def render_acceptance(document: dict, versions: VersionsSeen | None = None, resu
         '<label for="ibc-only-failing" class="ibc-toggle-label">show failing nodes only</label>',
         f'<div class="ibc-matrix-wrap">{render_matrix(document)}</div></section>',
         '<section id="root-causes"><h2>Root causes</h2>', render_root_causes(document), "</section>",
+        render_bandwidth(document),
         '<section id="run-metadata"><h2>Run</h2>',
         render_metadata(document.get("run") or {}, versions, results_sha256), "</section>",
         render_signoff(document, results_sha256),

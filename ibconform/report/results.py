@@ -64,6 +64,9 @@ class ResultsRecorder:
             return
         entry["outcome"] = outcome
         entry["evidence"] = [v for k, v in props if k == "evidence"]
+        measured = {k: v for key, m in props if key == "measurement" and isinstance(m, dict) for k, v in m.items()}
+        if measured:
+            entry["measurements"] = measured
         message = next((v for k, v in props if k == "message"), None)
         if outcome == "skipped" and isinstance(report.longrepr, tuple):
             message = str(report.longrepr[2]).removeprefix("Skipped: ")

@@ -8,14 +8,34 @@ from collections import defaultdict
 LINKS = ("node", "firmware", "kernel", "ports", "vfs", "operator", "device-plugin", "ipam", "workload", "attach",
          "rdma", "nccl")
 BAD = ("failed", "error")
+#: The probe's levels and the link each one proves (each level includes the ones before).
+LEVEL_LINKS = {"schedule": "workload", "start": "attach", "rdma": "rdma", "nccl": "nccl"}
 
 
 def link_rank(link: str | None) -> int:
     return LINKS.index(link) if link in LINKS else len(LINKS)
 
 
+def proven_level(results: list[dict]) -> str | None:
+    """The highest probe level whose link and every link before it hold on one node: the level's link has a
+    passed check and no check of a link up to it failed or errored; None when not even ``schedule`` is."""
+    proven = None
+    for level, link in LEVEL_LINKS.items():
+        upto = [r for r in results if link_rank(r.get("link")) <= link_rank(link)]
+        if any(r["outcome"] in BAD for r in upto) or not any(
+                r.get("link") == link and r["outcome"] == "passed" for r in results):
+            break
+        proven = level
+    return proven
+
+
+def measured(results: list[dict], key: str) -> float | None:
+    """What a check of the node measured under ``key`` (``nccl_bus_bandwidth``), None when none did."""
+    return next((r["measurements"][key] for r in results if key in (r.get("measurements") or {})), None)
+
+
 def node_verdicts(results: list[dict]) -> list[dict]:
-    """``[{name, verdict, root_cause, consequences}]`` for every node that has results.
+    """``[{name, verdict, root_cause, consequences, level, nccl_bus_bandwidth}]`` for every node that has results.
 
     verdict is ``pass`` (nothing failed or errored) or ``fail``; root_cause is the first bad result in
     chain order, with how many of the node's HCAs the same check fails on ("8/8 HCAs"); consequences
@@ -43,5 +63,7 @@ def node_verdicts(results: list[dict]) -> list[dict]:
                 "remediation": (root.get("remediation") or {}).get("id"),
             },
             "consequences": [r["id"] for r in bad[1:]],
+            "level": proven_level(by_node[name]),
+            "nccl_bus_bandwidth": measured(by_node[name], "nccl_bus_bandwidth"),
         })
     return verdicts

@@ -306,6 +306,54 @@ def admission_error(node: Node) -> None:
     node.kube.admission_error = True
 
 
+# ------------------------------------------------------------------------------ in the probe pod
+
+@fault("definition-missing", scope="node")
+def definition_missing(node: Node) -> None:
+    """The NetworkAttachmentDefinition of the probe's first network is missing: multus fails CNI ADD."""
+    node.kube.definition_missing = True
+
+
+@fault("cni-add-error")
+def cni_add_error(hca: Hca) -> None:
+    """ib-sriov-cni fails CNI ADD on this PF's VF: 'VF <pf>v0 GUID is not valid' (the GUID was never set)."""
+    hca.cni_add_error = True
+
+
+@fault("no-uverbs", scope="node")
+def no_uverbs(node: Node) -> None:
+    """Pods get no /dev/infiniband/uverbsN (the resource is not isRdma): verbs sees no device."""
+    node.kube.uverbs = False
+
+
+@fault("memlock-low", scope="node")
+def memlock_low(node: Node, *, memlock: int = 65536) -> None:
+    """Containers run with ``memlock`` bytes of locked memory (the runtime's default 64 KiB, not unlimited)."""
+    if memlock < 0:
+        raise ValueError(f"memlock: expected bytes >= 0, got {memlock}")
+    node.kube.memlock = memlock
+
+
+@fault("gdr-disabled", scope="node")
+def gdr_disabled(node: Node) -> None:
+    """GPUDirect RDMA unavailable (nvidia-peermem not loaded): NCCL stages through host memory."""
+    node.kube.gdr = False
+
+
+@fault("socket-fallback", scope="node")
+def socket_fallback(node: Node) -> None:
+    """NCCL finds no usable IB device in the pod and falls back to NET/Socket over eth0."""
+    node.kube.nccl_socket = True
+
+
+@fault("hca-degraded")
+def hca_degraded(hca: Hca, *, width: int = 8) -> None:
+    """The HCA's PCIe link trained at ``width`` lanes, not 16: its port is ACTIVE at full rate, its traffic is not."""
+    if not 1 <= width <= 16:
+        raise ValueError(f"width: expected 1 to 16 lanes, got {width}")
+    hca.pcie_width = width
+
+
 @fault("ipam-image", scope="cluster")
 def ipam_image(cluster: ClusterKube, *, image: str = "nv-ipam", repository: str = "ghcr.io/mellanox",
                version: str = "v0.2.0") -> None:

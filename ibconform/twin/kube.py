@@ -42,6 +42,11 @@ class NodeKube:
     vfs_taken: bool = False             # a running workload requests every VF of the node
     sync_error: str | None = None       # the config daemon fails with this lastSyncError, hardware or not
     admission_error: bool = False       # kubelet's device manager rejects pods asking for SR-IOV VFs
+    definition_missing: bool = False    # the probe's first network has no NetworkAttachmentDefinition for multus
+    uverbs: bool = True                 # the device plugin mounts the VFs' /dev/infiniband/uverbsN in pods
+    memlock: int | None = None          # the runtime's locked-memory limit in containers (bytes; None: unlimited)
+    gdr: bool = True                    # GPUDirect RDMA works (nvidia-peermem loaded)
+    nccl_socket: bool = False           # NCCL finds no usable IB device and falls back to sockets
     labels: dict[str, str] = field(default_factory=dict)   # Node labels beyond the kubelet's and the operators'
 
 

@@ -68,7 +68,9 @@ def test_one_ssh_session_per_node(four):
 
 def test_suite_passes_on_the_healthy_twin(four):
     details = four["details"]
-    assert details["outcomes"]["passed"] == details["items"] > 0
+    # at the default probe level start, the rdma and nccl checks (4 + 3 per node) are skipped, all else passes
+    assert details["outcomes"]["skipped"] == 4 * 7
+    assert details["outcomes"]["passed"] == details["items"] - 4 * 7 > 0
     assert details["phases"]["evaluation_after_collection_s"] >= 0 and details["report"]["bytes"] > 0
     alone = details["evaluation_alone"]
     assert alone["exit_code"] == 0 and alone["ms_per_item"] == pytest.approx(1000 * alone["seconds"] / details["items"], rel=0.01)

@@ -79,6 +79,8 @@ EXPECTED: dict[str, dict[str, tuple[str, str]]] = {
     **{node: {} for node in ("dgx016", "dgx017", "dgx018", "dgx019", "dgx020")},
     # VF faults (tests/e2e/test_vf_faults.py): the PFs of these nodes are healthy
     **{f"dgx{i:03d}": {} for i in range(21, 27)},
+    # in-pod faults (tests/e2e/test_probe_levels.py): the hardware of these nodes is healthy
+    **{f"dgx{i:03d}": {} for i in range(27, 34)},
 }
 
 

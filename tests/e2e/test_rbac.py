@@ -24,6 +24,7 @@ from tests.e2e.conftest import Run, ibconform
 RBAC_DIR = Path(__file__).resolve().parents[2] / "deploy" / "rbac"
 SA = service_account("network-operator", "ibconform")
 PROBE_NS = "default"
+PROBE_LINKS = ("workload", "attach", "rdma", "nccl")    # what a probe pod proves
 FORBIDDEN_LIST = re.compile(r"^list \S+ (\(cluster-wide\)|in namespace \S+): forbidden \(403\): ")
 # Everything probe.yaml grants except create and delete: the probe run gets as far as creating its pods.
 WATCH_ONLY = [
@@ -36,6 +37,15 @@ WATCH_ONLY = [
      "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "Role", "name": "ibconform-probe-watch-only"},
      "subjects": [{"kind": "ServiceAccount", "name": "ibconform", "namespace": "network-operator"}]},
 ]
+
+
+def _at_level(inventory: Path, level: str) -> Path:
+    """A copy of ``inventory`` probing to ``level``."""
+    document = yaml.safe_load(inventory.read_text())
+    document["probe"]["level"] = level
+    path = inventory.with_name(f"inventory-{level}.yaml")
+    path.write_text(yaml.safe_dump(document))
+    return path
 
 
 def _scenario(tmp: Path) -> Path:
@@ -68,9 +78,10 @@ def runs(tmp_path_factory: pytest.TempPathFactory) -> dict:
         api.add_user(token, SA)
         kubeconfig = str(api.write_kubeconfig(tmp / "ibconform.kubeconfig", context=twin.scenario.cluster, token=token))
 
-        def run(name: str, *extra: str) -> None:
+        def run(name: str, *extra: str, level: str | None = None) -> None:
             api.clear_requests()
-            seen[name] = _run(twin.inventory_path, tmp / name, *extra)
+            inventory = _at_level(twin.inventory_path, level) if level else twin.inventory_path
+            seen[name] = _run(inventory, tmp / name, *extra)
             seen[name].requests = list(api.requests)
             seen[name].left = api.list("pods", PROBE_NS, label_selector=PROBE_SELECTOR)
 
@@ -85,9 +96,16 @@ def runs(tmp_path_factory: pytest.TempPathFactory) -> dict:
         run("watch-only-probing", "--kubeconfig", kubeconfig)
         for doc in reversed(WATCH_ONLY):
             api.delete(doc["apiVersion"], doc["kind"], doc["metadata"]["name"], PROBE_NS)
-        for doc in _manifests("probe"):
+        probe = _manifests("probe")
+        no_log = [dict(doc, rules=[r for r in doc["rules"] if r["resources"] != ["pods/log"]]) if doc["kind"] == "Role"
+                  else doc for doc in probe]
+        for doc in no_log:
+            api.put(doc)
+        run("probe-no-log", "--kubeconfig", kubeconfig, level="rdma")
+        for doc in probe:
             api.put(doc)
         run("probe", "--kubeconfig", kubeconfig)
+        run("probe-nccl", "--kubeconfig", kubeconfig, level="nccl")
         assert api.internal_errors == []
     return seen
 
@@ -141,16 +159,18 @@ def test_probing_under_the_read_only_role_reports_the_missing_permission(runs):
     assert len(probes) == 2 and {r["outcome"] for r in probes.values()} <= {"failed", "error"}
     for result in probes.values():
         assert re.search(r"(create|list) pods?\b.*\bdefault\b.*(403|forbidden)", result["message"], re.I), result
-    others = {i: r for i, r in probing.results.items() if i not in probes}
+    others = {i: r for i, r in probing.results.items() if r["link"] not in PROBE_LINKS}
     assert others == {i: r for i, r in read_only.results.items() if i in others}
+    in_pod = [r for i, r in probing.results.items() if r["link"] in PROBE_LINKS and i not in probes]
+    assert {r["outcome"] for r in in_pod} <= {"skipped", "error"}, in_pod
 
 
 def test_probing_without_create_fails_the_probe_checks_only_and_leaves_nothing(runs):
     probing, read_only = runs["watch-only-probing"], runs["readonly"]
     assert probing.code == 1, probing.stderr[-2000:]
     assert _outcomes(probing, "probe_scheduled") == {"failed"}
-    others = {i: r for i, r in probing.results.items() if r["check"] != "probe_scheduled"}
-    assert others == {i: r for i, r in read_only.results.items() if r["check"] != "probe_scheduled"}
+    others = {i: r for i, r in probing.results.items() if r["link"] not in PROBE_LINKS}
+    assert others == {i: r for i, r in read_only.results.items() if r["link"] not in PROBE_LINKS}
     creates = [(r.namespace, r.status) for r in probing.requests if r.verb == "create"]
     assert creates == [(PROBE_NS, 403), (PROBE_NS, 403)]
     assert [r for r in probing.requests if r.is_write and r.status < 400] == []
@@ -166,10 +186,36 @@ def test_probe_create_refusal_names_the_missing_permission(runs):
 def test_read_only_and_probe_roles_pass_everything_on_healthy_nodes(runs):
     probe = runs["probe"]
     assert probe.code == 0, probe.stderr[-2000:]
-    assert {r["outcome"] for r in probe.results.values()} == {"passed"}
+    skipped = {r["link"] for r in probe.results.values() if r["outcome"] == "skipped"}
+    assert skipped == {"rdma", "nccl"}          # the default probe.level start: the in-pod levels are not asked for
+    assert {r["outcome"] for r in probe.results.values() if r["link"] not in skipped} == {"passed"}
     assert _outcomes(probe, "probe_scheduled") == {"passed"}
     assert sum(r["check"] == "probe_scheduled" for r in probe.results.values()) == 2
     assert [(r.method, r.path, r.status) for r in probe.requests if r.status >= 400] == []
     writes = sorted((r.verb, r.resource, r.namespace) for r in probe.requests if r.is_write)
     assert writes == [("create", "pods", PROBE_NS)] * 2 + [("delete", "pods", PROBE_NS)] * 2
     assert probe.left == []
+
+
+def test_the_probe_role_carries_every_level_reading_one_log_per_pod(runs):
+    nccl = runs["probe-nccl"]
+    assert nccl.code == 0, nccl.stderr[-2000:]
+    assert {r["outcome"] for r in nccl.results.values()} == {"passed"}
+    assert {r["link"] for r in nccl.results.values()} >= {"workload", "attach", "rdma", "nccl"}
+    assert [(r.method, r.path, r.status) for r in nccl.requests if r.status >= 400] == []
+    writes = sorted((r.verb, r.resource, r.namespace) for r in nccl.requests if r.is_write)
+    assert writes == [("create", "pods", PROBE_NS)] * 2 + [("delete", "pods", PROBE_NS)] * 2
+    logs = [(r.verb, r.resource, r.namespace) for r in nccl.requests if r.resource == "pods/log"]
+    assert logs == [("get", "pods/log", PROBE_NS)] * 2
+    assert not any(r.resource == "pods/exec" for r in nccl.requests)
+    assert nccl.left == []
+
+
+def test_without_pods_log_the_in_pod_checks_fail_naming_the_refused_get(runs):
+    run = runs["probe-no-log"]
+    assert run.left == []
+    in_pod = [r for r in run.results.values() if r["link"] == "rdma"]
+    assert in_pod and {r["outcome"] for r in in_pod} == {"failed"}
+    for result in in_pod:
+        assert re.search(r"get pods/log in namespace default: forbidden \(403\)", result["message"]), result["message"]
+    assert {r["outcome"] for r in run.results.values() if r["link"] in ("workload", "attach")} == {"passed"}

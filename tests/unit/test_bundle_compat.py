@@ -58,6 +58,8 @@ def test_checks_added_since_0_1_0_are_judged_or_err_naming_the_missing_fact(judg
     for item, new in judged.items():
         if item in before:
             continue
+        if new["outcome"] == "skipped" and new["message"].startswith("probe.level schedule: "):
+            continue     # 0.1.0 probed to level schedule only: the in-pod checks have nothing to judge
         assert new["outcome"] in ("passed", "error"), f"{item}: {new['outcome']}: {new['message']}"
         if new["outcome"] == "error":
             assert MISSING in new["message"] or "not in the bundle" in new["message"], f"{item}: {new['message']}"

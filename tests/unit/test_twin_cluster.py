@@ -31,6 +31,8 @@ from ibconform.twin.scenario import parse as parse_scenario
 NS = "network-operator"
 HCAS = ["ibp24s0", "ibp64s0", "ibp79s0", "ibp94s0", "ibp154s0", "ibp192s0", "ibp206s0", "ibp220s0"]
 RESOURCES = [f"nvidia.com/res{h}" for h in HCAS]
+#: The faults scenario's nodes: one per node fault (dgx001-dgx020), then one per in-pod fault (dgx027 on).
+FAULT_NODES = [f"dgx{i:03d}" for i in (*range(1, 21), *range(27, 34))]
 INSUFFICIENT = re.compile(r"0/\d+ nodes are available:.*\b\d+ Insufficient nvidia\.com/resibp24s0\b")
 CORDON = {"key": "node.kubernetes.io/unschedulable", "operator": "Exists", "effect": "NoSchedule"}
 MAINTENANCE = {"key": "maintenance.nvidia.com/in-progress", "operator": "Exists", "effect": "NoSchedule"}

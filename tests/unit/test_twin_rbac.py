@@ -132,12 +132,13 @@ READ_ONLY_LISTS = [                      # the cluster collector's LISTs (ibconf
 PROBE_CALLS = [                          # the probe run's calls (ibconform/collect/probes.py), in `default`
     req("list", "pods", "default"), req("create", "pods", "default"), req("watch", "pods", "default"),
     req("delete", "pods", "default", name="ibconform-probe-dgx030-abc123"), req("list", "events", "default"),
+    req("get", "pods", "default", name="ibconform-probe-dgx030-abc123", subresource="log"),   # levels rdma, nccl
 ]
 NEVER = [                                # what neither profile grants
     req("list", "pods"),                                     # all namespaces
     req("create", "pods", NS), req("delete", "pods", NS, name="p"), req("deletecollection", "pods", "default"),
     req("patch", "pods", "default", name="p"), req("update", "pods", "default", name="p"),
-    req("get", "pods", "default", name="p", subresource="log"), req("create", "pods", "kube-system"),
+    req("get", "pods", NS, name="p", subresource="log"), req("create", "pods", "kube-system"),
     req("patch", "nodes", name="dgx030"), req("list", "secrets", NS), req("list", "secrets"),
     req("update", "sriovnetworknodepolicies", NS, "sriovnetwork.openshift.io", name="p"),
     req("list", "ippools", "default", "nv-ipam.nvidia.com"),
@@ -208,7 +209,7 @@ def test_rules_for_a_user_are_its_cluster_bindings_then_those_of_the_namespace()
     states = ("sriovnetworknodestates", "sriovnetworknodepolicies", "sriovibnetworks", "sriovoperatorconfigs",
               "sriovnetworkpoolconfigs")
     assert resources(NS) == [*cluster_wide, ("pods",), states, ("ippools", "cidrpools")]
-    assert resources("default") == [*cluster_wide, ("pods",), ("events",)]
+    assert resources("default") == [*cluster_wide, ("pods",), ("pods/log",), ("events",)]
     assert resources("kube-system") == cluster_wide
     non_resource = [r for r in rules_for(SA, NS, policy)[0] if r.get("nonResourceURLs")]
     assert "/apis" in non_resource[0]["nonResourceURLs"] and non_resource[0]["verbs"] == ["get"]
@@ -305,7 +306,7 @@ def test_a_service_account_gets_what_its_roles_grant_and_a_real_403_otherwise(tw
             403, 'pods is forbidden: User "system:serviceaccount:network-operator:ibconform" cannot create '
                  'resource "pods" in API group "" in the namespace "network-operator"')
         with pytest.raises(ApiException) as err:
-            core.read_namespaced_pod_log("p", "default")
+            core.read_namespaced_pod_log("p", NS)          # pods/log only in the probe namespace
         assert json.loads(err.value.body)["details"] == {"name": "p", "kind": "pods"}
         with pytest.raises(ApiException) as err:
             core.patch_namespaced_pod("p", "default", {"metadata": {"labels": {"a": "b"}}})

@@ -41,12 +41,13 @@ from __future__ import annotations
 import asyncio
 import collections
 import datetime as dt
+import json
 import time
 from typing import Any
 
 from ibconform.twin.apiserver.api_twin import ApiTwin
 from ibconform.twin.apiserver.store import now_rfc3339, object_key
-from ibconform.twin.controllers import ipam, kubelet, operator, scheduler, workloads
+from ibconform.twin.controllers import ipam, kubelet, operator, pod_runtime, scheduler, workloads
 from ibconform.twin.kube import MAINTENANCE_TAINT, Namespaces, NvIpam, OperatorRelease
 from ibconform.twin.machines.hardware import Node
 from ibconform.twin.machines.render import KERNEL_RELEASE, machine_id, stable_uuid
@@ -55,6 +56,8 @@ from ibconform.twin.scenario import Scenario
 PREFIX = operator.RESOURCE_PREFIX
 GPU_RESOURCE = "nvidia.com/gpu"
 NETWORKS_ANNOTATION = "k8s.v1.cni.cncf.io/networks"
+NETWORK_STATUS_ANNOTATION = "k8s.v1.cni.cncf.io/network-status"
+SHELLS = ("sh", "/bin/sh", "bash", "/bin/bash")   # a container whose command is a script runs it, then exits
 #: What each node registers with: a DGX B200 (224 CPUs, 2 TiB, 8 GPUs).
 BASE_RESOURCES = {"cpu": "224", "ephemeral-storage": "3748963412Ki", "hugepages-1Gi": "0", "hugepages-2Mi": "0",
                   "memory": "2113348180Ki", GPU_RESOURCE: "8", "pods": "110"}
@@ -231,6 +234,8 @@ class ClusterEmulation:
         self._pod_ips: dict[str, int] = {}
         self._unschedulable: set[tuple[str, str]] = set()      # (namespace, name) of the pods left Unschedulable
         self._events: collections.deque[tuple[float, str, str]] = collections.deque()
+        self._container_logs: dict[str, str] = {}       # pod uid -> what its container printed
+        self._addresses_used: dict[tuple[str, str], dict[int, str]] = {}   # (node, pool) -> offset -> pod uid
 
     # -- set-up
 
@@ -279,6 +284,9 @@ class ClusterEmulation:
     def pod_log(self, pod: dict[str, Any], container: str) -> str | None:
         """What a started container logged: the config daemon its node's last sync, nv-ipam its IPPool blocks;
         None (an empty log) for the other pods."""
+        printed = self._container_logs.get(str(_d(pod.get("metadata")).get("uid")))
+        if printed is not None:
+            return printed
         labels = _d(_d(pod.get("metadata")).get("labels"))
         node = str(_d(pod.get("spec")).get("nodeName") or "")
         started = str(_d(pod.get("status")).get("startTime") or now_rfc3339())
@@ -607,7 +615,114 @@ class ClusterEmulation:
                                        message=kubelet.sandbox_error(pod, networks[0].rsplit("/", 1)[-1])))
             return
         pod_ip = None if _d(pod.get("spec")).get("hostNetwork") else self._pod_ip(node)
-        self.api.patch("v1", "Pod", name, namespace, merge={"status": kubelet.running(pod, host_ip, pod_ip)})
+        view = None
+        if networks and pod_ip and node in self.nodes:
+            view, failure = self._attach(pod, node, networks, pod_ip)
+            if failure is not None:
+                self.api.patch("v1", "Pod", name, namespace, merge={"status": kubelet.sandbox_failed(pod, host_ip)})
+                self._record(kubelet.event(pod, reason="FailedCreatePodSandBox", host=node, message=failure))
+                return
+            self.api.patch("v1", "Pod", name, namespace, merge={"metadata": {"annotations": {
+                NETWORK_STATUS_ANNOTATION: pod_runtime.network_status(pod_ip, view.attachments)}}})
+        started = now_rfc3339()
+        running = self.api.patch("v1", "Pod", name, namespace,
+                                 merge={"status": kubelet.running(pod, host_ip, pod_ip, started)})
+        command = [str(c) for c in (kubelet.containers(pod) or [{}])[0].get("command") or []]
+        if command[:1] and command[0] in SHELLS and node in self.nodes:
+            view = view or pod_runtime.PodView(name, self.nodes[node], [], 0, False, pod_ip or host_ip)
+            self._start_container(running, view, command, host_ip, pod_ip, started)
+
+    def _attach(self, pod: dict[str, Any], node: str, networks: list[str],
+                pod_ip: str) -> tuple[pod_runtime.PodView, str | None]:
+        """CNI ADD of each requested network on ``node`` (multus, ib-sriov-cni, nv-ipam): the pod's view of its VFs,
+        or the FailedCreatePodSandBox words of the first failure."""
+        hardware = self.nodes[node]
+        container = (kubelet.containers(pod) or [{}])[0]
+        limits = _d(_d(container.get("resources")).get("limits"))
+        gpus = int(str(limits.get(GPU_RESOURCE, "0"))) if str(limits.get(GPU_RESOURCE, "0")).isdigit() else 0
+        added = _d(_d(container.get("securityContext")).get("capabilities")).get("add") or []
+        view = pod_runtime.PodView(str(_d(pod.get("metadata")).get("name")), hardware, [], gpus,
+                                   "IPC_LOCK" in added or "CAP_IPC_LOCK" in added, pod_ip, faults={
+                                       "uverbs": hardware.kube.uverbs, "memlock": hardware.kube.memlock,
+                                       "gdr": hardware.kube.gdr, "socket": hardware.kube.nccl_socket})
+        if hardware.kube.definition_missing:
+            return view, kubelet.sandbox_failure(pod, kubelet.definition_missing(networks[0]))
+        sriov = self.namespaces.sriov_operator
+        ib_networks = {_name(n): _d(n.get("spec")) for n in self.api.list("sriovibnetworks", sriov)}
+        policies = [_d(p.get("spec")) for p in self.api.list("sriovnetworknodepolicies", sriov)]
+        used: dict[str, int] = {}
+        for i, network in enumerate(networks):
+            spec = ib_networks.get(network.rpartition("/")[2], {})
+            pfs = [str(pf).split("#", 1)[0] for p in policies if p.get("resourceName") == spec.get("resourceName")
+                   for pf in _d(p.get("nicSelector")).get("pfNames") or []]
+            pf = next((hardware.hcas[iface] for iface in pfs if iface in hardware.hcas), None)
+            if pf is None or pf.sriov_numvfs <= used.get(pf.iface, 0):
+                return view, kubelet.sandbox_failure(pod, f'SRIOV-CNI failed to load netconf: LoadConf(): failed to '
+                                                          f'get VF information: "no VF left on {network}"', network)
+            index = used[pf.iface] = used.get(pf.iface, 0)
+            used[pf.iface] += 1
+            if pf.cni_add_error:
+                return view, kubelet.sandbox_failure(pod, kubelet.guid_not_valid(f"{pf.iface}v{index}"), network)
+            vf = pod_runtime.vf_pcis(pf)[index]
+            address = self._address(node, spec.get("ipam"), str(_d(pod.get("metadata")).get("uid")))
+            if isinstance(address, tuple):
+                return view, kubelet.sandbox_failure(pod, kubelet.no_pool_block(*address), network)
+            view.attachments.append(pod_runtime.Attachment(
+                network=network, interface=f"net{i + 1}", pf=pf, vf_index=index, pci=vf,
+                rdma=pod_runtime.rdma_name(hardware, pf, index), ip=address or "", guid=pod_runtime.vf_guid(vf)))
+        return view, None
+
+    def _address(self, node: str, ipam_config: object, uid: str) -> str | tuple[str, str] | None:
+        """The lowest free address of ``node``'s block in the pool a network's ipam config names, given to pod
+        ``uid`` until it is deleted (nv-ipam's node daemon); (pool, poolType) when the node has no block there;
+        None without nv-ipam."""
+        try:
+            config = _d(json.loads(str(ipam_config or "{}")))
+        except ValueError:
+            return None
+        if config.get("type") != "nv-ipam":
+            return None
+        kind = "cidrpools" if str(config.get("poolType", "")).lower() == "cidrpool" else "ippools"
+        pool_name = str(config.get("poolName") or "").split(",")[0]
+        pool = next((p for p in self.api.list(kind, self.namespaces.nv_ipam, api_version=ipam.IPAM_API_VERSION)
+                     if _name(p) == pool_name), None)
+        block = next((_d(a) for a in _d(_d(pool).get("status")).get("allocations") or []
+                      if _d(a).get("nodeName") == node), None)
+        if block is None:
+            return pool_name, kind.removesuffix("s")
+        used = self._addresses_used.setdefault((node, pool_name), {})
+        offset = next(i for i in range(len(used) + 1) if i not in used)
+        used[offset] = uid
+        return pod_runtime.address_in(block, offset)
+
+    def _start_container(self, pod: dict[str, Any], view: pod_runtime.PodView, command: list[str], host_ip: str,
+                         pod_ip: str | None, started: str) -> None:
+        """Run the container's script (off the server's loop when there is one); when it exits, keep what it printed
+        and mark the pod Succeeded or Failed."""
+        metadata = _d(pod.get("metadata"))
+        uid = str(metadata.get("uid"))
+
+        def finish(printed: str, code: int) -> None:
+            current = self.api.get("v1", "Pod", str(metadata.get("name")), metadata.get("namespace"))
+            if current is None or _d(current.get("metadata")).get("uid") != uid:
+                return                                  # deleted meanwhile: nothing to report
+            self._container_logs[uid] = printed
+            self.api.patch("v1", "Pod", str(metadata.get("name")), metadata.get("namespace"), merge={
+                "status": kubelet.completed(current, host_ip, pod_ip, code, started)})
+
+        try:
+            loop = asyncio.get_running_loop()
+        except RuntimeError:
+            finish(*pod_runtime.Container(view).run(command))
+            return
+
+        def done(future: asyncio.Future) -> None:
+            try:
+                finish(*future.result())
+            except Exception as exc:             # kept where the listeners' failures are kept
+                self.api.emulator.listener_errors.append(exc)
+
+        loop.run_in_executor(None, pod_runtime.Container(view).run, command).add_done_callback(done)
 
     def _admission(self, pod: dict[str, Any], node: str, node_obj: dict[str, Any],
                    check_resources: bool) -> tuple[str, str] | None:
@@ -669,6 +784,11 @@ class ClusterEmulation:
             elif event == "MODIFIED" and self._waiting(obj):         # marked Unschedulable through pods/status
                 self._unschedulable.add((str(_d(obj.get("metadata")).get("namespace")), name))
             elif event == "DELETED":
+                uid = _d(obj.get("metadata")).get("uid")
+                for used in self._addresses_used.values():      # CNI DEL: nv-ipam takes the addresses back
+                    for offset in [o for o, holder in used.items() if holder == uid]:
+                        del used[offset]
+                self._container_logs.pop(str(uid), None)
                 self.retry_pending()
         elif (kind == "Node" and event != "DELETED") or kind == "SriovOperatorConfig":
             if kind == "Node":

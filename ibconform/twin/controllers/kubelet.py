@@ -127,14 +127,66 @@ def rejected(pod: dict[str, Any], reason: str, message: str) -> dict[str, Any]:
             "startTime": now_rfc3339(), "qosClass": (pod.get("status") or {}).get("qosClass", "BestEffort")}
 
 
+def sandbox_failure(pod: dict[str, Any], words: str, network: str | None = None) -> str:
+    """FailedCreatePodSandBox as kubelet words it, wrapping the runtime's CNI library, wrapping multus: ``words`` are
+    multus' own (``network`` None) or the plugin's while adding ``network``."""
+    sandbox = _hex(f"{_meta(pod).get('uid')}/sandbox", 64)
+    ref = f"{_meta(pod).get('namespace')}/{_meta(pod).get('name')}/{_meta(pod).get('uid')}"
+    inner = (f"[{ref}:{network}]: error adding container to network \"{network}\": {words}" if network
+             else f"Multus: [{ref}]: {words}")
+    return (f'Failed to create pod sandbox: rpc error: code = Unknown desc = failed to setup network for sandbox '
+            f'"{sandbox}": plugin type="multus" name="multus-cni-network" failed (add): {inner}')
+
+
 def sandbox_error(pod: dict[str, Any], network: str) -> str:
     """The FailedCreatePodSandBox words when nv-ipam's node daemon is not running on the node."""
-    sandbox = _hex(f"{_meta(pod).get('uid')}/sandbox", 64)
-    ref = f"{_meta(pod).get('namespace')}/{_meta(pod).get('name')}"
-    return (f'Failed to create pod sandbox: rpc error: code = Unknown desc = failed to setup network for sandbox '
-            f'"{sandbox}": plugin type="multus" name="multus-cni-network" failed (add): [{ref}/{_meta(pod).get("uid")}'
-            f':{network}]: error adding container to network "{network}": failed to connect to nv-ipam daemon: '
-            'dial unix /var/lib/cni/nv-ipam/daemon.sock: connect: no such file or directory')
+    return sandbox_failure(pod, "failed to connect to nv-ipam daemon: dial unix /var/lib/cni/nv-ipam/daemon.sock: "
+                                "connect: no such file or directory", network)
+
+
+def definition_missing(network: str) -> str:
+    """Multus' words when a requested network has no NetworkAttachmentDefinition (``<namespace>/<name>``)."""
+    namespace, _, name = network.rpartition("/")
+    return ("error loading k8s delegates k8s args: TryLoadPodDelegates: error in getting k8s network for pod: "
+            "GetNetworkDelegates: failed getting the delegate: getKubernetesDelegate: cannot find a "
+            f"network-attachment-definition ({name}) in namespace ({namespace or 'default'}): "
+            f'network-attachment-definitions.k8s.cni.cncf.io "{name}" not found')
+
+
+def no_pool_block(pool: str, pool_type: str) -> str:
+    """nv-ipam's CNI plugin when its node daemon holds no block of the pool for the node."""
+    return (f'grpc request failed: rpc error: code = NotFound desc = configuration for pool "{pool}", '
+            f'poolType "{pool_type}" not found')
+
+
+def guid_not_valid(vf_netdev: str) -> str:
+    """ib-sriov-cni's words for a VF whose GUID was never set."""
+    return f'infiniBand SRI-OV CNI failed to configure VF "VF {vf_netdev} GUID is not valid"'
+
+
+def completed(pod: dict[str, Any], host_ip: str, pod_ip: str | None, exit_code: int, started: str) -> dict[str, Any]:
+    """Every container exited (restartPolicy Never): phase Succeeded (exit 0) or Failed, each container terminated."""
+    when = now_rfc3339()
+    uid = _meta(pod).get("uid") or _meta(pod).get("name", "")
+    reason = "Completed" if exit_code == 0 else "Error"
+    statuses = [{
+        "name": c.get("name"), "state": {"terminated": {"exitCode": exit_code, "reason": reason, "startedAt": started,
+                                                        "finishedAt": when,
+                                                        "containerID": "containerd://" + _hex(f"{uid}/{c.get('name')}",
+                                                                                              64)}},
+        "lastState": {}, "ready": False, "restartCount": 0, "image": c.get("image"),
+        "imageID": image_id(str(c.get("image", ""))),
+        "containerID": "containerd://" + _hex(f"{uid}/{c.get('name')}", 64), "started": False,
+    } for c in containers(pod)]
+    return {
+        "phase": "Succeeded" if exit_code == 0 else "Failed",
+        "conditions": [_condition("PodReadyToStartContainers", False, when), _condition("Initialized", True, started),
+                       _condition("Ready", False, when, "PodCompleted"),
+                       _condition("ContainersReady", False, when, "PodCompleted"),
+                       _condition("PodScheduled", True, started)],
+        **_ips(pod, host_ip, pod_ip), "startTime": started, "containerStatuses": statuses,
+        "qosClass": (pod.get("status") or {}).get("qosClass", "BestEffort"),
+    }
 
 
 def event(obj: dict[str, Any], *, reason: str, message: str, kind: str = "Warning", component: str = "kubelet",

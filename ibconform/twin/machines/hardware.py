@@ -157,6 +157,8 @@ class Hca:
     sysfs_missing: tuple[str, ...] = ()  # PF attributes (sriov_totalvfs ...) absent from its sysfs
     vfs_unbound: tuple[int, ...] = ()   # VF indexes with no driver bound (no RDMA device, no uverbs/umad)
     vf_port_state: PortState | None = None   # every VF port's state; None: it follows the PF's port
+    pcie_width: int = 16                # lanes its PCIe link trained at (x16; fewer: it moves less than its port)
+    cni_add_error: bool = False         # its VFs get no GUID before CNI ADD: ib-sriov-cni refuses them
     #: Not hardware: a node-specific policy for this PF (the ``policy-drift`` fault); kept out of repr, so
     #: it leaves the rendered hardware tree alone.
     policy_drift: PolicyDrift | None = field(default=None, repr=False, compare=False)
