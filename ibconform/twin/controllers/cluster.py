@@ -49,7 +49,8 @@ from ibconform.twin.apiserver.api_twin import ApiTwin
 from ibconform.twin.apiserver.store import now_rfc3339, object_key
 from ibconform.twin.controllers import ipam, kubelet, operator, pod_runtime, scheduler, workloads
 from ibconform.twin.kube import MAINTENANCE_TAINT, Namespaces, NvIpam, OperatorRelease
-from ibconform.twin.machines.hardware import Node
+from ibconform.twin.machines import render
+from ibconform.twin.machines.hardware import ZERO_GUID, Node
 from ibconform.twin.machines.render import KERNEL_RELEASE, machine_id, stable_uuid
 from ibconform.twin.scenario import Scenario
 
@@ -661,15 +662,15 @@ class ClusterEmulation:
                                                           f'get VF information: "no VF left on {network}"', network)
             index = used[pf.iface] = used.get(pf.iface, 0)
             used[pf.iface] += 1
-            if pf.cni_add_error:
+            vf = hardware.vfs(pf.iface)[index]
+            if pf.cni_add_error or vf.guid == ZERO_GUID:   # nobody set its GUID: ib-sriov-cni refuses the VF
                 return view, kubelet.sandbox_failure(pod, kubelet.guid_not_valid(f"{pf.iface}v{index}"), network)
-            vf = pod_runtime.vf_pcis(pf)[index]
             address = self._address(node, spec.get("ipam"), str(_d(pod.get("metadata")).get("uid")))
             if isinstance(address, tuple):
                 return view, kubelet.sandbox_failure(pod, kubelet.no_pool_block(*address), network)
             view.attachments.append(pod_runtime.Attachment(
-                network=network, interface=f"net{i + 1}", pf=pf, vf_index=index, pci=vf,
-                rdma=pod_runtime.rdma_name(hardware, pf, index), ip=address or "", guid=pod_runtime.vf_guid(vf)))
+                network=network, interface=f"net{i + 1}", pf=pf, vf_index=index, pci=vf.pci, rdma=vf.rdma,
+                ip=address or "", guid=render.sysfs_guid(vf.guid), port_state=vf.port_state, uverbs=vf.uverbs))
         return view, None
 
     def _address(self, node: str, ipam_config: object, uid: str) -> str | tuple[str, str] | None:

@@ -25,8 +25,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from ibconform.twin.machines.hardware import Hca, Node
-from ibconform.twin.machines.render import guid, vf_address
+from ibconform.twin.machines.hardware import Hca, Node, PortState
+from ibconform.twin.machines.render import guid
 
 SCRIPT_TIMEOUT = 60.0  # seconds a container's command may run in the twin
 #: /proc/<pid>/status capability masks: the runtime's default set, with CAP_IPC_LOCK (bit 14) when asked for.
@@ -47,7 +47,9 @@ class Attachment:
     pci: str
     rdma: str
     ip: str
-    guid: str               # the VF's node GUID as ib-sriov-cni set it ("" when it could not)
+    guid: str               # the VF's node GUID as ibv_devinfo prints it (xxxx:xxxx:xxxx:xxxx)
+    port_state: PortState   # its IB port's state
+    uverbs: int             # its uverbs<n> char device
 
 
 @dataclass
@@ -61,22 +63,6 @@ class PodView:
     ipc_lock: bool
     pod_ip: str
     faults: dict[str, Any] = field(default_factory=dict)
-
-
-def rdma_name(node: Node, pf: Hca, index: int) -> str:
-    """The RDMA device of VF ``index`` of ``pf``: VFs enumerate after every PF, PF by PF in PCI order."""
-    devices = sorted(node.devices.values(), key=lambda h: h.pci)
-    base = len(devices)
-    for hca in devices:
-        if hca.pci == pf.pci:
-            return f"mlx5_{base + index}"
-        base += max(hca.sriov_numvfs, 0)
-    return f"mlx5_{base + index}"
-
-
-def vf_guid(pci: str) -> str:
-    """The node GUID ib-sriov-cni gives a VF (stable per VF), ``xxxx:xxxx:xxxx:xxxx``."""
-    return guid(f"vf/{pci}")
 
 
 def ipoib_address(node_guid: str) -> str:
@@ -103,7 +89,7 @@ def network_status(pod_ip: str, attachments: list[Attachment]) -> str:
                                       "default": True, "dns": {}}]
     for a in attachments:
         entries.append({"name": a.network, "interface": a.interface, "ips": [a.ip],
-                        "mac": ipoib_address(a.guid or "0000:0000:0000:0000"), "dns": {},
+                        "mac": ipoib_address(a.guid), "dns": {},
                         "device-info": {"type": "pci", "version": "1.1.0",
                                         "pci": {"pci-address": a.pci, "rdma-device": a.rdma}}})
     return json.dumps(entries, indent=4)
@@ -168,8 +154,8 @@ def devinfo(view: PodView) -> tuple[str, int]:
         return "No IB devices found\n", 255
     blocks = []
     for a in view.attachments:
-        ib_guid = a.guid or "0000:0000:0000:0000"
-        active = a.pf.port_state == "ACTIVE" and bool(a.guid)
+        ib_guid = a.guid
+        active = a.port_state == "ACTIVE"
         state = "PORT_ACTIVE (4)" if active else "PORT_DOWN (1)"
         lid = _seed(a.pci) % 4000 + 1 if active else 65535
         blocks.append(
@@ -273,7 +259,7 @@ class Container:
         if view.faults.get("uverbs", True) and view.attachments:
             self._write(root, "/dev/infiniband/rdma_cm", "")
             for a in view.attachments:
-                number = int(a.rdma.rsplit("_", 1)[-1])
+                number = a.uverbs
                 self._write(root, f"/dev/infiniband/uverbs{number}", "")
                 self._write(root, f"/sys/class/infiniband_verbs/uverbs{number}/ibdev", f"{a.rdma}\n")
         tools = {"ibv_devinfo": devinfo(view), "all_reduce_perf": all_reduce_perf(view, max(view.gpus, 1))}
@@ -308,6 +294,3 @@ class Container:
             return (done.stdout + done.stderr).decode(errors="replace"), done.returncode
 
 
-def vf_pcis(pf: Hca) -> list[str]:
-    """The PCI addresses of the VFs of ``pf``, by index."""
-    return [vf_address(pf.pci, k) for k in range(max(pf.sriov_numvfs, 0))]
