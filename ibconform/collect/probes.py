@@ -37,7 +37,9 @@ NETWORKS_ANNOTATION = "k8s.v1.cni.cncf.io/networks"
 GPU_RESOURCE = "nvidia.com/gpu"
 PROBE_SELECTOR = f"{MANAGED_BY[0]}={MANAGED_BY[1]},{ROLE[0]}={ROLE[1]}"
 POLL = 2.0  # seconds a quiet watch waits before looking at the stop flag
-DELETE_PARALLEL = 8  # probe pods deleted at once at the end of a run (far below the API's in-flight limit)
+#: Probe pods created, logs read and pods deleted at once: one client's share of API Priority and Fairness
+#: (a few seats of a priority level; the API server's default in-flight limits are 400 and 200 mutating)
+API_PARALLEL = 8
 POD_LOGS = Resource("pods/log", "", "v1", True, "Kubernetes")
 PROBE_GRANT = "apply deploy/rbac/probe.yaml for the probe namespace, or run with --read-only"
 LEVELS = ("schedule", "start", "rdma", "nccl")
@@ -238,13 +240,11 @@ class ProbeRun:
         return gone
 
     def create(self, records: dict[str, dict]) -> dict[str, str]:
-        """Create one probe per node present in the cluster; pod name -> node."""
+        """Create one probe per node present in the cluster, ``API_PARALLEL`` at a time; pod name -> node."""
         nodes = {name_of(n): n for n in lst(d(self.lists.get("nodes")).get("items"))}
         states = {name_of(d(s)): d(s) for s in lst(d(self.lists.get("sriovnetworknodestates")).get("items"))}
-        pods = {}
+        manifests = []
         for node in self.inventory.nodes:
-            if self.stop.is_set():
-                break
             record = records[node.name] = self._record(node.name)
             if node.name not in nodes:
                 record["message"] = f"Node {node.name} is not in the cluster"
@@ -256,16 +256,23 @@ class ProbeRun:
             if self.settings.level in SCRIPTED:
                 record["boundary"] = boundary
             record["requests"] = manifest["spec"]["containers"][0]["resources"]["requests"]
-            try:
-                self.core.create_namespaced_pod(self.namespace, manifest, _request_timeout=self.timeout_s,
-                                                _preload_content=False).drain_conn()  # the pod is not read back
-            except LIST_ERRORS as exc:
-                record["message"] = str(self._refused(exc, "create"))
-                continue
-            self.created.append(manifest["metadata"]["name"])
-            record["outcome"] = "pending"
-            pods[manifest["metadata"]["name"]] = node.name
-        return pods
+            manifests.append((record, manifest))
+        with ThreadPoolExecutor(max_workers=API_PARALLEL, thread_name_prefix="probe-create") as pool:
+            list(pool.map(lambda pair: self._create(*pair), manifests))
+        return {r["pod"]: r["node"] for r in records.values() if r["outcome"] == "pending"}
+
+    def _create(self, record: dict, manifest: dict) -> None:
+        if self.stop.is_set():
+            record["pod"], record["message"] = None, "the run was stopped before its probe pod was created"
+            return
+        self.created.append(manifest["metadata"]["name"])  # before the call: a pod created as the run stops is deleted
+        try:
+            self.core.create_namespaced_pod(self.namespace, manifest, _request_timeout=self.timeout_s,
+                                            _preload_content=False).drain_conn()  # the pod is not read back
+        except LIST_ERRORS as exc:
+            record["message"] = str(self._refused(exc, "create"))
+            return
+        record["outcome"] = "pending"
 
     def watch(self, pods: dict[str, str], records: dict[str, dict]) -> None:
         """Watch this run's pods until each has a verdict, the overall timeout passes or ``stop`` is set.
@@ -356,7 +363,7 @@ class ProbeRun:
         """One ``pods/log`` GET per probe whose script exited (a few at a time), bounded in size; the records the
         log holds (``output``: ``[kind, key, text, exit code]`` each) or why it could not be read (``log_error``)."""
         done = [r for r in records.values() if r["outcome"] == "completed"]
-        with ThreadPoolExecutor(max_workers=DELETE_PARALLEL, thread_name_prefix="probe-log") as pool:
+        with ThreadPoolExecutor(max_workers=API_PARALLEL, thread_name_prefix="probe-log") as pool:
             list(pool.map(self._read_log, done))
 
     def _read_log(self, record: dict) -> None:
@@ -385,10 +392,12 @@ class ProbeRun:
             return True
         except ApiException as exc:
             return exc.status == 404
+        except LIST_ERRORS:
+            return False
 
     def delete_created(self) -> list[str]:
         """Delete every pod this run created, a few at a time (the run's last step); the names deleted."""
         names = list(self.created)
-        with ThreadPoolExecutor(max_workers=DELETE_PARALLEL, thread_name_prefix="probe-delete") as pool:
+        with ThreadPoolExecutor(max_workers=API_PARALLEL, thread_name_prefix="probe-delete") as pool:
             deleted = list(pool.map(self._delete, names))
         return [name for name, ok in zip(names, deleted, strict=True) if ok]

@@ -47,6 +47,8 @@ SHARDS = FLEET["spec"]["completions"]
 SCHEMA = json.loads((DEPLOY.parent / "docs" / "results.schema.json").read_text())
 KILLED = 1                                     # the index whose first attempt is killed
 PROBE_NAME = re.compile(r"ibconform-probe-([A-Za-z0-9.-]+?)-[0-9a-f]{6}\b")
+#: what a pod's incarnation puts in kubelet's words: its sandbox id, its uid (multus' pod reference)
+INCARNATION = re.compile(r"\b[0-9a-f]{64}\b|\b[0-9a-f]{8}-(?:[0-9a-f]{4}-){3}[0-9a-f]{12}\b")
 _VAR = re.compile(r"\$\(([A-Za-z_][A-Za-z0-9_]*)\)")
 
 
@@ -145,10 +147,23 @@ def _probe_pods(api, nodes: set[str]) -> list[str]:
             if p["spec"].get("nodeSelector", {}).get("kubernetes.io/hostname") in nodes]
 
 
+def _settled(read, pause: float = 0.3, limit: float = 15.0) -> list:
+    """``read()`` once two reads ``pause`` apart agree (requests the API server had accepted have completed)."""
+    deadline, last = time.monotonic() + limit, read()
+    while time.monotonic() < deadline:
+        time.sleep(pause)
+        if (now := read()) == last:
+            break
+        last = now
+    return last
+
+
 def _verdicts(results: list[dict] | dict) -> dict[str, tuple]:
-    """Item id -> (outcome, message), the probe pods' random suffix left out (each run names its own pods)."""
+    """Item id -> (outcome, message), the probe pods' random suffix, sandbox id and uid left out (each run names its
+    own pods)."""
     items = results.values() if isinstance(results, dict) else results
-    return {r["id"]: (r["outcome"], PROBE_NAME.sub(r"ibconform-probe-\1-*", r["message"] or "")) for r in items}
+    return {r["id"]: (r["outcome"], INCARNATION.sub("*", PROBE_NAME.sub(r"ibconform-probe-\1-*", r["message"] or "")))
+            for r in items}
 
 
 @pytest.fixture(scope="module")
@@ -188,7 +203,7 @@ def fleet(faults_twin, faults_probed, tmp_path_factory):
                 while not (seen := _probe_pods(api, shards[index])) and time.monotonic() < deadline:
                     time.sleep(0.01)
                 kill_pod(proc)
-                killed_pods = _probe_pods(api, shards[index])
+                killed_pods = _settled(lambda nodes=shards[index]: _probe_pods(api, nodes))   # creates in flight end
                 assert seen and killed_pods, "the killed attempt had created no probe pod"
                 codes[index] = [-signal.SIGKILL]
                 queue.insert(0, index)      # backoffLimitPerIndex: the controller creates a new pod for the index

@@ -98,6 +98,17 @@ def test_each_in_pod_fault_fails_its_checks_with_its_cause(faults_nccl, node):
     assert failing == {check} | downstream, failing
 
 
+def test_a_zero_vf_guid_explains_the_cni_failure_after_it(faults_nccl):
+    # dgx021: VF 0 of ibp64s0 has no GUID; the probe is given that VF and ib-sriov-cni refuses it at CNI ADD
+    verdict = _verdicts(faults_nccl)["dgx021"]
+    assert (verdict["root_cause"]["link"], verdict["root_cause"]["check"]) == ("vfs", "vf_guids_set"), verdict
+    sandbox = faults_nccl.results["test_attach_sandbox_created[dgx021]"]
+    assert sandbox["outcome"] == "failed" and re.search(r'network "default/ibnet-ibp64s0": infiniBand SRI-OV CNI '
+                                                        r'failed to configure VF "VF ibp64s0v0 GUID is not valid"',
+                                                        sandbox["message"]), sandbox["message"]
+    assert "test_attach_sandbox_created[dgx021]" in verdict["consequences"]
+
+
 def test_healthy_nodes_prove_nccl_at_the_bandwidth_their_ports_give(faults_nccl):
     verdicts = _verdicts(faults_nccl)
     for node in HEALTHY:

@@ -27,7 +27,7 @@ ROOT_CAUSES = {
     "dgx018": ("device-plugin", "policy_matches_inventory", "1/8 HCAs", "policy-drift", 0),
     "dgx019": ("operator", "node_state_synced", None, "operator-sync-failed", 9),
     "dgx020": ("workload", "probe_scheduled", None, "probe-not-admitted", 0),
-    "dgx021": ("vfs", "vf_guids_set", "1/8 HCAs", "vf-guid-zero", 1),                 # its VF port INIT
+    "dgx021": ("vfs", "vf_guids_set", "1/8 HCAs", "vf-guid-zero", 3),   # its VF port INIT, CNI ADD refuses the VF
     "dgx022": ("vfs", "vf_guids_unique", "1/8 HCAs", "vf-guid-duplicate", 0),
     "dgx023": ("vfs", "vf_guids_unique", "1/8 HCAs", "vf-guid-duplicate", 0),         # the other half of the pair
     "dgx024": ("vfs", "vfs_bound", "1/8 HCAs", "vf-unbound", 0),

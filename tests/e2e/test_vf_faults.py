@@ -32,11 +32,11 @@ def _duplicate(node: str, other: str) -> str:
 EXPECTED: dict[str, tuple[dict[str, tuple[str, str]], tuple[str, str, str]]] = {
     "dgx021": ({
         "test_vf_guids_set[dgx021-ibp64s0]": (
-            "failed", rf"^GUID of VF 2 \(0000:40:00\.3\) of ibp64s0 \(0000:40:00\.0\) expected non-zero vs node GUID "
+            "failed", rf"^GUID of VF 0 \(0000:40:00\.1\) of ibp64s0 \(0000:40:00\.0\) expected non-zero vs node GUID "
                       rf"{ZERO} \(ip link, sriov, node_guid\); port GUID {ZERO} \(ip link, sriov\): nobody set it — "
-                      r"pods get \"GUID is not valid\" at CNI ADD; .* ip link set ibp64s0 vf 2 node_guid <guid>"),
+                      r"pods get \"GUID is not valid\" at CNI ADD; .* ip link set ibp64s0 vf 0 node_guid <guid>"),
         "test_vf_ports_active[dgx021-ibp64s0]": (      # the SM activates no port without a GUID
-            "failed", r"^VF port mlx5_\d+/1 of VF 2 \(0000:40:00\.3\) expected ACTIVE vs INIT: its GUID is zero "
+            "failed", r"^VF port mlx5_\d+/1 of VF 0 \(0000:40:00\.1\) expected ACTIVE vs INIT: its GUID is zero "
                       r"\(vf_guids_set\): give the VF a GUID"),
     }, ("vfs", "vf_guids_set", "vf-guid-zero")),
     "dgx022": ({"test_vf_guids_unique[dgx022-ibp24s0]": ("failed", _duplicate("dgx022", "dgx023"))},
@@ -113,9 +113,9 @@ def test_upstream_faults_keep_their_root_cause_and_list_the_vf_checks_as_consequ
 
 def test_vf_failures_carry_the_vf_evidence(faults_run):
     zero = faults_run.results["test_vf_guids_set[dgx021-ibp64s0]"]
-    assert any(e.startswith("ip link show ibp64s0 (exit 0):") and "vf 2 " in e and f"NODE_GUID {ZERO}" in e
+    assert any(e.startswith("ip link show ibp64s0 (exit 0):") and "vf 0 " in e and f"NODE_GUID {ZERO}" in e
                for e in zero["evidence"]), zero["evidence"]
-    assert any(e.startswith("VF 2 (0000:40:00.3): driver mlx5_core, RDMA mlx5_") for e in zero["evidence"])
+    assert any(e.startswith("VF 0 (0000:40:00.1): driver mlx5_core, RDMA mlx5_") for e in zero["evidence"])
     unbound = faults_run.results["test_vfs_bound[dgx024-ibp94s0]"]
     assert any(e.startswith("VF 5 (0000:5e:00.6): driver none, RDMA none, uverbs none, umad none")
                for e in unbound["evidence"]), unbound["evidence"]

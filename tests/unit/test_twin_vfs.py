@@ -69,7 +69,7 @@ def test_ip_link_show_prints_every_vf_line_with_the_vfs_guids():
 
 
 @pytest.mark.parametrize(("name", "iface", "index", "state", "zero", "bound"), [
-    ("dgx021", "ibp64s0", 2, "INIT", True, True),       # vf-zero-guid: no SM activates a port without a GUID
+    ("dgx021", "ibp64s0", 0, "INIT", True, True),       # vf-zero-guid: no SM activates a port without a GUID
     ("dgx024", "ibp94s0", 5, "ACTIVE", False, False),   # vf-unbound
     ("dgx025", "ibp24s0", 0, "DOWN", False, True),      # vf-port-down: the SM serves no virtual port
     ("dgx006", "ibp220s0", 0, "DOWN", False, True),     # port-down: the VFs follow their PF
