@@ -87,7 +87,7 @@ def bench_profile() -> dict:
                          **({"excluded": s.excluded} if s.excluded else {})} for s in hcas + dpus + mezz]}
 
 
-def scenario(nodes: int, mst_latency: float, profile: str, parallel: int | None) -> dict:
+def scenario(nodes: int, mst_latency: float, profile: str, parallel: int | None, level: str | None = None) -> dict:
     width = max(3, len(str(nodes)))
     names = f"dgx[{1:0{width}d}-{nodes:0{width}d}]" if nodes > 1 else f"dgx{1:0{width}d}"
     doc: dict = {"format": "ibconform-twin/v1", "cluster": f"fleet-{nodes}", "profile": profile,
@@ -98,6 +98,8 @@ def scenario(nodes: int, mst_latency: float, profile: str, parallel: int | None)
     doc["inventory"] = {"ssh": {"connectTimeout": 10.0, "commandTimeout": 120.0}}
     if parallel:
         doc["inventory"]["collect"] = {"parallel": parallel}
+    if level:
+        doc["inventory"]["probe"] = {"level": level}
     return doc
 
 
@@ -771,6 +773,8 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--naive-backend", default="paramiko", choices=("paramiko", "ssh"),
                    help="testinfra backend of naive (default paramiko)")
     p.add_argument("--parallel", type=int, help="set the inventory's collect.parallel (default: the suite's)")
+    p.add_argument("--probe-level", choices=("schedule", "start", "rdma", "nccl"),
+                   help="set the inventory's probe.level (default: the suite's, start)")
     p.add_argument("--profile", default=BENCH_PROFILE, choices=(BENCH_PROFILE, *PROFILES),
                    help=f"node device map (default {BENCH_PROFILE}: 8 HCAs, 3 excluded; dgx-b200: 8 HCAs, 6 excluded)")
     p.add_argument("--quiet", type=float, default=0.0, metavar="S",
@@ -806,7 +810,7 @@ def main(argv: list[str] | None = None) -> int:
             work = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="ibconform-fleet-")))
         scenario_path = work / "scenario.yaml"
         scenario_path.write_text(yaml.safe_dump(
-            scenario(args.nodes, args.mst_latency, args.profile, args.parallel), sort_keys=False))
+            scenario(args.nodes, args.mst_latency, args.profile, args.parallel, args.probe_level), sort_keys=False))
         try:
             say(f"twin of {args.nodes} nodes up ...")
             with Twin(scenario_path, work / "twin", start_timeout=max(30.0, args.nodes / 4)) as twin:
