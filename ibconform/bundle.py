@@ -328,7 +328,9 @@ class Bundle:
         if rel is None:
             return {}
         base = self._node(node)
-        found = {path: text for path, text in self._vf_files(node).items() if _glob_match(path, pattern)}
+        literal = re.split(r"[*?[]", pattern, maxsplit=1)[0]   # most VF files are under other PFs or VFs
+        found = {path: text for path, text in self._vf_files(node).items()
+                 if path.startswith(literal) and _glob_match(path, pattern)}
         for match in sorted(glob.glob(rel, root_dir=base)):
             text = _read_text(os.path.join(base, match))
             if text is not None:

@@ -139,6 +139,7 @@ def test_every_level_passes_on_the_healthy_node_and_leaves_no_pod(demo_levels):
         assert {r["link"] for r in skipped} == set(("attach", "rdma", "nccl")[LEVELS.index(level):]), level
         assert all(r["message"].startswith(f"probe.level {level}: ") for r in skipped), level
         assert run.left == [], level
+        assert "Warning" not in (run.out / "evaluation.log").read_text(), level
     assert f"dgx030: PASS (level nccl proven, NCCL bus bandwidth {45.305:g} GB/s)" in demo_levels["nccl"].stdout
 
 
