@@ -65,6 +65,7 @@ def test_attach_address_in_pool(node_object):
                           "check the network's ipam poolName and the nv-ipam-node log")
 
 
+@pytest.mark.node_evidence
 def test_attach_vf_of_pf(node_object):
     probe = ProbeFacts.require(node_object, "start")
     problems = []

@@ -53,7 +53,7 @@ def test_nccl_bus_bandwidth(node_object, request):
                              f"(exit {code})") from None
     busbw = inpod.bandwidth_of(run)
     if busbw is not None:
-        # the item's own properties (pytest's record_property fixture warns under junit_family xunit2)
+        # results.json keeps it with the verdict (the measurements of the item)
         request.node.user_properties.append(("measurement", {"nccl_bus_bandwidth": busbw}))
     minimum = node_object.node.expect.nccl_bus_bandwidth
     problem = inpod.bandwidth_problem(busbw, minimum)

@@ -329,6 +329,8 @@ class ClusterFacts:
 
     def probe(self, node: str) -> dict | None:
         """The probe record of ``node`` from cluster/probes.json, None when probes did not run."""
+        if self.bundle.manifest.get("read_only"):
+            return None      # no probe pod: known from the start, not when a followed bundle is finished
         document = self.bundle.cluster("probes")
         if document is None:
             return None

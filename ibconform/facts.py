@@ -8,7 +8,6 @@ raises ``NodeUnreachable`` from the fixture, so its checks end in error naming t
 
 from __future__ import annotations
 
-import fnmatch
 import functools
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -405,23 +404,10 @@ def _read_vfs(bundle: Bundle, node: str, iface: str) -> tuple[tuple[vfs.Vf, ...]
             if path[len(base) + 7:].isdigit()}
     evidence.append(f"VFs of {iface}: " + (", ".join(f"{i}={pci}" for i, pci in sorted(pcis.items())) or "none"))
 
-    seen = bundle.sysfs_under(node, base)      # one walk for every VF file of the PF
-
-    def per_vf(pattern: str) -> dict[int, dict[str, str]]:
-        """The files whose path below the PF matches ``pattern`` (``*``: one path component), by VF index."""
-        found: dict[int, dict[str, str]] = {}
-        for path, text in sorted(seen.items()):
-            rel = path[len(base) + 1:]
-            if fnmatch.fnmatchcase(rel, pattern) and rel.count("/") == pattern.count("/"):
-                index = rel.split("/", 2)[1] if rel.startswith("sriov/") else rel.split("/", 1)[0][len("virtfn"):]
-                if index.isdigit():
-                    found.setdefault(int(index), {})[path] = text
-        return found
-
-    node_guid_files = per_vf("virtfn*/infiniband/*/node_guid")
-    state_files = per_vf("virtfn*/infiniband/*/ports/*/state")
-    uverbs, umad = per_vf("virtfn*/infiniband_verbs/*/dev"), per_vf("virtfn*/infiniband_mad/*/dev")
-    sriov = {kind: per_vf(f"sriov/*/{kind}") for kind in ("node", "port")}
+    files = _vf_files_by_kind(base, bundle.sysfs_under(node, base))   # one walk for every VF file of the PF
+    node_guid_files, state_files = files["node_guid"], files["state"]
+    uverbs, umad = files["uverbs"], files["umad"]
+    sriov = {"node": files["sriov node"], "port": files["sriov port"]}
     rows = []
     for index, pci in sorted(pcis.items()):
         driver = links.get(f"{base}/virtfn{index}/driver")
@@ -446,6 +432,37 @@ def _read_vfs(bundle: Bundle, node: str, iface: str) -> tuple[tuple[vfs.Vf, ...]
         evidence.append(_vf_evidence(row))
         rows.append(row)
     return tuple(rows), tuple(evidence)
+
+
+# the VF files a PF's folder holds, by the shape of their path below it ("N": the VF's index)
+_VF_FILE_SHAPES = {
+    ("virtfnN", "infiniband", "*", "node_guid"): "node_guid",
+    ("virtfnN", "infiniband", "*", "ports", "*", "state"): "state",
+    ("virtfnN", "infiniband_verbs", "*", "dev"): "uverbs",
+    ("virtfnN", "infiniband_mad", "*", "dev"): "umad",
+    ("sriov", "N", "node"): "sriov node",
+    ("sriov", "N", "port"): "sriov port",
+}
+
+
+def _vf_files_by_kind(base: str, seen: dict[str, str]) -> dict[str, dict[int, dict[str, str]]]:
+    """The VF files below PF folder ``base`` by kind (``_VF_FILE_SHAPES``), then VF index, then path; in path
+    order. One pass over the files: a PF's folder holds hundreds."""
+    found: dict[str, dict[int, dict[str, str]]] = {kind: {} for kind in _VF_FILE_SHAPES.values()}
+    for path, text in sorted(seen.items()):
+        parts = path[len(base) + 1:].split("/")
+        if parts[0] == "sriov":
+            index, shape = (parts[1] if len(parts) > 1 else ""), ("sriov", "N", *parts[2:])
+        elif parts[0].startswith("virtfn"):
+            index, shape = parts[0][6:], ("virtfnN", parts[1] if len(parts) > 1 else "", "*", *parts[3:])
+            if len(shape) == 6:
+                shape = (*shape[:4], "*", shape[5])
+        else:
+            continue
+        kind = _VF_FILE_SHAPES.get(shape)
+        if kind is not None and index.isdigit():
+            found[kind].setdefault(int(index), {})[path] = text
+    return found
 
 
 def _ip_link_vfs(bundle: Bundle, node: str, iface: str, evidence: list[str]) -> dict[int, iplink.VfInfo]:

@@ -30,7 +30,7 @@ from ClusterShell.NodeSet import NodeSet
 from ibconform import __version__, facts, vfs
 from ibconform.bundle import Bundle, now
 from ibconform.errors import IbconformError, UsageError
-from ibconform.report import fleet, remediation, rootcause
+from ibconform.report import fleet, junit, remediation, rootcause
 from ibconform.report.results import RESULTS_FORMAT, one_result_per_line
 from ibconform.untrusted import d, lst
 
@@ -193,11 +193,7 @@ def write_junit(document: dict, shards: list[Shard], out: BinaryIO) -> None:
     """One testsuite of the shards' own testcases of the kept results (each from the shard whose result was kept),
     streamed shard by shard (a fleet's junit.xml is tens of MB: never held whole); a kept result whose testcase
     is missing is synthesized."""
-    counts = document["run"]["counts"]
-    suite = ET.Element("testsuite", name="ibconform", tests=str(len(document["results"])),
-                       failures=str(counts["failed"]), errors=str(counts["error"]), skipped=str(counts["skipped"]))
-    head = ET.tostring(suite, encoding="unicode").removesuffix(" />")
-    out.write(f'<?xml version=\'1.0\' encoding=\'utf-8\'?>\n<testsuites name="ibconform fleet">{head}>'.encode())
+    out.write(junit.head(len(document["results"]), document["run"]["counts"]))
     kept = {id(r) for r in document["results"]}   # the result objects merge() kept, each from its own shard
     written: set[int] = set()
     for shard in shards:
@@ -216,9 +212,5 @@ def write_junit(document: dict, shards: list[Shard], out: BinaryIO) -> None:
     for result in document["results"]:
         if id(result) in written:
             continue
-        case = ET.Element("testcase", classname=f"checks.{result.get('link') or 'cluster'}", name=str(result["id"]))
-        if result.get("outcome") in BAD:
-            tag = "failure" if result["outcome"] == "failed" else "error"
-            ET.SubElement(case, tag, message=str(result.get("message") or ""))
-        out.write(ET.tostring(case, encoding="utf-8"))
-    out.write(b"</testsuite></testsuites>")
+        out.write(ET.tostring(junit.testcase(result), encoding="utf-8"))
+    out.write(junit.TAIL)

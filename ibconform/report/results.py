@@ -1,4 +1,4 @@
-"""results.json: one entry per check item, written by the pytest controller at session end.
+"""results.json and junit.xml: one entry per check item, written by the pytest controller at session end.
 
 Schema (docs/results.schema.json): ``{"run": {...}, "results": [{"check", "node", "hca", "outcome", "message",
 "evidence", "remediation"}]}``. Items carry ``check``, ``node``, ``hca`` and ``evidence`` user
@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 from ibconform.bundle import now
-from ibconform.report import remediation, rootcause
+from ibconform.report import junit, remediation, rootcause
 
 RESULTS_FORMAT = "ibconform-results/v1"
 # item node id -> its index in collection order (items may run in another order; results keep this one)
@@ -38,7 +38,7 @@ def outcome_of(report: pytest.TestReport) -> str | None:
 
 
 class ResultsRecorder:
-    """Pytest plugin: gathers every item's verdict and writes results.json.
+    """Pytest plugin: gathers every item's verdict and writes results.json and junit.xml (``report.junit``).
 
     ``run`` gives the run's metadata when the session ends (the bundle may be written meanwhile).
     """
@@ -48,12 +48,14 @@ class ResultsRecorder:
         self.run_metadata = run
         self.started: str | None = None
         self.entries: dict[str, dict] = {}
+        self.seconds: dict[str, float] = {}   # item node id -> its phases' duration
 
     def pytest_sessionstart(self) -> None:
         self.started = now()
 
     def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
         outcome = outcome_of(report)
+        self.seconds[report.nodeid] = self.seconds.get(report.nodeid, 0.0) + report.duration
         props = report.user_properties
         meta = {k: v for k, v in props if k in ("check", "node", "hca", "link")}
         entry = self.entries.setdefault(report.nodeid, {
@@ -77,8 +79,9 @@ class ResultsRecorder:
 
     def pytest_sessionfinish(self, session: pytest.Session, exitstatus: int) -> None:
         order = session.config.stash.get(COLLECTION_ORDER, {})
-        ranked = sorted(self.entries.items(), key=lambda kv: order.get(kv[0], len(order)))
-        results = [e for _, e in ranked if e["outcome"] is not None]
+        ranked = [(nodeid, e) for nodeid, e in sorted(self.entries.items(), key=lambda kv: order.get(kv[0], len(order)))
+                  if e["outcome"] is not None]
+        results = [e for _, e in ranked]
         counts = {o: sum(e["outcome"] == o for e in results) for o in ("passed", "failed", "error", "skipped")}
         run = {**self.run_metadata(), "started": self.started, "finished": now(), "exit_status": int(exitstatus),
                "counts": counts}
@@ -86,6 +89,9 @@ class ResultsRecorder:
         document = {"format": RESULTS_FORMAT, "run": run, "nodes": rootcause.node_verdicts(results),
                     "results": results}
         (self.out_dir / "results.json").write_text(one_result_per_line(document))
+        with open(self.out_dir / "junit.xml", "wb") as out:
+            junit.write(out, [(e, self.seconds.get(nodeid)) for nodeid, e in ranked], counts,
+                        sum(self.seconds.values()))
 
 
 def one_result_per_line(document: dict) -> str:
