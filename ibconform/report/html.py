@@ -678,9 +678,9 @@ class AcceptanceReport:
 
     @pytest.hookimpl(optionalhook=True)
     def pytest_html_results_table_html(self, report, data: list) -> None:
-        if _passed(report):
+        if _passed(report) or report.skipped:
             if not report.sections:
-                data.clear()  # no "No log output captured." on every passing row
+                data.clear()  # no "No log output captured." on every passing row; a skip's Finding says why
             return
         row, self._row = self._row, None
         props = row[1] if row is not None and row[0] is report else _props(report)
