@@ -451,12 +451,11 @@ def _vf_files_by_kind(base: str, seen: dict[str, str]) -> dict[str, dict[int, di
     found: dict[str, dict[int, dict[str, str]]] = {kind: {} for kind in _VF_FILE_SHAPES.values()}
     for path, text in sorted(seen.items()):
         parts = path[len(base) + 1:].split("/")
-        if parts[0] == "sriov":
-            index, shape = (parts[1] if len(parts) > 1 else ""), ("sriov", "N", *parts[2:])
-        elif parts[0].startswith("virtfn"):
-            index, shape = parts[0][6:], ("virtfnN", parts[1] if len(parts) > 1 else "", "*", *parts[3:])
-            if len(shape) == 6:
-                shape = (*shape[:4], "*", shape[5])
+        if parts[0] == "sriov" and len(parts) > 1:
+            index, shape = parts[1], ("sriov", "N", *parts[2:])
+        elif parts[0].startswith("virtfn"):     # below it the device's name (2) and a port's number (4) vary
+            index = parts[0][len("virtfn"):]
+            shape = tuple("virtfnN" if i == 0 else "*" if i in (2, 4) else part for i, part in enumerate(parts))
         else:
             continue
         kind = _VF_FILE_SHAPES.get(shape)

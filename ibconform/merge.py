@@ -6,7 +6,8 @@ shard retried after it was killed — counts from the complete, later one), the 
 failure wins over a pass, so no shard's finding is lost), and writes for the whole fleet:
 
 - ``results.json`` (format ``ibconform-results/v1``: ``run.shards`` lists each shard's folder, nodes, exit
-  status and completeness; ``run.bundle`` is null: each shard keeps its own bundle);
+  status and completeness; ``run.bundle`` is null: each shard keeps its own bundle; the evidence of a passing
+  check stays in its shard's results.json, ~200 KB per node, 1.2 GB of Python objects at 1,024 nodes);
 - ``junit.xml`` (one testcase per check item, the shards' own testcases);
 - ``report.html``: the fleet report, whose size grows with the failing nodes, not with the fleet: the verdict,
   the failing nodes by link of the chain, passing nodes folded into NodeSets per shard, root causes grouped across the
@@ -73,6 +74,9 @@ def load(path: Path) -> Shard:
     if not isinstance(document, dict) or document.get("format") != RESULTS_FORMAT:
         raise UsageError(f"{path}/results.json: format: expected {RESULTS_FORMAT!r}, got "
                          f"{d(document).get('format')!r}")
+    for result in lst(document.get("results")):
+        if isinstance(result, dict) and result.get("outcome") == "passed":
+            result["evidence"] = []   # kept in the shard's own results.json: a fleet's would not fit in memory
     return Shard(path, document)
 
 

@@ -105,3 +105,13 @@ def test_junit_keeps_each_kept_testcase_once_streamed_and_synthesizes_the_missin
     # short, so its results are synthesized (classname ibconform.<link>)
     assert sorted(cases) == [("test_ipam_controller[c]", True, "ibconform.ipam"), ("test_x[n1]", False, "checks.test_x"),
                              ("test_x[n2]", True, "ibconform.firmware")]
+
+
+def test_the_fleet_keeps_the_evidence_of_what_did_not_pass_only(tmp_path):
+    passed = {**result("test_x[n1]", "n1"), "evidence": ["sriov_numvfs: '8'"]}
+    failed = {**result("test_x[n2]", "n2", "failed"), "evidence": ["sriov_numvfs: '0'"]}
+    (tmp_path / "results.json").write_text(json.dumps(shard(str(tmp_path), [passed, failed]).document))
+    document = merge.merge([merge.load(tmp_path)])
+    assert [(r["id"], r["evidence"]) for r in document["results"]] == [
+        ("test_x[n1]", []), ("test_x[n2]", ["sriov_numvfs: '0'"])]     # the shard's results.json keeps them all
+    assert json.loads((tmp_path / "results.json").read_text())["results"][0]["evidence"] == ["sriov_numvfs: '8'"]
