@@ -311,6 +311,14 @@ def measure_suite(twin: Twin, logs: SshdLogs, work: Path, tag: str, read_only: b
     }
 
 
+def judged_bundle(out: Path, items: int) -> tuple[Path, int]:
+    """The bundle of a run's output and its items; of a run in parts (over more than 256 nodes), its first part's."""
+    if (out / "bundle").is_dir() or not (out / "parts" / "part-0").is_dir():
+        return out / "bundle", items
+    part = out / "parts" / "part-0"
+    return part / "bundle", len(json.loads((part / "results.json").read_text())["results"])
+
+
 def measure_evaluation(work: Path, bundle: Path, items: int) -> dict:
     """``ibconform evaluate`` of a finished bundle alone: what judging and reporting cost per item (in a run
     that cost is spread over the collection, which it overlaps)."""
@@ -655,9 +663,10 @@ def bench(twin: Twin, args: argparse.Namespace, work: Path) -> dict:
         say(f"  fleet Job {fleet_job['seconds']:.2f} s, {fleet_job['api_lists']} LISTs, "
             f"{len(fleet_job['differing_items'])} items differ from the single run")
     say("evaluation alone (the last probing run's bundle) ...")
-    alone = measure_evaluation(work, last["suite"]["out"] / "bundle", last["suite"]["items"])
+    bundle, items = judged_bundle(last["suite"]["out"], last["suite"]["items"])
+    alone = {**measure_evaluation(work, bundle, items), "items": items}
     if args.cprofile:
-        profile_evaluation(last["suite"]["out"] / "bundle", work, Path(args.cprofile))
+        profile_evaluation(bundle, work, Path(args.cprofile))
     for run in runs:
         for part in ("suite", "suite_read_only"):
             run[part]["out"] = str(run[part]["out"].relative_to(work))
