@@ -209,10 +209,11 @@ def test_demo_report_shows_matrix_root_cause_and_signoff(demo: Path, demo_page: 
     for expected in ("Sign-off", "Accepted by (name, role)", "Date", "Signature", "NOT ACCEPTED"):
         assert expected in signoff, expected
 
-    # pytest-html's table, built by its script, one row per check; evidence under each that did not pass
+    # pytest-html's table, built by its script, one row per check; evidence under each that failed or could not
+    # judge (a skipped check's row is its reason)
     bodies = re.findall(r'<tbody class="results-table-row (\w+)"', demo_page.dom)
     assert len(bodies) == len(results["results"])
-    not_passed = sum(1 for r in results["results"] if r["outcome"] != "passed" and r["evidence"])
+    not_passed = sum(1 for r in results["results"] if r["outcome"] in ("failed", "error") and r["evidence"])
     assert demo_page.dom.count('<details class="ibc-evidence">') == not_passed
     assert "mstconfig -d 0000:18:00.0 -e q NUM_OF_VFS SRIOV_EN LINK_TYPE_P1 (exit 0):" in demo_page.dom
 
