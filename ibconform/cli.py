@@ -227,7 +227,8 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     if args.nodes:
         Bundle(args.bundle).inventory.only(args.nodes)  # an unknown node is one line here, not pytest's
     out = args.out or suite.default_out_dir("evaluate")
-    code = suite.evaluate(args.bundle, out, workers=args.workers, follow=args.follow, nodes=args.nodes)
+    code = suite.evaluate(args.bundle, out, workers=args.workers, follow=args.follow, nodes=args.nodes,
+                          quiet=args.quiet)
     if not args.quiet:
         print("\n".join(suite.summary_lines(out)))
         print(f"report: {out / 'report.html'}\nresults: {out / 'results.json'}")

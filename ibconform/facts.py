@@ -503,19 +503,24 @@ def _vf_evidence(vf: vfs.Vf) -> str:
 
 
 @functools.lru_cache(maxsize=4)
-def fleet_guids(bundle: Bundle) -> dict[str, list[vfs.GuidOwner]]:
-    """Every VF GUID of every node the bundle holds -> where it is used (the fleet's, for uniqueness). Nodes not
-    reached, or whose bundle format has no VFs, add nothing. Waits for a followed bundle to be complete."""
+def pf_guids(bundle: Bundle) -> dict[tuple[str, str], dict[str, list[vfs.GuidOwner]]]:
+    """(node, PF) -> the non-zero GUIDs of its VFs -> where each is used, for every node the bundle holds. Nodes
+    not reached, or whose bundle format has no VFs, are left out. Waits for a followed bundle to be complete."""
     bundle.settled()
-    found: dict[str, list[vfs.GuidOwner]] = {}
+    found: dict[tuple[str, str], dict[str, list[vfs.GuidOwner]]] = {}
     for node in bundle.inventory.nodes:
         status = bundle.status(node.name)
         if status is None or not status.reachable or "vfs" not in bundle.node_facts:
             continue
         for hca in node.hcas:
-            for guid_value, own in guid_owners(bundle, node.name, hca.iface).items():
-                found.setdefault(guid_value, []).extend(own)
+            found[node.name, hca.iface] = guid_owners(bundle, node.name, hca.iface)
     return found
+
+
+@functools.lru_cache(maxsize=4)
+def fleet_guids(bundle: Bundle) -> dict[str, list[vfs.GuidOwner]]:
+    """Every VF GUID of every node the bundle holds -> where it is used (the fleet's, for uniqueness)."""
+    return vfs.index(pf_guids(bundle).values())
 
 
 def guid_owners(bundle: Bundle, node: str, iface: str) -> dict[str, list[vfs.GuidOwner]]:

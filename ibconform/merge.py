@@ -14,24 +14,23 @@ failure wins over a pass, so no shard's finding is lost), and writes for the who
   fleet, and a link to each shard's full report.
 
 Verdicts equal those of one unsharded run over the same nodes (tests/e2e/test_shards.py). A shard sees only its
-own nodes, so the one fleet-wide check, ``vf_guids_unique``, is judged again here over the GUIDs of every shard's
-bundle (``fleet_wide``): a GUID used on nodes of two shards fails both, as in one run.
+own nodes, so the one fleet-wide check, ``vf_guids_unique``, is judged again here over the GUIDs every shard found
+(its ``vf-guids.json``, ``fleet_wide``): a GUID used on nodes of two shards fails both, as in one run.
 """
 
 from __future__ import annotations
 
 import json
-import xml.etree.ElementTree as ET
 from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO
 
 from ClusterShell.NodeSet import NodeSet
 
-from ibconform import __version__, facts, vfs
-from ibconform.bundle import Bundle, now
-from ibconform.errors import IbconformError, UsageError
-from ibconform.report import fleet, junit, remediation, rootcause
+from ibconform import __version__, vfs
+from ibconform.bundle import now
+from ibconform.errors import UsageError
+from ibconform.report import fleet, junit, remediation, rootcause, vf_guids
 from ibconform.report.results import RESULTS_FORMAT, one_result_per_line
 from ibconform.untrusted import d, lst
 
@@ -81,7 +80,7 @@ def load(path: Path) -> Shard:
 
 
 def merge(shards: list[Shard]) -> dict:
-    """The fleet's results document from the shards' (reading their bundles only for ``fleet_wide``)."""
+    """The fleet's results document from the shards' (and their vf-guids.json, for ``fleet_wide``)."""
     clusters = {s.run.get("cluster") for s in shards}
     if len(clusters) > 1:
         raise UsageError(f"the shards judged different clusters ({', '.join(sorted(map(str, clusters)))}): "
@@ -126,52 +125,29 @@ def merge(shards: list[Shard]) -> dict:
 
 
 def fleet_wide(results: list[dict], shards: list[Shard], owner: dict[str, Shard]) -> list[dict]:
-    """``results`` with ``vf_guids_unique`` judged again over the VF GUIDs of every shard's bundle (those of the
-    nodes each shard owns); results of shards whose bundle is gone stay as the shard judged them."""
-    bundles = {id(s): b for s in shards if (b := _bundle(s)) is not None}
-    index: dict[str, list[vfs.GuidOwner]] = {}
-    for node, shard in owner.items():
-        bundle = bundles.get(id(shard))
-        if bundle is None:
-            continue
-        for hca in _hcas(bundle, node):
-            for guid, own in facts.guid_owners(bundle, node, hca.iface).items():
-                index.setdefault(guid, []).extend(own)
+    """``results`` with ``vf_guids_unique`` judged again over the VF GUIDs of every shard (those of the nodes each
+    shard owns, from its vf-guids.json); results of shards without that file stay as the shard judged them."""
+    pfs: dict[tuple[str, str], tuple[str, dict[str, list[vfs.GuidOwner]]]] = {}
+    for shard in shards:
+        found = vf_guids.load(shard.path)
+        pfs.update((key, pf) for key, pf in (found or {}).items() if owner.get(key[0]) is shard)
+    index = vfs.index(own for _, own in pfs.values())
     out = []
     for result in results:
-        node, iface = result.get("node"), result.get("hca")
-        bundle = bundles.get(id(owner.get(node))) if node else None
-        if result.get("check") != "vf_guids_unique" or result.get("outcome") != "passed" or bundle is None:
+        pf = pfs.get((result.get("node"), result.get("hca")))
+        if result.get("check") != "vf_guids_unique" or result.get("outcome") != "passed" or pf is None:
             out.append(result)
             continue
-        hca = next((h for h in _hcas(bundle, node) if h.iface == iface), None)
-        clashes = vfs.duplicates(facts.guid_owners(bundle, node, iface), index) if hca else []
+        pci, mine = pf
+        clashes = vfs.duplicates(mine, index)
         if not clashes:
             out.append(result)
             continue
-        message = vfs.not_unique(f"{hca.iface} ({hca.pci})", clashes)
+        message = vfs.not_unique(f"{result['hca']} ({pci})", clashes)
         remedy = remediation.lookup("vf_guids_unique", message)
         out.append({**result, "outcome": "failed", "message": message, "remediation": None if remedy is None else {
             "id": remedy.id, "action": remedy.action, "reference": remedy.reference}})
     return out
-
-
-def _bundle(shard: Shard) -> Bundle | None:
-    """A shard's evidence bundle (its results' run.bundle, else its folder's bundle/); None when gone."""
-    for path in (shard.run.get("bundle"), shard.path / "bundle"):
-        if path and (Path(path) / "manifest.json").is_file():
-            try:
-                return Bundle(Path(path))
-            except IbconformError:
-                return None
-    return None
-
-
-def _hcas(bundle: Bundle, node: str) -> tuple:
-    try:
-        return bundle.inventory.node(node).hcas
-    except KeyError:
-        return ()
 
 
 def _node_owners(shards: list[Shard]) -> dict[str, Shard]:
@@ -194,27 +170,24 @@ def write(document: dict, shards: list[Shard], out: Path) -> None:
 
 
 def write_junit(document: dict, shards: list[Shard], out: BinaryIO) -> None:
-    """One testsuite of the shards' own testcases of the kept results (each from the shard whose result was kept),
-    streamed shard by shard (a fleet's junit.xml is tens of MB: never held whole); a kept result whose testcase
-    is missing is synthesized."""
+    """One testsuite of the shards' own testcases of the kept results (each from the shard whose result was kept,
+    its time included), copied line by line (a fleet's junit.xml is tens of MB: never held whole); a kept result
+    whose testcase is missing is synthesized."""
     out.write(junit.head(len(document["results"]), document["run"]["counts"]))
     kept = {id(r) for r in document["results"]}   # the result objects merge() kept, each from its own shard
     written: set[int] = set()
     for shard in shards:
         mine = {r.get("id"): r for r in shard.results}
         try:
-            for _, case in ET.iterparse(shard.path / "junit.xml"):
-                if case.tag != "testcase":
-                    continue
-                result = mine.get(case.get("name"))
-                if result is not None and id(result) in kept and id(result) not in written:
-                    written.add(id(result))
-                    out.write(ET.tostring(case, encoding="utf-8", xml_declaration=False))
-                case.clear()
-        except (OSError, ET.ParseError):
+            with open(shard.path / "junit.xml", "rb") as lines:
+                for line in lines:
+                    result = mine.get(junit.name_of(line))
+                    if result is not None and id(result) in kept and id(result) not in written:
+                        written.add(id(result))
+                        out.write(line if line.endswith(b"</testcase>\n") else junit.testcase(result))
+        except OSError:
             pass  # what it held is synthesized below
     for result in document["results"]:
-        if id(result) in written:
-            continue
-        out.write(ET.tostring(junit.testcase(result), encoding="utf-8"))
+        if id(result) not in written:
+            out.write(junit.testcase(result))
     out.write(junit.TAIL)

@@ -114,6 +114,15 @@ def owners(node: str, iface: str, vfs: Iterable[Vf]) -> dict[str, list[GuidOwner
     return found
 
 
+def index(pfs: Iterable[dict[str, list[GuidOwner]]]) -> dict[str, list[GuidOwner]]:
+    """The GUIDs of many PFs (each ``owners``' result) -> where each is used."""
+    found: dict[str, list[GuidOwner]] = {}
+    for pf in pfs:
+        for guid, own in pf.items():
+            found.setdefault(guid, []).extend(own)
+    return found
+
+
 def duplicates(mine: dict[str, list[GuidOwner]], everyone: dict[str, list[GuidOwner]]) -> list[str]:
     """For each GUID of ``mine`` used by another VF in ``everyone`` (the node's and the fleet's GUIDs, ``mine``
     included), ``'<guid> of <owner> also <other>'``; a VF whose node and port GUID are equal is no duplicate.

@@ -50,3 +50,11 @@ def test_any_evidence_or_message_gives_well_formed_xml(message, evidence):
     assert case.find("error") is not None
     if all(0x20 <= ord(c) < 0xD800 for c in message):     # text XML holds as it is comes back unchanged
         assert case.find("error").get("message") == message
+
+
+@given(st.text())
+def test_each_testcase_is_one_line_whose_name_reads_back(item_id):
+    line = junit.testcase({**result("passed"), "id": item_id}, 0.5)
+    assert line.count(b"\n") == 1 and line.endswith(b"</testcase>\n")
+    assert junit.name_of(line) == junit.xml_text(item_id)
+    assert ET.fromstring(line).get("name") == junit.xml_text(item_id)

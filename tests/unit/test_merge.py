@@ -80,31 +80,35 @@ def test_a_folder_without_results_is_one_line(tmp_path):
         merge.load(tmp_path)
 
 
-def test_junit_keeps_each_kept_testcase_once_streamed_and_synthesizes_the_missing(tmp_path):
+def test_junit_keeps_each_kept_testcase_once_with_its_time_and_synthesizes_the_missing(tmp_path):
     import io
     import xml.etree.ElementTree as ET
 
+    from ibconform.report import junit
+
     (tmp_path / "a").mkdir()
     (tmp_path / "b").mkdir()
-    (tmp_path / "a" / "junit.xml").write_text(
-        '<testsuites><testsuite name="pytest"><testcase classname="checks.test_ipam" name="test_ipam_controller[c]"/>'
-        '<testcase classname="checks.test_x" name="test_x[n1]"><properties><property name="node" value="n1"/>'
-        '</properties></testcase></testsuite></testsuites>')
-    (tmp_path / "b" / "junit.xml").write_text('<testsuites><testsuite><testcase name="test_ipam_con')   # cut short
     a = shard(str(tmp_path / "a"), [result("test_ipam_controller[c]", None), result("test_x[n1]", "n1")])
     b = shard(str(tmp_path / "b"), [result("test_ipam_controller[c]", None, "failed", "ipam"),
-                                    result("test_x[n2]", "n2", "failed")], exit_status=1)
+                                    result("test_x[n2]", "n2", "failed"), result('test_x["n&3"]', "n3")],
+              exit_status=1)
+    with open(tmp_path / "a" / "junit.xml", "wb") as out:
+        junit.write(out, [(r, 0.25) for r in a.results], {"passed": 2})
+    with open(tmp_path / "b" / "junit.xml", "wb") as out:
+        junit.write(out, [(r, 0.5) for r in b.results], {"passed": 1, "failed": 2})
+    text = (tmp_path / "b" / "junit.xml").read_bytes()      # b's is cut short inside its second testcase
+    (tmp_path / "b" / "junit.xml").write_bytes(text[:text.index(b"test_x[n2]") + 20])
     document = merge.merge([a, b])
     out = io.BytesIO()
     merge.write_junit(document, [a, b], out)
     root = ET.fromstring(out.getvalue())
     suite = root.find("testsuite")
-    assert (suite.get("tests"), suite.get("failures"), suite.get("errors")) == ("3", "2", "0")
-    cases = [(c.get("name"), c.find("failure") is not None, c.get("classname")) for c in suite.iter("testcase")]
-    # the failed cluster-wide result is b's: a's passing testcase of it is not the kept one; b's junit.xml was cut
-    # short, so its results are synthesized (classname ibconform.<link>)
-    assert sorted(cases) == [("test_ipam_controller[c]", True, "ibconform.ipam"), ("test_x[n1]", False, "checks.test_x"),
-                             ("test_x[n2]", True, "ibconform.firmware")]
+    assert (suite.get("tests"), suite.get("failures"), suite.get("errors")) == ("4", "2", "0")
+    cases = [(c.get("name"), c.find("failure") is not None, c.get("time")) for c in suite.iter("testcase")]
+    # the failed cluster-wide result is b's (copied with its time): a's passing testcase of it is not the kept one;
+    # b's cut testcase and the one after it are synthesized (no time)
+    assert sorted(cases) == [("test_ipam_controller[c]", True, "0.500"), ('test_x["n&3"]', False, None),
+                             ("test_x[n1]", False, "0.250"), ("test_x[n2]", True, None)]
 
 
 def test_the_fleet_keeps_the_evidence_of_what_did_not_pass_only(tmp_path):
@@ -115,3 +119,44 @@ def test_the_fleet_keeps_the_evidence_of_what_did_not_pass_only(tmp_path):
     assert [(r["id"], r["evidence"]) for r in document["results"]] == [
         ("test_x[n1]", []), ("test_x[n2]", ["sriov_numvfs: '0'"])]     # the shard's results.json keeps them all
     assert json.loads((tmp_path / "results.json").read_text())["results"][0]["evidence"] == ["sriov_numvfs: '8'"]
+
+
+def _guids(path: Path, node: str, guids: list[str]) -> None:
+    """A shard's vf-guids.json: ibp24s0 (0000:18:00.0) of ``node`` with these VF node GUIDs."""
+    path.mkdir(parents=True, exist_ok=True)
+    rows = [[g, vf, f"0000:18:00.{vf + 1}", "node"] for vf, g in enumerate(guids)]
+    (path / "vf-guids.json").write_text(json.dumps({"format": "ibconform-vf-guids/v1", "pfs": [
+        {"node": node, "iface": "ibp24s0", "pci": "0000:18:00.0", "guids": rows}]}))
+
+
+def _unique(node: str) -> dict:
+    return {**result(f"test_vf_guids_unique[{node}-ibp24s0]", node, link="vfs"), "hca": "ibp24s0"}
+
+
+def test_a_guid_shared_across_shards_fails_both_from_their_vf_guids(tmp_path):
+    shared, own = "02:aa:00:00:00:00:00:01", "02:aa:00:00:00:00:00:02"
+    for name, node, guids in (("a", "n1", [shared, own]), ("b", "n2", ["02:aa:00:00:00:00:00:03", shared]),
+                              ("c", "n3", [own])):
+        _guids(tmp_path / name, node, guids)
+    (tmp_path / "c" / "vf-guids.json").write_text('{"format": "ibconform-vf-guids/v1", "pfs": [{"node": "n3"}]}')
+    shards = [shard(str(tmp_path / name), [_unique(node)]) for name, node in (("a", "n1"), ("b", "n2"), ("c", "n3"))]
+    results = {r["node"]: r for r in merge.merge(shards)["results"]}
+    assert results["n1"]["outcome"] == results["n2"]["outcome"] == "failed"
+    assert results["n1"]["message"].startswith(
+        f"VF GUIDs of ibp24s0 (0000:18:00.0) expected unique in the fleet vs {shared} of n1 ibp24s0 VF 0 "
+        "(0000:18:00.1) node GUID also n2 ibp24s0 VF 1 (0000:18:00.2) node GUID:")
+    assert results["n1"]["remediation"]["id"] == "vf-guid-duplicate"
+    # c's file is unreadable: its GUIDs are unknown (n1's second GUID is not compared with them), its verdict stays
+    assert results["n3"]["outcome"] == "passed" and merge.vf_guids.load(tmp_path / "c") is None
+
+
+def test_a_shard_superseded_for_a_node_lends_none_of_its_guids(tmp_path):
+    shared = "02:aa:00:00:00:00:00:01"
+    _guids(tmp_path / "killed", "n1", [shared])          # the attempt killed: n1's GUIDs as they were then
+    _guids(tmp_path / "retried", "n1", ["02:aa:00:00:00:00:00:09"])
+    _guids(tmp_path / "other", "n2", [shared])
+    killed = shard(str(tmp_path / "killed"), [_unique("n1")], complete=False)
+    retried = shard(str(tmp_path / "retried"), [_unique("n1")], finished="2026-12-04T11:00:00+00:00")
+    other = shard(str(tmp_path / "other"), [_unique("n2")])
+    results = merge.merge([killed, retried, other])["results"]
+    assert [(r["node"], r["outcome"]) for r in results] == [("n1", "passed"), ("n2", "passed")]
