@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import gc
 import hashlib
@@ -271,6 +272,7 @@ def _run_parts(inventory_path: str | Path, parts: list[tuple[Path, str | None]],
             collect(inventory_path, out_dir / "bundle", read_only, kubeconfig, context,
                     begun=lambda bundle_dir, out=out_dir: evaluations.add(bundle_dir, out), nodes=nodes,
                     snapshot=snapshot)
+            evaluations.done(out_dir)
     except BaseException:
         evaluations.finish()
         raise
@@ -281,12 +283,15 @@ def _run_parts(inventory_path: str | Path, parts: list[tuple[Path, str | None]],
 
 class _Evaluations:
     """The parts' evaluations (``ibconform evaluate --follow``), started one at a time in the order their bundles
-    began, each once the one before has exited."""
+    began, each once the one before has exited. The evaluation of a part already collected yields the CPU
+    (``YIELD_NICE``) to the next part's collection, whose SSH sessions count wall time against their timeouts."""
 
     def __init__(self, workers: int) -> None:
         self.workers = workers
         self.waiting: queue.Queue[tuple[Path, Path] | None] = queue.Queue()
-        self.current: subprocess.Popen | None = None
+        self.lock = threading.Lock()
+        self.current: tuple[Path, subprocess.Popen] | None = None
+        self.collected: set[Path] = set()
         self.codes: list[int] = []
         self.error: IbconformError | None = None
         self.stopped = threading.Event()
@@ -296,14 +301,25 @@ class _Evaluations:
     def add(self, bundle_dir: Path, out_dir: Path) -> None:
         self.waiting.put((bundle_dir, out_dir))
 
+    def done(self, out_dir: Path) -> None:
+        """The part of ``out_dir`` is collected: its evaluation, from now on catching up, yields."""
+        with self.lock:
+            self.collected.add(out_dir)
+            if self.current is not None and self.current[0] == out_dir:
+                _lower_priority(self.current[1])
+
     def _loop(self) -> None:
         while (item := self.waiting.get()) is not None:
             if self.error is not None or self.stopped.is_set():
                 continue
             bundle_dir, out_dir = item
             try:
-                self.current = _start_evaluation(bundle_dir, out_dir, self.workers)
-                self.codes.append(_evaluation_code(self.current.wait(), out_dir))
+                with self.lock:
+                    proc = _start_evaluation(bundle_dir, out_dir, self.workers)
+                    self.current = out_dir, proc
+                    if out_dir in self.collected:
+                        _lower_priority(proc)
+                self.codes.append(_evaluation_code(proc.wait(), out_dir))
             except (OSError, IbconformError) as exc:
                 self.error = exc if isinstance(exc, IbconformError) else IbconformError(
                     f"evaluation of {bundle_dir} could not start: {exc}")
@@ -323,10 +339,19 @@ class _Evaluations:
         except KeyboardInterrupt:
             self.stopped.set()
             if self.current is not None:
-                self.current.send_signal(signal.SIGINT)
+                self.current[1].send_signal(signal.SIGINT)
             self.thread.join()
             raise
         return self.codes
+
+
+#: How much less CPU priority (nice) an evaluation catching up gets than the collector.
+YIELD_NICE = 10
+
+
+def _lower_priority(proc: subprocess.Popen) -> None:
+    with contextlib.suppress(OSError):   # gone already, or not permitted: it keeps its priority
+        os.setpriority(os.PRIO_PROCESS, proc.pid, min(19, os.getpriority(os.PRIO_PROCESS, 0) + YIELD_NICE))
 
 
 def _start_evaluation(bundle_dir: Path, out_dir: Path, workers: int) -> subprocess.Popen:

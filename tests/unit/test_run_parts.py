@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 import time
@@ -14,13 +15,13 @@ from ibconform.errors import IbconformError
 
 # an evaluation stand-in: notes when it ran, writes results.json unless told to fail, exits with its code
 FAKE = """
-import pathlib, sys, time
+import os, pathlib, sys, time
 out, code, seconds = pathlib.Path(sys.argv[1]), int(sys.argv[2]), float(sys.argv[3])
 start = time.time()
 time.sleep(seconds)
 if code in (0, 1, 2):
     (out / "results.json").write_text("{}")
-print(f"{start} {time.time()}", file=open(out / "ran", "w"))
+print(f"{start} {time.time()} {os.getpriority(os.PRIO_PROCESS, 0)}", file=open(out / "ran", "w"))
 print("evaluation: the last line of its log")
 sys.exit(code)
 """
@@ -58,8 +59,23 @@ def test_one_evaluation_at_a_time_in_the_order_the_parts_began(tmp_path, fake):
     for part in parts:
         evaluations.add(part / "bundle", part)       # as collect() calls begun: at once, one part after the other
     assert evaluations.finish() == [0, 1, 0]
-    spans = [tuple(map(float, (part / "ran").read_text().split())) for part in parts]
+    spans = [tuple(map(float, (part / "ran").read_text().split()[:2])) for part in parts]
     assert spans[0][0] >= began and all(spans[i][1] <= spans[i + 1][0] for i in range(len(spans) - 1))
+
+
+def test_the_evaluation_of_a_part_collected_yields_the_cpu(tmp_path, fake):
+    """Collected while its evaluation runs, or before it starts: either way it then runs at lower priority."""
+    parts = _parts(tmp_path, fake, 0, 0, 0)
+    evaluations = suite._Evaluations(workers=0)
+    for part in parts:
+        evaluations.add(part / "bundle", part)
+    time.sleep(0.1)
+    evaluations.done(parts[0])          # while it runs
+    evaluations.done(parts[1])          # before it starts
+    assert evaluations.finish() == [0, 0, 0]
+    mine = os.getpriority(os.PRIO_PROCESS, 0)
+    nice = [int((part / "ran").read_text().split()[2]) for part in parts]
+    assert nice == [min(19, mine + suite.YIELD_NICE)] * 2 + [mine]
 
 
 def test_an_evaluation_that_failed_is_one_line_and_no_later_one_starts(tmp_path, fake):
