@@ -346,7 +346,7 @@ class _Evaluations:
 
 
 #: How much less CPU priority (nice) an evaluation catching up gets than the collector.
-YIELD_NICE = 10
+YIELD_NICE = 19
 
 
 def _lower_priority(proc: subprocess.Popen) -> None:
