@@ -267,12 +267,13 @@ def _run_parts(inventory_path: str | Path, parts: list[tuple[Path, str | None]],
     collection overlaps the end of the previous part's evaluation, and memory holds one evaluation."""
     evaluations = _Evaluations(workers)
     try:
-        for out_dir, nodes in parts:
+        for i, (out_dir, nodes) in enumerate(parts):
             evaluations.check()   # an evaluation that failed stops the run before the next part
             collect(inventory_path, out_dir / "bundle", read_only, kubeconfig, context,
                     begun=lambda bundle_dir, out=out_dir: evaluations.add(bundle_dir, out), nodes=nodes,
                     snapshot=snapshot)
-            evaluations.done(out_dir)
+            if i + 1 < len(parts):   # the last part's evaluation has no collection to yield to
+                evaluations.done(out_dir)
     except BaseException:
         evaluations.finish()
         raise
