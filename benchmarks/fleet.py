@@ -619,8 +619,10 @@ def bench(twin: Twin, args: argparse.Namespace, work: Path) -> dict:
         run: dict = {}
         run["suite_read_only"] = measure("suite --read-only", measure_suite, twin, logs, work, f"suite-ro-{r}",
                                          read_only=True)
-        run["suite"] = measure("suite (probes)", measure_suite, twin, logs, work, f"suite-{r}", read_only=False)
         run["clush"] = measure("clush", measure_clush, twin, logs, work, names, fanout, script, boundary)
+        # the probing suite and the paramiko pool (the faster floor) back to back: a shared host's speed drifts
+        # over minutes, and the ratio should compare the two at the same speed
+        run["suite"] = measure("suite (probes)", measure_suite, twin, logs, work, f"suite-{r}", read_only=False)
         run["paramiko"] = measure("paramiko pool", measure_paramiko, twin, logs, inventory, fanout, script,
                                   boundary)
         if not args.skip_naive:
@@ -679,6 +681,8 @@ def bench(twin: Twin, args: argparse.Namespace, work: Path) -> dict:
         "floor_paramiko_s": round(floor_paramiko, 3),
         "naive_s": round(naive_s, 3) if naive_s is not None else None,
         "suite_over_floor": round(suite_s / floor_s, 3),
+        "suite_over_floor_each": [round(run["suite"]["seconds"] / min(run["clush"]["seconds"],
+                                                                      run["paramiko"]["seconds"]), 3) for run in runs],
         "naive_over_suite": round(naive_s / suite_s, 3) if naive_s is not None else None,
         "ssh_sessions_per_node": max(run["suite"]["ssh"]["sessions"]["max"] for run in runs),
         "api_lists": int(med("suite", "api_lists")),
@@ -692,6 +696,8 @@ def bench(twin: Twin, args: argparse.Namespace, work: Path) -> dict:
             "suite_s": "ibconform run with probe pods (suite_read_only_s: with --read-only), as a subprocess, "
                        "end to end: interpreter start-up, cluster LISTs, node collection, probes, evaluation, "
                        "reports",
+            "suite_over_floor_each": "each repeat's suite_s over its own floor (each repeat measures the suite "
+                                     "--read-only, clush, the probing suite and the paramiko pool, in that order)",
             "floor_s": "the faster of floor_clush_s (clush subprocess, incl. its start-up) and floor_paramiko_s "
                        "(thread pool inside the harness: connect + one exec per node, no start-up)",
             "naive_s": (f"extrapolated: measured on {len(naive_names)} nodes, per-node cost scaled linearly to "
@@ -757,8 +763,10 @@ def profile_evaluation(bundle: Path, work: Path, dest: Path) -> None:
     import pstats
 
     stats_file = work / "evaluate.prof"
-    run_child([sys.executable, "-m", "cProfile", "-o", stats_file, "-m", "ibconform.cli", "evaluate", bundle,
-               "--out", work / "evaluate-profiled"], stdout=work / "evaluate-profiled.log", cwd=REPO)
+    # cli.main in-process: ``python -m ibconform.cli`` ends in os._exit, before cProfile could write its file
+    profiled = "import cProfile, sys; from ibconform import cli; cProfile.run('cli.main(sys.argv[2:])', sys.argv[1])"
+    run_child([sys.executable, "-c", profiled, stats_file, "evaluate", bundle, "--out", work / "evaluate-profiled"],
+              stdout=work / "evaluate-profiled.log", cwd=REPO)
     with open(dest, "w") as f:
         stats = pstats.Stats(str(stats_file), stream=f)
         stats.strip_dirs().sort_stats("cumulative").print_stats(40)

@@ -41,6 +41,7 @@ def test_every_key_with_sane_values(four):
         assert 0.05 < four[key] < 60, key
     assert four["floor_s"] == min(four["floor_clush_s"], four["floor_paramiko_s"])
     assert four["suite_over_floor"] == pytest.approx(four["suite_s"] / four["floor_s"], rel=0.01)
+    assert four["suite_over_floor_each"] == [pytest.approx(four["suite_over_floor"], rel=0.01)]  # one repeat
     assert four["naive_over_suite"] == pytest.approx(four["naive_s"] / four["suite_s"], rel=0.01)
     assert 20 < four["peak_rss_mb"] < 1000
     assert 0 < four["report_mb"] < 15
