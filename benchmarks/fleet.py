@@ -8,7 +8,9 @@ all on one twin of N DGX nodes.
                                [--quiet S] [--keep DIR] [--cprofile FILE] [--shards K [--shard-parallelism P]]
 
 Brings up one twin (each node an sshd on its own loopback address, a fake mstconfig that takes
-``--mst-latency`` seconds per query, the Kubernetes API) and measures on it, in this order per repeat:
+``--mst-latency`` seconds per query, the Kubernetes API) and measures on it, per repeat (in the order
+suite ``--read-only``, clush, suite with probes, paramiko pool, naive: the probing suite and the faster floor
+back to back, each repeat's ratio in ``suite_over_floor_each``):
 
 - ``suite``: ``ibconform run`` end to end as a subprocess, once ``--read-only`` and once with probe pods;
   ``suite_s`` is the probing run;
