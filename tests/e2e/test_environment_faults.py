@@ -144,7 +144,9 @@ def _not_passed(run: Run, node: str | None, node_side: bool) -> dict[str, dict]:
 
 
 def _assert_exactly(seen: dict[str, dict], expected: dict[str, tuple[str, str]], where: str) -> None:
-    assert set(seen) == set(expected), f"{where}: unexpected {sorted(set(seen) - set(expected))}, " \
+    unexpected = sorted(set(seen) - set(expected))
+    first = f" (the first: {seen[unexpected[0]]['outcome']} {seen[unexpected[0]]['message']!r})" if unexpected else ""
+    assert set(seen) == set(expected), f"{where}: unexpected {unexpected}{first}, " \
                                        f"missing {sorted(set(expected) - set(seen))}"
     for item, (outcome, pattern) in expected.items():
         assert seen[item]["outcome"] == outcome, f"{item}: {seen[item]}"
