@@ -44,18 +44,26 @@ class Target:
     identity_files: tuple[str, ...]
 
 
+_READERS = {
+    paramiko.SSHConfig: lambda path: IndexedConfig(paramiko.SSHConfig.from_path(path)),
+    paramiko.HostKeys: paramiko.HostKeys,
+    paramiko.PKey: paramiko.PKey.from_path,
+}
+
+
 @functools.lru_cache(maxsize=8)
-def _parsed(kind: type, path: str, mtime_ns: int) -> IndexedConfig | paramiko.HostKeys:
-    """``path`` parsed as ``kind`` (SSHConfig or HostKeys), once per version of the file."""
-    return IndexedConfig(paramiko.SSHConfig.from_path(path)) if kind is paramiko.SSHConfig else paramiko.HostKeys(path)
+def _parsed(kind: type, path: str, mtime_ns: int) -> IndexedConfig | paramiko.HostKeys | paramiko.PKey:
+    """``path`` parsed as ``kind`` (SSHConfig, HostKeys or PKey), once per version of the file."""
+    return _READERS[kind](path)
 
 
 _PARSING = threading.Lock()
 
 
-def parsed_file(kind: type, path: Path) -> IndexedConfig | paramiko.HostKeys:
-    """An ssh_config (``paramiko.SSHConfig``: an ``IndexedConfig``) or known_hosts (``paramiko.HostKeys``)
-    file, parsed once (the lock: a run's first connections all ask at once, and would each parse it)."""
+def parsed_file(kind: type, path: Path) -> IndexedConfig | paramiko.HostKeys | paramiko.PKey:
+    """An ssh_config (``paramiko.SSHConfig``: an ``IndexedConfig``), known_hosts (``paramiko.HostKeys``) or
+    private key (``paramiko.PKey``) file, parsed once (the lock: a run's first connections all ask at once,
+    and would each parse it)."""
     mtime_ns = path.stat().st_mtime_ns
     with _PARSING:
         return _parsed(kind, str(path), mtime_ns)
@@ -91,6 +99,46 @@ def _expand(path: str, inventory: Inventory) -> Path:
     """``~`` expanded; a relative path is relative to the inventory file."""
     expanded = Path(os.path.expanduser(path))
     return expanded if expanded.is_absolute() else inventory.path.parent / expanded
+
+
+def _identity(path: Path) -> paramiko.PKey:
+    """The private key in ``path``, of whatever type it holds (paramiko's ``key_filename`` tries each type in
+    turn and reports the last type's parse error, hiding the server's answer to the key that parsed)."""
+    try:
+        return parsed_file(paramiko.PKey, path)
+    except OSError as exc:
+        raise TransportError(f"identity file {path} cannot be read ({exc.strerror or exc})") from None
+    except (paramiko.PasswordRequiredException, TypeError):     # TypeError: cryptography's, for an encrypted PEM
+        raise TransportError(f"identity file {path} is passphrase-protected and ibconform does not prompt: "
+                             "use a key without a passphrase, or ssh-agent with no identityFile set") from None
+    except (paramiko.SSHException, paramiko.UnknownKeyType, ValueError) as exc:
+        raise TransportError(f"identity file {path} is not a private key paramiko can read ({exc})") from None
+
+
+def _timed_out(exc: paramiko.AuthenticationException) -> bool:
+    return str(exc).startswith("Authentication timeout")     # paramiko's auth_timeout, not a refusal
+
+
+def _login(client: paramiko.SSHClient, t: Target, keys: list[paramiko.PKey], timeout: float) -> None:
+    """Connect and log in with the identity files in order on one connection, as ssh does with several
+    IdentityFile lines (with none: the agent and ~/.ssh keys, paramiko's defaults)."""
+    try:
+        client.connect(
+            t.hostname, port=t.port, username=t.user, pkey=keys[0] if keys else None,
+            timeout=timeout, banner_timeout=timeout, auth_timeout=timeout, channel_timeout=timeout,
+            look_for_keys=not keys, allow_agent=not keys)
+    except paramiko.AuthenticationException as refused:
+        transport = client.get_transport()
+        if len(keys) < 2 or _timed_out(refused) or transport is None or not transport.is_active():
+            raise
+        for key in keys[1:]:
+            try:
+                transport.auth_publickey(t.user, key)
+                return
+            except paramiko.AuthenticationException as exc:
+                if _timed_out(exc):
+                    raise
+        raise
 
 
 class _RefuseUnknown(paramiko.MissingHostKeyPolicy):
@@ -139,11 +187,9 @@ class SshTransport:
         policy = _AcceptUnknown() if self.settings.accept_unknown_host_keys else _RefuseUnknown()
         client.set_missing_host_key_policy(policy)
         timeout = self.settings.connect_timeout
+        keys = [_identity(Path(path)) for path in t.identity_files]
         try:
-            client.connect(
-                t.hostname, port=t.port, username=t.user, key_filename=list(t.identity_files) or None,
-                timeout=timeout, banner_timeout=timeout, auth_timeout=timeout, channel_timeout=timeout,
-                look_for_keys=not t.identity_files, allow_agent=not t.identity_files)
+            _login(client, t, keys, timeout)
         except paramiko.BadHostKeyException as exc:
             client.close()
             raise TransportError(
@@ -151,6 +197,10 @@ class SshTransport:
                 "possible man-in-the-middle, refusing to connect; verify the node and update known_hosts") from None
         except paramiko.AuthenticationException as exc:
             client.close()
+            if _timed_out(exc):
+                raise TransportError(f"ssh {t.user}@{t.hostname}:{t.port}: authentication did not finish within "
+                                     f"{timeout:g} s (sshd overloaded or stalled): check the node's load, or "
+                                     "raise ssh.connectTimeout") from None
             raise TransportError(f"ssh {t.user}@{t.hostname}:{t.port} refused authentication ({exc})") from None
         except TimeoutError:
             client.close()

@@ -21,8 +21,11 @@ KEYS = {"nodes", "suite_s", "suite_read_only_s", "floor_s", "floor_clush_s", "fl
 
 def fleet(tmp_path: Path, nodes: int, *extra: str) -> dict:
     out = tmp_path / f"fleet-{nodes}.json"
-    proc = subprocess.run([sys.executable, str(FLEET), "--nodes", str(nodes), "--mst-latency", "0.05",
-                           "--json", str(out), *extra], capture_output=True, text=True, timeout=120, check=False)
+    try:
+        proc = subprocess.run([sys.executable, str(FLEET), "--nodes", str(nodes), "--mst-latency", "0.05",
+                               "--json", str(out), *extra], capture_output=True, text=True, timeout=120, check=False)
+    except subprocess.TimeoutExpired as exc:     # say which measurement hung
+        pytest.fail(f"fleet.py over {exc.timeout} s; its progress:\n{(exc.stderr or b'').decode()[-3000:]}")
     assert proc.returncode == 0, proc.stderr[-3000:]
     result = json.loads(out.read_text())
     assert json.loads(proc.stdout) == result    # printed and written alike

@@ -1,0 +1,119 @@
+"""The SSH transport's login against a real paramiko server on loopback: a refused key, a login the sshd did not
+finish in time (a load problem: raise ssh.connectTimeout), several identity files offered in order on one
+connection, and identity files that cannot be used, each named in one line."""
+
+import socket
+import threading
+import time
+
+import paramiko
+import pytest
+
+from ibconform import inventory
+from ibconform.errors import TransportError
+from ibconform.transports.ssh import SshTransport
+
+HCAS = '    hcas: [{iface: ibp24s0, pci: "0000:18:00.0"}]\n'
+
+
+class _Sshd(paramiko.ServerInterface):
+    """Answers each public-key login after ``delay`` s: accepted for the keys in ``accepted``."""
+
+    def __init__(self, delay: float, accepted: set[str]) -> None:
+        self.delay, self.accepted, self.offered = delay, accepted, 0
+
+    def get_allowed_auths(self, username):
+        return "publickey"
+
+    def check_auth_publickey(self, username, key):
+        self.offered += 1
+        time.sleep(self.delay)
+        return paramiko.AUTH_SUCCESSFUL if key.get_base64() in self.accepted else paramiko.AUTH_FAILED
+
+
+@pytest.fixture
+def sshd(tmp_path):
+    """A one-connection paramiko server on 127.0.0.1 and RSA keys ``one`` and ``two`` written as PEM files;
+    yields ``serve(delay, accepted, identities) -> (inventory, server)``."""
+    listener = socket.create_server(("127.0.0.1", 0))
+    port = listener.getsockname()[1]
+    host_key = paramiko.RSAKey.generate(2048)
+    (tmp_path / "known_hosts").write_text(f"[127.0.0.1]:{port} {host_key.get_name()} {host_key.get_base64()}\n")
+    keys = {name: paramiko.RSAKey.generate(2048) for name in ("one", "two")}
+    for name, key in keys.items():
+        key.write_private_key_file(str(tmp_path / name))
+    servers: list[paramiko.Transport] = []
+
+    def accept(server: paramiko.ServerInterface) -> None:
+        try:
+            conn, _ = listener.accept()
+        except OSError:         # closed: the transport gave up before connecting
+            return
+        transport = paramiko.Transport(conn)
+        transport.add_server_key(host_key)
+        servers.append(transport)
+        transport.start_server(server=server)
+
+    def serve(delay: float, accepted: tuple[str, ...], identities: tuple[str, ...]):
+        server = _Sshd(delay, {keys[name].get_base64() for name in accepted})
+        threading.Thread(target=accept, args=(server,), daemon=True).start()
+        (tmp_path / "ssh_config").write_text("Host 127.0.0.1\n" + "".join(f"  IdentityFile {i}\n" for i in identities))
+        text = (f"format: ibconform/v1\ncluster: c1\nssh: {{user: root, port: {port}, config: ssh_config,"
+                f" knownHosts: known_hosts, connectTimeout: 0.5}}\nprofiles:\n  p:\n{HCAS}"
+                "nodes:\n  - {names: 127.0.0.1, profile: p}\n")
+        return inventory.parse(text, tmp_path / "inv.yaml"), server
+
+    yield serve
+    for transport in servers:
+        transport.close()
+    listener.close()
+
+
+def connect(inv: inventory.Inventory) -> str:
+    with pytest.raises(TransportError) as caught:
+        SshTransport(inv.nodes[0], inv)._connect()
+    return str(caught.value)
+
+
+def test_a_refused_key_says_refused(sshd):
+    # a PEM RSA key: paramiko's key_filename would report the last key type's parse error instead
+    inv, _ = sshd(delay=0.0, accepted=(), identities=("one",))
+    message = connect(inv)
+    assert message.endswith("refused authentication (Authentication failed.)"), message
+
+
+def test_a_stalled_authentication_says_timeout_not_refused(sshd):
+    inv, _ = sshd(delay=2.0, accepted=("one",), identities=("one",))
+    message = connect(inv)
+    assert message.endswith("authentication did not finish within 0.5 s (sshd overloaded or stalled): "
+                            "check the node's load, or raise ssh.connectTimeout"), message
+
+
+def test_identity_files_are_offered_in_order_on_one_connection(sshd):
+    inv, server = sshd(delay=0.0, accepted=("two",), identities=("one", "two"))
+    client = SshTransport(inv.nodes[0], inv)._connect()
+    try:
+        assert client.get_transport().is_authenticated() and server.offered == 2
+    finally:
+        client.close()
+
+
+def test_none_of_several_identity_files_accepted_says_refused(sshd):
+    inv, server = sshd(delay=0.0, accepted=(), identities=("one", "two"))
+    assert connect(inv).endswith("refused authentication (Authentication failed.)")
+    assert server.offered == 2
+
+
+@pytest.mark.parametrize(("content", "expected"), [
+    (None, "cannot be read (No such file or directory)"),
+    ("not a key\n", "is not a private key paramiko can read"),
+    ("encrypted", "is passphrase-protected and ibconform does not prompt"),
+])
+def test_an_unusable_identity_file_is_named(sshd, tmp_path, content, expected):
+    if content == "encrypted":
+        paramiko.RSAKey.generate(2048).write_private_key_file(str(tmp_path / "bad"), password="secret")
+    elif content is not None:
+        (tmp_path / "bad").write_text(content)
+    inv, _ = sshd(delay=0.0, accepted=("one",), identities=("bad",))
+    message = connect(inv)
+    assert message.startswith(f"identity file {tmp_path / 'bad'} ") and expected in message, message
