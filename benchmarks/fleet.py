@@ -64,6 +64,7 @@ import paramiko  # noqa: E402
 import yaml  # noqa: E402
 from ClusterShell.NodeSet import NodeSet  # noqa: E402
 
+from benchmarks import chromium  # noqa: E402
 from ibconform import inventory as inventory_mod  # noqa: E402
 from ibconform.collect import nodescript  # noqa: E402
 from ibconform.transports.ssh import add_known_keys, resolve_target  # noqa: E402
@@ -73,6 +74,7 @@ from ibconform.twin.machines.hardware import PROFILES  # noqa: E402
 NAIVE = REPO / "benchmarks" / "naive"
 BENCH_PROFILE = "dgx-b200-bench"
 MB = 1e6
+CHILD_TIMEOUT_S = 1800.0        # --child-timeout: the longest any one measured command may run
 PAGE = os.sysconf("SC_PAGE_SIZE")
 
 
@@ -244,6 +246,7 @@ def run_child(cmd: list[str], *, stdout: Path, stdin: Path | None = None, env: d
 
     Any exception while it runs (Ctrl-C, SIGTERM) stops it first: SIGTERM to its process group (so
     ``ibconform run`` deletes its probe pods while the twin's API is still up), SIGKILL after ``stop_grace``.
+    So does a run longer than ``--child-timeout``, which then ends the benchmark naming the command.
     """
     with open(stdout, "wb") as out, open(stdin or os.devnull, "rb") as inp:
         started = time.time()
@@ -252,17 +255,41 @@ def run_child(cmd: list[str], *, stdout: Path, stdin: Path | None = None, env: d
                                 cwd=cwd, start_new_session=True)
         sampler = TreeRss(proc.pid)
         sampler.start()
+        fired = threading.Event()
+
+        def overdue_stop() -> None:
+            fired.set()
+            _stop_group(proc.pid, stop_grace)
+
+        overdue = threading.Timer(CHILD_TIMEOUT_S, overdue_stop)
+        overdue.start()
         try:
             _, status, usage = os.wait4(proc.pid, 0)
         except BaseException:
             _stop(proc, stop_grace)
             raise
         finally:
+            overdue.cancel()
             sampler.done.set()
         seconds = time.perf_counter() - t0
+    if fired.is_set():
+        raise SystemExit(f"fleet: {' '.join(str(c) for c in cmd[:4])} ... ran over --child-timeout "
+                         f"{CHILD_TIMEOUT_S:g} s and was stopped; the end of its output ({stdout.name}):\n"
+                         + _tail(stdout))
     proc.returncode = os.waitstatus_to_exitcode(status)
     peak = max(usage.ru_maxrss * 1024, sampler.peak)
     return Finished(seconds, proc.returncode, peak / MB, started, time.time())
+
+
+def _stop_group(pid: int, grace: float) -> None:
+    """SIGTERM to a process group, SIGKILL after ``grace`` s if its leader still runs (its waiter reaps it)."""
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(pid, signal.SIGTERM)
+        deadline = time.monotonic() + grace
+        while time.monotonic() < deadline:
+            os.killpg(pid, 0)           # ProcessLookupError once the whole group is gone
+            time.sleep(0.1)
+        os.killpg(pid, signal.SIGKILL)
 
 
 def _stop(proc: subprocess.Popen, grace: float) -> None:
@@ -307,10 +334,19 @@ def measure_suite(twin: Twin, logs: SshdLogs, work: Path, tag: str, read_only: b
         "api_writes": sum(r.is_write for r in requests),
         "api_by_verb": dict(Counter(f"{r.verb} {r.resource}" for r in requests if r.verb)),
         "ssh": SshdLogs.summary(logs.since(mark), list(twin.addresses)),
-        "items": items, "outcomes": counts, "phases": phases,
+        "items": items, "outcomes": counts, "not_passed": not_passed(results["results"]), "phases": phases,
         "report_mb": (out / "report.html").stat().st_size / MB if (out / "report.html").exists() else None,
         "out": out,
     }
+
+
+def not_passed(results: list[dict]) -> list[str]:
+    """A run's items that did not pass, grouped by outcome and message: ``N x outcome: message (first id)``."""
+    groups: dict[tuple[str, str], list[str]] = {}
+    for r in results:
+        if r["outcome"] != "passed":
+            groups.setdefault((r["outcome"], r["message"]), []).append(r["id"])
+    return [f"{len(ids)} x {outcome}: {message} ({ids[0]})" for (outcome, message), ids in groups.items()]
 
 
 def judged_bundle(out: Path, items: int) -> tuple[Path, int]:
@@ -464,11 +500,10 @@ def measure_fleet_job(twin: Twin, work: Path, tag: str, shards: int, parallelism
 
 def render_seconds(report: Path, work: Path) -> float | None:
     """Headless Chromium loading ``report`` and printing its DOM after scripts (None without chromium)."""
-    browser = shutil.which("chromium") or shutil.which("chromium-browser")
+    browser = chromium.binary()
     if browser is None:
         return None
-    cmd = [browser, "--headless", "--no-sandbox", "--disable-gpu", "--no-first-run", f"--user-data-dir={work}/chrome",
-           "--dump-dom", report.as_uri()]
+    cmd = [browser, *chromium.OFFLINE_FLAGS, f"--user-data-dir={work}/chrome", "--dump-dom", report.as_uri()]
     return round(run_child(cmd, stdout=work / "render.log").seconds, 3)
 
 
@@ -752,6 +787,7 @@ def bench(twin: Twin, args: argparse.Namespace, work: Path) -> dict:
                 "items": len(exec_verdicts), "differing_items": differing,
                 "ssh_sessions": exec_run["ssh"]["sessions"], "api_by_verb": exec_run["api_by_verb"]},
             "items": last["suite"]["items"], "outcomes": last["suite"]["outcomes"],
+            "not_passed": last["suite"]["not_passed"],
             "report": report_breakdown(report) if report.exists() else None,
             "naive": ({k: v for k, v in last["naive"].items() if k != "ssh"} if "naive" in last else None),
             "runs": [{part: {"seconds": round(run[part]["seconds"], 3), "others_cores": run[part]["others_cores"],
@@ -804,6 +840,8 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--shards", type=int, default=0, metavar="K",
                    help="also run the fleet as deploy/fleet-job.yaml's Indexed Job of K shards (default 0: off)")
     p.add_argument("--shard-parallelism", type=int, default=2, metavar="P", help="shards at once (default 2)")
+    p.add_argument("--child-timeout", type=float, default=CHILD_TIMEOUT_S, metavar="S",
+                   help=f"stop and fail when one measured command runs longer (default {CHILD_TIMEOUT_S:g})")
     p.add_argument("--keep", type=Path, help="keep the twin's files and every run's output in this folder")
     p.add_argument("--cprofile", type=Path, help="also profile 'ibconform evaluate' of the last bundle into this file")
     return p
@@ -814,7 +852,11 @@ def _terminate(signum: int, frame: object) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
+    global CHILD_TIMEOUT_S
     args = _parser().parse_args(argv)
+    CHILD_TIMEOUT_S = args.child_timeout
+    if args.child_timeout <= 0:
+        _parser().error(f"--child-timeout {args.child_timeout:g}: expected a number of seconds above 0")
     if args.nodes < 1 or args.repeat < 1 or (args.naive_max_nodes is not None and args.naive_max_nodes < 1):
         _parser().error("--nodes, --repeat and --naive-max-nodes must be positive")
     signal.signal(signal.SIGTERM, _terminate)

@@ -15,7 +15,6 @@ from __future__ import annotations
 import html
 import json
 import re
-import shutil
 import struct
 import subprocess
 import sys
@@ -28,22 +27,19 @@ from pathlib import Path
 
 import pytest
 
+from benchmarks.chromium import OFFLINE_FLAGS
+from benchmarks.chromium import binary as installed_chromium
 from ibconform.report import html as report
 from tests.e2e.conftest import ibconform
 from tests.unit.test_report_html import CONFTEST, fleet
 
-CHROMIUM_NAMES = ("chromium", "chromium-browser")
-OFFLINE_FLAGS = ("--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-                 "--disable-background-networking", "--disable-component-update", "--disable-sync",
-                 "--host-resolver-rules=MAP * ~NOTFOUND", "--enable-logging=stderr", "--v=0")
 WINDOW = (1400, 2000)
 
 
 def chromium_binary() -> str:
-    for name in CHROMIUM_NAMES:
-        path = shutil.which(name)
-        if path:
-            return path
+    path = installed_chromium()
+    if path:
+        return path
     pytest.fail("chromium not found on PATH: the report's browser test needs Debian's chromium "
                 "(apt-get install -y chromium; scripts/bootstrap installs it)", pytrace=False)
 
