@@ -1,4 +1,4 @@
-"""Verdicts as Node conditions (`ibconform run --publish-conditions`) on the twin: each judged node gets
+"""Verdicts as Node conditions (`ibconform run --publish-conditions`) on the twin: each judged node, and no other, gets
 InfiniBandSRIOVReady through one strategic-merge patch of nodes/status (the kubelet's conditions kept), a second
 run with the same verdict keeps lastTransitionTime, none is written under --read-only, and an account without
 deploy/rbac/conditions.yaml is told which node it could not write."""
@@ -56,6 +56,13 @@ def test_each_judged_node_gets_its_condition_and_a_second_run_keeps_the_transiti
     again = _condition(demo, "dgx031")
     assert again["lastTransitionTime"] == pending["lastTransitionTime"]
     assert again["lastHeartbeatTime"] != pending["lastHeartbeatTime"]
+
+
+def test_a_node_outside_the_run_is_not_written(demo, tmp_path):
+    proc, requests = _run(demo, tmp_path / "one", "--nodes", "dgx031")
+    assert "conditions: InfiniBandSRIOVReady written on 1 of 1 nodes" in proc.stdout, proc.stdout
+    node_writes = [(r.method, r.resource, r.name) for r in requests if r.method in WRITES and r.resource != "pods"]
+    assert node_writes == [("PATCH", "nodes/status", "dgx031")]
 
 
 def test_never_under_read_only(demo, tmp_path):
