@@ -67,6 +67,7 @@ from ClusterShell.NodeSet import NodeSet  # noqa: E402
 from benchmarks import chromium  # noqa: E402
 from ibconform import inventory as inventory_mod  # noqa: E402
 from ibconform.collect import nodescript  # noqa: E402
+from ibconform.errors import ParseError  # noqa: E402
 from ibconform.transports.ssh import add_known_keys, resolve_target  # noqa: E402
 from ibconform.twin import Twin  # noqa: E402
 from ibconform.twin.machines.hardware import PROFILES  # noqa: E402
@@ -543,7 +544,8 @@ def measure_clush(twin: Twin, logs: SshdLogs, work: Path, names: list[str], fano
             "ssh": SshdLogs.summary(logs.since(mark), names)}
 
 
-def _paramiko_one(target, known_hosts: paramiko.HostKeys, script: bytes) -> bytes:
+def _paramiko_one(target, known_hosts: paramiko.HostKeys, script: bytes, boundary: str) -> str | None:
+    """Connect, run the node script, check it finished: None, or why not."""
     client = paramiko.SSHClient()
     add_known_keys(client, known_hosts, target.hostname, target.port)
     client.set_missing_host_key_policy(paramiko.RejectPolicy())
@@ -557,7 +559,10 @@ def _paramiko_one(target, known_hosts: paramiko.HostKeys, script: bytes) -> byte
         out = stdout.read()
         stderr.read()
         stdout.channel.recv_exit_status()
-        return out
+        nodescript.split(out.decode(errors="replace"), boundary)
+        return None
+    except (paramiko.SSHException, OSError, ParseError) as exc:
+        return f"{type(exc).__name__}: {exc}"
     finally:
         client.close()
 
@@ -570,10 +575,13 @@ def measure_paramiko(twin: Twin, logs: SshdLogs, inventory: inventory_mod.Invent
     mark = logs.mark()
     t0 = time.perf_counter()
     with ThreadPoolExecutor(max_workers=fanout) as pool:
-        outputs = list(pool.map(lambda t: _paramiko_one(t, known_hosts, payload), targets))
+        errors = list(pool.map(lambda t: _paramiko_one(t, known_hosts, payload, boundary), targets))
     seconds = time.perf_counter() - t0
-    for out in outputs:
-        nodescript.split(out.decode(errors="replace"), boundary)   # ParseError if a node did not finish
+    failed = {node.name: error for node, error in zip(inventory.nodes, errors, strict=True) if error}
+    if failed:
+        first = next(iter(failed))
+        raise SystemExit(f"fleet: the paramiko pool did not finish the node script on {len(failed)} nodes "
+                         f"({NodeSet.fromlist(failed)}); {first}: {failed[first]}")
     return {"seconds": seconds, "ssh": SshdLogs.summary(logs.since(mark), [n.name for n in inventory.nodes])}
 
 
