@@ -71,6 +71,8 @@ def collect_node(node: Node, inventory: Inventory, live: LiveTransports | None =
             error = f"node script failed (exit {result.exit_status}): {detail}"
     except IbconformError as exc:
         error = str(exc)
+    except Exception as exc:  # a transport's own defect stays this node's: the other nodes are collected
+        error = f"collection failed: {type(exc).__name__}: {exc} (an ibconform defect: please report it)"
     seconds = round(time.monotonic() - started, 3)
     status = NodeStatus(reachable=output is not None, error=error, transport=transport_name,
                         seconds=seconds, notes=notes)

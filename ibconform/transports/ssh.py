@@ -1,4 +1,5 @@
-"""SSH transport over paramiko: one connection, one exec, strict host keys.
+"""SSH transport over paramiko: one connection (a second only when the first breaks mid-exchange), one exec,
+strict host keys.
 
 Host keys are checked against the inventory's known_hosts; an unknown key is refused unless
 ``ssh.acceptUnknownHostKeys`` is set, and a changed key is always refused. An ssh_config file
@@ -141,6 +142,10 @@ def _login(client: paramiko.SSHClient, t: Target, keys: list[paramiko.PKey], tim
         raise
 
 
+class _Broken(TransportError):
+    """The connection broke during the key exchange or login: worth one more connection."""
+
+
 class _RefuseUnknown(paramiko.MissingHostKeyPolicy):
     def missing_host_key(self, client, hostname, key):
         raise TransportError(
@@ -173,6 +178,16 @@ class SshTransport:
         self.notes: list[str] = []
 
     def _connect(self) -> paramiko.SSHClient:
+        """Connect and log in; a connection broken mid-exchange (a corrupt or malformed packet, closed after the
+        banner, a reset: paramiko#941 sees such breaks under load) is made once more, noted. A refusal, a changed
+        host key or a timeout is not retried."""
+        try:
+            return self._connect_once()
+        except _Broken as exc:
+            self.notes.append(f"connected a second time: the first connection broke ({exc})")
+            return self._connect_once()
+
+    def _connect_once(self) -> paramiko.SSHClient:
         client = paramiko.SSHClient()
         t = self.target
         try:
@@ -216,14 +231,25 @@ class SshTransport:
                 raise TransportError(f"ssh {t.hostname}:{t.port}: the key exchange did not finish within "
                                      f"{timeout:g} s (sshd overloaded or stalled): check the node's load, or "
                                      "raise ssh.connectTimeout") from None
-            raise TransportError(f"ssh {t.hostname}:{t.port}: {exc}") from None
+            raise _Broken(f"ssh {t.hostname}:{t.port}: {exc}") from None
+        except EOFError:       # paramiko's, writing to a connection the node closed after its banner
+            client.close()
+            raise _Broken(f"ssh {t.hostname}:{t.port}: the node closed the connection during the key "
+                          "exchange") from None
         except paramiko.ssh_exception.NoValidConnectionsError as exc:
             client.close()
             reasons = sorted({os.strerror(e.errno).lower() for e in exc.errors.values() if e.errno})
             raise TransportError(f"ssh {t.hostname}:{t.port}: {', '.join(reasons) or exc}") from None
+        except TransportError:  # the host key policy's refusal
+            client.close()
+            raise
         except OSError as exc:
             client.close()
-            raise TransportError(f"ssh {t.hostname}:{t.port}: {exc.strerror or exc}") from None
+            broken = _Broken if isinstance(exc, ConnectionResetError | ConnectionAbortedError) else TransportError
+            raise broken(f"ssh {t.hostname}:{t.port}: {exc.strerror or exc}") from None
+        except Exception as exc:  # paramiko re-raises what its reader thread hit: an empty packet, an IndexError
+            client.close()
+            raise _Broken(f"ssh {t.hostname}:{t.port}: malformed SSH exchange ({type(exc).__name__}: {exc})") from None
         if isinstance(policy, _AcceptUnknown) and policy.accepted:
             self.notes.append("host key accepted without verification: " + "; ".join(policy.accepted))
         return client
@@ -258,8 +284,9 @@ class SshTransport:
                 if chan.exit_status_ready() and not chan.recv_ready() and not chan.recv_stderr_ready():
                     break
             status = chan.recv_exit_status()
-        except (paramiko.SSHException, OSError) as exc:
-            raise TransportError(f"ssh session to {self.target.hostname} failed: {exc}") from None
+        except (paramiko.SSHException, OSError, EOFError) as exc:
+            reason = str(exc) or type(exc).__name__    # EOFError: the transport's, the connection closed
+            raise TransportError(f"ssh session to {self.target.hostname} failed: {reason}") from None
         if status == -1 and not chan.eof_received:  # closed with neither exit status nor EOF: the connection went
             raise TransportError(f"ssh connection to {self.target.hostname} lost before the node script finished: "
                                  "the node rebooted or sshd died — check its uptime and journal, then run again")

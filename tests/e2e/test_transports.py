@@ -1,11 +1,15 @@
 """Transports against the twin: strict host keys by default, opt-in acceptance recorded, a changed key
-refused as a possible man-in-the-middle, and a pytest-testinfra hostspec behind the same interface."""
+refused as a possible man-in-the-middle, a connection broken mid-exchange made once more, and a pytest-testinfra
+hostspec behind the same interface."""
 
 from __future__ import annotations
 
+import contextlib
 import socket
+import threading
 from pathlib import Path
 
+import pytest
 import yaml
 
 from ibconform import inventory
@@ -70,3 +74,58 @@ def test_testinfra_local_hostspec_runs_the_same_script(faults_twin, tmp_path):
     # this machine is no DGX: the script ran, and says so record by record
     text, code = output.mstconfig["0000:18:00.0"]
     assert code == 127 and "mstconfig" in text
+
+
+@pytest.fixture
+def breaks_first(faults_twin):
+    """A loopback port in front of dgx001's sshd: its first connection gets an SSH banner, then a packet of
+    impossible length (kept open until the client closes); every later one is relayed to the node. Yields (port,
+    connections)."""
+    listener = socket.create_server(("127.0.0.1", 0))
+    node = yaml.safe_load(faults_twin.inventory_path.read_text())
+    address = next(line.split()[1] for line in Path(node["ssh"]["config"]).read_text().split("Host dgx001\n")[1]
+                   .splitlines() if line.strip().startswith("HostName"))
+    accepted: list[int] = []
+
+    def relay(src: socket.socket, dst: socket.socket) -> None:
+        with contextlib.suppress(OSError):
+            while data := src.recv(65536):
+                dst.sendall(data)
+        with contextlib.suppress(OSError):
+            dst.shutdown(socket.SHUT_WR)
+
+    def serve() -> None:
+        while True:
+            try:
+                conn, _ = listener.accept()
+            except OSError:
+                return
+            accepted.append(1)
+            if len(accepted) == 1:
+                with conn:
+                    conn.sendall(b"SSH-2.0-OpenSSH_9.2p1\r\n\x00\x00\x00\x0b" + b"x" * 16)
+                    while conn.recv(4096):      # until the client, having read the packet, closes
+                        pass
+                continue
+            upstream = socket.create_connection((address, 22), timeout=5)
+            upstream.settimeout(None)
+            for a, b in ((conn, upstream), (upstream, conn)):
+                threading.Thread(target=relay, args=(a, b), daemon=True).start()
+
+    threading.Thread(target=serve, daemon=True).start()
+    yield listener.getsockname()[1], accepted
+    listener.close()
+
+
+def test_a_connection_broken_mid_exchange_is_made_once_more_and_noted(faults_twin, breaks_first, tmp_path):
+    port, accepted = breaks_first
+    key = next(line for line in faults_twin.known_hosts_path.read_text().splitlines() if line.startswith("dgx001,"))
+    (tmp_path / "known_hosts").write_text(f"[127.0.0.1]:{port} {key.split(' ', 1)[1]}\n")
+    (tmp_path / "ssh_config").write_text("Host dgx001\n  HostName 127.0.0.1\n")
+    inv = _inventory(faults_twin, tmp_path, port=port, config=str(tmp_path / "ssh_config"),
+                     knownHosts=str(tmp_path / "known_hosts"))
+    status, output = collect_node(inv.node("dgx001"), inv)
+    assert status.reachable and status.error is None and output.hostname == "dgx001"
+    assert len(accepted) == 2
+    assert status.notes == [f"connected a second time: the first connection broke (ssh 127.0.0.1:{port}: "
+                            "Invalid packet blocking)"]

@@ -29,7 +29,7 @@ nodes:
 @pytest.fixture
 def broken_sshd():
     """A loopback port that sends an SSH banner, then a packet of impossible length (what paramiko reported once
-    in a 256-node floor: "Invalid packet blocking"), then closes."""
+    in a 256-node floor: "Invalid packet blocking"), kept open until the client closes."""
     server = socket.create_server(("127.0.0.1", 0))
     stop = threading.Event()
 
@@ -42,7 +42,8 @@ def broken_sshd():
                 continue
             with conn:
                 conn.sendall(b"SSH-2.0-OpenSSH_9.2p1\r\n" + b"\x00\x00\x00\x0b" + b"x" * 16)
-                conn.recv(4096)
+                while conn.recv(4096):     # until the client, having read the packet, closes
+                    pass
     thread = threading.Thread(target=serve, daemon=True)
     thread.start()
     yield server.getsockname()[1]

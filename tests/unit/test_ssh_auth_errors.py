@@ -1,6 +1,7 @@
 """The SSH transport's login against a real paramiko server on loopback: a refused key, a login the sshd did not
 finish in time (a load problem: raise ssh.connectTimeout), several identity files offered in order on one
-connection, and identity files that cannot be used, each named in one line."""
+connection, and identity files that cannot be used, each named in one line; a connection broken mid-exchange is
+made once more, and twice broken is named."""
 
 import socket
 import threading
@@ -14,6 +15,10 @@ from ibconform.errors import TransportError
 from ibconform.transports.ssh import SshTransport
 
 HCAS = '    hcas: [{iface: ibp24s0, pci: "0000:18:00.0"}]\n'
+BROKEN = {
+    "garbage": b"\x00\x00\x00\x0b" + b"x" * 16,           # a packet of impossible length
+    "malformed": b"\x00\x00\x00\x0c\xff" + b"\x00" * 11,   # padding longer than the packet: an empty payload
+}
 
 
 class _Sshd(paramiko.ServerInterface):
@@ -33,8 +38,9 @@ class _Sshd(paramiko.ServerInterface):
 
 @pytest.fixture
 def sshd(tmp_path):
-    """A one-connection paramiko server on 127.0.0.1 and RSA keys ``one`` and ``two`` written as PEM files;
-    yields ``serve(delay, accepted, identities) -> (inventory, server)``."""
+    """A one-connection paramiko server on 127.0.0.1, after a connection broken mid-exchange for each of
+    ``broken`` (``BROKEN``'s packets, or "close": closed after the banner), and RSA keys ``one`` and ``two``
+    written as PEM files; yields ``serve(delay, accepted, identities, broken) -> (inventory, server)``."""
     listener = socket.create_server(("127.0.0.1", 0))
     port = listener.getsockname()[1]
     host_key = paramiko.RSAKey.generate(2048)
@@ -44,8 +50,15 @@ def sshd(tmp_path):
         key.write_private_key_file(str(tmp_path / name))
     servers: list[paramiko.Transport] = []
 
-    def accept(server: paramiko.ServerInterface) -> None:
+    def accept(server: paramiko.ServerInterface, broken: tuple[str, ...]) -> None:
         try:
+            for how in broken:
+                with listener.accept()[0] as conn:
+                    conn.sendall(b"SSH-2.0-OpenSSH_9.2p1\r\n")
+                    if how in BROKEN:       # read by the client before it closes
+                        conn.sendall(BROKEN[how])
+                        while conn.recv(4096):
+                            pass
             conn, _ = listener.accept()
         except OSError:         # closed: the transport gave up before connecting
             return
@@ -54,9 +67,9 @@ def sshd(tmp_path):
         servers.append(transport)
         transport.start_server(server=server)
 
-    def serve(delay: float, accepted: tuple[str, ...], identities: tuple[str, ...]):
+    def serve(delay: float, accepted: tuple[str, ...], identities: tuple[str, ...], broken: tuple[str, ...] = ()):
         server = _Sshd(delay, {keys[name].get_base64() for name in accepted})
-        threading.Thread(target=accept, args=(server,), daemon=True).start()
+        threading.Thread(target=accept, args=(server, broken), daemon=True).start()
         (tmp_path / "ssh_config").write_text("Host 127.0.0.1\n" + "".join(f"  IdentityFile {i}\n" for i in identities))
         text = (f"format: ibconform/v1\ncluster: c1\nssh: {{user: root, port: {port}, config: ssh_config,"
                 f" knownHosts: known_hosts, connectTimeout: 0.5}}\nprofiles:\n  p:\n{HCAS}"
@@ -117,3 +130,26 @@ def test_an_unusable_identity_file_is_named(sshd, tmp_path, content, expected):
     inv, _ = sshd(delay=0.0, accepted=("one",), identities=("bad",))
     message = connect(inv)
     assert message.startswith(f"identity file {tmp_path / 'bad'} ") and expected in message, message
+
+
+@pytest.mark.parametrize(("how", "error"), [
+    ("garbage", "Invalid packet blocking"),
+    ("close", "the node closed the connection during the key exchange"),
+    ("malformed", "malformed SSH exchange (IndexError: index out of range)"),
+])
+def test_a_connection_broken_mid_exchange_is_made_once_more_and_noted(sshd, how, error):
+    inv, server = sshd(delay=0.0, accepted=("one",), identities=("one",), broken=(how,))
+    transport = SshTransport(inv.nodes[0], inv)
+    client = transport._connect()
+    try:
+        assert client.get_transport().is_authenticated() and server.offered == 1
+    finally:
+        client.close()
+    port = inv.model.ssh.port
+    assert transport.notes == [f"connected a second time: the first connection broke (ssh 127.0.0.1:{port}: "
+                               f"{error})"]
+
+
+def test_a_connection_broken_twice_is_named(sshd):
+    inv, _ = sshd(delay=0.0, accepted=("one",), identities=("one",), broken=("close", "garbage"))
+    assert connect(inv) == f"ssh 127.0.0.1:{inv.model.ssh.port}: Invalid packet blocking"
