@@ -82,9 +82,7 @@ def breaks_first(faults_twin):
     impossible length (kept open until the client closes); every later one is relayed to the node. Yields (port,
     connections)."""
     listener = socket.create_server(("127.0.0.1", 0))
-    node = yaml.safe_load(faults_twin.inventory_path.read_text())
-    address = next(line.split()[1] for line in Path(node["ssh"]["config"]).read_text().split("Host dgx001\n")[1]
-                   .splitlines() if line.strip().startswith("HostName"))
+    address = faults_twin.addresses["dgx001"]
     accepted: list[int] = []
 
     def relay(src: socket.socket, dst: socket.socket) -> None:
