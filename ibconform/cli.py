@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import argparse
+import math
 import os
 import signal
 import sys
@@ -54,7 +55,7 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("--snapshot", type=Path, metavar="DIR",
                      help="read the cluster's Lists from this snapshot (ibconform snapshot) instead of LISTing: "
                           "every shard of a fleet run reads the same one")
-    run.add_argument("--snapshot-max-age", type=float, metavar="SECONDS", default=None,
+    run.add_argument("--snapshot-max-age", type=_seconds, metavar="SECONDS", default=None,
                      help="refuse a snapshot taken longer ago than this (default: 3600)")
     _out_args(run)
 
@@ -119,6 +120,22 @@ def _positive(text: str) -> int:
     return int(text)
 
 
+def _whole(text: str) -> int:
+    if not text.isdigit():
+        raise argparse.ArgumentTypeError(f"expected a whole number (0: serial), got {text!r}")
+    return int(text)
+
+
+def _seconds(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        value = math.nan
+    if not (math.isfinite(value) and value > 0):
+        raise argparse.ArgumentTypeError(f"expected a positive number of seconds, got {text!r}")
+    return value
+
+
 def _shard(text: str) -> tuple[int, int]:
     index, _, count = text.partition("/")
     if not (index.isdigit() and count.isdigit()) or int(count) == 0:
@@ -128,7 +145,7 @@ def _shard(text: str) -> tuple[int, int]:
 
 def _out_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--out", type=Path, help="output folder (default: reports/<cluster>-<UTC time>)")
-    p.add_argument("--workers", type=int, default=0, help="pytest-xdist workers for evaluation (default: 0, serial)")
+    p.add_argument("--workers", type=_whole, default=0, help="pytest-xdist workers for evaluation (default: 0, serial)")
 
 
 def _finish(out: Path, code: int) -> int:
