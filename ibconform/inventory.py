@@ -30,7 +30,7 @@ PciAddress, Iface = validation.PciAddress, validation.Iface
 
 
 class _Model(BaseModel):
-    model_config = ConfigDict(extra="forbid", populate_by_name=True, frozen=True)
+    model_config = ConfigDict(extra="forbid", populate_by_name=True, frozen=True, allow_inf_nan=False)
 
 
 class Hca(_Model):

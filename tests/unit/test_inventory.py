@@ -65,6 +65,8 @@ MISTAKES = [
      "inv.yaml: format: expected 'ibconform/v1', got 'ibconform/v9'"),
     ("not YAML", "format: [", "inv.yaml: line"),
     ("bad node name", GOOD.replace("dgx[030-031]", "../etc"), "inv.yaml: nodes[0].names: expected"),
+    ("infinite timeout", GOOD.replace("cluster: c1", "cluster: c1\nssh: {connectTimeout: .inf}"),
+     "inv.yaml: ssh.connectTimeout: Input should be a finite number, got inf"),
 ]
 
 
