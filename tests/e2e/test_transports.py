@@ -102,8 +102,9 @@ def breaks_first(faults_twin):
             if len(accepted) == 1:
                 with conn:
                     conn.sendall(b"SSH-2.0-OpenSSH_9.2p1\r\n\x00\x00\x00\x0b" + b"x" * 16)
-                    while conn.recv(4096):      # until the client, having read the packet, closes
-                        pass
+                    with contextlib.suppress(ConnectionResetError):  # the client may close with data unread
+                        while conn.recv(4096):      # until the client, having read the packet, closes
+                            pass
                 continue
             upstream = socket.create_connection((address, 22), timeout=5)
             upstream.settimeout(None)

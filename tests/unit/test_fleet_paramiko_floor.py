@@ -4,6 +4,7 @@ traceback from a worker thread."""
 
 from __future__ import annotations
 
+import contextlib
 import socket
 import threading
 from types import SimpleNamespace
@@ -42,8 +43,9 @@ def broken_sshd():
                 continue
             with conn:
                 conn.sendall(b"SSH-2.0-OpenSSH_9.2p1\r\n" + b"\x00\x00\x00\x0b" + b"x" * 16)
-                while conn.recv(4096):     # until the client, having read the packet, closes
-                    pass
+                with contextlib.suppress(ConnectionResetError):   # the client may close with data unread
+                    while conn.recv(4096):     # until the client, having read the packet, closes
+                        pass
     thread = threading.Thread(target=serve, daemon=True)
     thread.start()
     yield server.getsockname()[1]

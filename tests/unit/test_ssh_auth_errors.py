@@ -3,7 +3,9 @@ finish in time (a load problem: raise ssh.connectTimeout), several identity file
 connection, and identity files that cannot be used, each named in one line; a connection broken mid-exchange is
 made once more, and twice broken is named."""
 
+import contextlib
 import socket
+import struct
 import threading
 import time
 
@@ -19,6 +21,25 @@ BROKEN = {
     "garbage": b"\x00\x00\x00\x0b" + b"x" * 16,           # a packet of impossible length
     "malformed": b"\x00\x00\x00\x0c\xff" + b"\x00" * 11,   # padding longer than the packet: an empty payload
 }
+
+
+def _break(conn: socket.socket, how: str) -> None:
+    """Send a banner, then break the exchange ``how``, once the client has sent its first packet (so the client
+    is reading the server's, whatever the timing)."""
+    conn.sendall(b"SSH-2.0-OpenSSH_9.2p1\r\n")
+    seen = b""
+    while not seen.partition(b"\r\n")[2] and (chunk := conn.recv(4096)):
+        seen += chunk
+    if how == "reset":
+        conn.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))   # close sends RST
+        return
+    if how == "close":
+        conn.shutdown(socket.SHUT_WR)
+    else:
+        conn.sendall(BROKEN[how])
+    with contextlib.suppress(ConnectionResetError):     # the client may close with our packet unread
+        while conn.recv(4096):  # until the client closes: no RST from data it sent that we left unread
+            pass
 
 
 class _Sshd(paramiko.ServerInterface):
@@ -39,7 +60,7 @@ class _Sshd(paramiko.ServerInterface):
 @pytest.fixture
 def sshd(tmp_path):
     """A one-connection paramiko server on 127.0.0.1, after a connection broken mid-exchange for each of
-    ``broken`` (``BROKEN``'s packets, or "close": closed after the banner), and RSA keys ``one`` and ``two``
+    ``broken`` (``BROKEN``'s packets, "close": closed after the banner, "reset"), and RSA keys ``one`` and ``two``
     written as PEM files; yields ``serve(delay, accepted, identities, broken) -> (inventory, server)``."""
     listener = socket.create_server(("127.0.0.1", 0))
     port = listener.getsockname()[1]
@@ -54,11 +75,7 @@ def sshd(tmp_path):
         try:
             for how in broken:
                 with listener.accept()[0] as conn:
-                    conn.sendall(b"SSH-2.0-OpenSSH_9.2p1\r\n")
-                    if how in BROKEN:       # read by the client before it closes
-                        conn.sendall(BROKEN[how])
-                        while conn.recv(4096):
-                            pass
+                    _break(conn, how)
             conn, _ = listener.accept()
         except OSError:         # closed: the transport gave up before connecting
             return
@@ -135,6 +152,7 @@ def test_an_unusable_identity_file_is_named(sshd, tmp_path, content, expected):
 @pytest.mark.parametrize(("how", "error"), [
     ("garbage", "Invalid packet blocking"),
     ("close", "the node closed the connection during the key exchange"),
+    ("reset", "Connection reset by peer"),
     ("malformed", "malformed SSH exchange (IndexError: index out of range)"),
 ])
 def test_a_connection_broken_mid_exchange_is_made_once_more_and_noted(sshd, how, error):
