@@ -146,6 +146,42 @@ class _Broken(TransportError):
     """The connection broke during the key exchange or login: worth one more connection."""
 
 
+def _login_error(exc: Exception, t: Target, timeout: float, got_banner: bool) -> TransportError:
+    """The one-line TransportError for what connecting and logging in to ``t`` raised (``_Broken``: worth one
+    more connection); ``got_banner``: the node's SSH banner had arrived."""
+    where = f"ssh {t.hostname}:{t.port}"
+    overloaded = (f"did not finish within {timeout:g} s (sshd overloaded or stalled): check the node's load, or "
+                  "raise ssh.connectTimeout")
+    if isinstance(exc, TransportError):             # the host key policy's refusal
+        return exc
+    if isinstance(exc, paramiko.BadHostKeyException):
+        return TransportError(f"host key of {t.hostname} changed (got {exc.key.get_name()} {exc.key.fingerprint}): "
+                              "possible man-in-the-middle, refusing to connect; verify the node and update known_hosts")
+    if isinstance(exc, paramiko.AuthenticationException):
+        if _timed_out(exc):
+            return TransportError(f"ssh {t.user}@{t.hostname}:{t.port}: authentication {overloaded}")
+        return TransportError(f"ssh {t.user}@{t.hostname}:{t.port} refused authentication ({exc})")
+    if isinstance(exc, TimeoutError):
+        return TransportError(f"{where} did not answer within {timeout:g} s")
+    if isinstance(exc, paramiko.SSHException):
+        if "banner" in str(exc) or not got_banner:
+            return TransportError(f"{where}: no SSH banner within {timeout:g} s "
+                                  "(the port accepts TCP but sshd does not answer)")
+        if "No existing session" in str(exc) or "Negotiation timed out" in str(exc):
+            return TransportError(f"{where}: the key exchange {overloaded}")
+        return _Broken(f"{where}: {exc}")
+    if isinstance(exc, EOFError):                   # paramiko's, writing to a connection closed after the banner
+        return _Broken(f"{where}: the node closed the connection during the key exchange")
+    if isinstance(exc, paramiko.ssh_exception.NoValidConnectionsError):
+        reasons = sorted({os.strerror(e.errno).lower() for e in exc.errors.values() if e.errno})
+        return TransportError(f"{where}: {', '.join(reasons) or exc}")
+    if isinstance(exc, OSError):
+        broken = _Broken if isinstance(exc, ConnectionResetError | ConnectionAbortedError) else TransportError
+        return broken(f"{where}: {exc.strerror or exc}")
+    # paramiko re-raises what its reader thread hit: an empty packet is an IndexError
+    return _Broken(f"{where}: malformed SSH exchange ({type(exc).__name__}: {exc})")
+
+
 class _RefuseUnknown(paramiko.MissingHostKeyPolicy):
     def missing_host_key(self, client, hostname, key):
         raise TransportError(
@@ -205,51 +241,11 @@ class SshTransport:
         keys = [_identity(Path(path)) for path in t.identity_files]
         try:
             _login(client, t, keys, timeout)
-        except paramiko.BadHostKeyException as exc:
-            client.close()
-            raise TransportError(
-                f"host key of {t.hostname} changed (got {exc.key.get_name()} {exc.key.fingerprint}): "
-                "possible man-in-the-middle, refusing to connect; verify the node and update known_hosts") from None
-        except paramiko.AuthenticationException as exc:
-            client.close()
-            if _timed_out(exc):
-                raise TransportError(f"ssh {t.user}@{t.hostname}:{t.port}: authentication did not finish within "
-                                     f"{timeout:g} s (sshd overloaded or stalled): check the node's load, or "
-                                     "raise ssh.connectTimeout") from None
-            raise TransportError(f"ssh {t.user}@{t.hostname}:{t.port} refused authentication ({exc})") from None
-        except TimeoutError:
-            client.close()
-            raise TransportError(f"ssh {t.hostname}:{t.port} did not answer within {timeout:g} s") from None
-        except paramiko.SSHException as exc:
+        except Exception as exc:
             transport = client.get_transport()
             got_banner = transport is not None and bool(transport.remote_version)
             client.close()
-            if "banner" in str(exc) or not got_banner:
-                raise TransportError(f"ssh {t.hostname}:{t.port}: no SSH banner within {timeout:g} s "
-                                     "(the port accepts TCP but sshd does not answer)") from None
-            if "No existing session" in str(exc) or "Negotiation timed out" in str(exc):
-                raise TransportError(f"ssh {t.hostname}:{t.port}: the key exchange did not finish within "
-                                     f"{timeout:g} s (sshd overloaded or stalled): check the node's load, or "
-                                     "raise ssh.connectTimeout") from None
-            raise _Broken(f"ssh {t.hostname}:{t.port}: {exc}") from None
-        except EOFError:       # paramiko's, writing to a connection the node closed after its banner
-            client.close()
-            raise _Broken(f"ssh {t.hostname}:{t.port}: the node closed the connection during the key "
-                          "exchange") from None
-        except paramiko.ssh_exception.NoValidConnectionsError as exc:
-            client.close()
-            reasons = sorted({os.strerror(e.errno).lower() for e in exc.errors.values() if e.errno})
-            raise TransportError(f"ssh {t.hostname}:{t.port}: {', '.join(reasons) or exc}") from None
-        except TransportError:  # the host key policy's refusal
-            client.close()
-            raise
-        except OSError as exc:
-            client.close()
-            broken = _Broken if isinstance(exc, ConnectionResetError | ConnectionAbortedError) else TransportError
-            raise broken(f"ssh {t.hostname}:{t.port}: {exc.strerror or exc}") from None
-        except Exception as exc:  # paramiko re-raises what its reader thread hit: an empty packet, an IndexError
-            client.close()
-            raise _Broken(f"ssh {t.hostname}:{t.port}: malformed SSH exchange ({type(exc).__name__}: {exc})") from None
+            raise _login_error(exc, t, timeout, got_banner) from None
         if isinstance(policy, _AcceptUnknown) and policy.accepted:
             self.notes.append("host key accepted without verification: " + "; ".join(policy.accepted))
         return client
