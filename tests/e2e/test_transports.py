@@ -14,6 +14,7 @@ import yaml
 
 from ibconform import inventory
 from ibconform.collect.nodes import collect_node
+from tests.ssh_breaks import break_exchange
 
 
 def _inventory(twin, tmp_path: Path, **ssh) -> inventory.Inventory:
@@ -78,9 +79,8 @@ def test_testinfra_local_hostspec_runs_the_same_script(faults_twin, tmp_path):
 
 @pytest.fixture
 def breaks_first(faults_twin):
-    """A loopback port in front of dgx001's sshd: its first connection gets an SSH banner, then a packet of
-    impossible length (kept open until the client closes); every later one is relayed to the node. Yields (port,
-    connections)."""
+    """A loopback port in front of dgx001's sshd: its first connection gets a packet of impossible length after
+    the banner; every later one is relayed to the node. Yields (port, connections)."""
     listener = socket.create_server(("127.0.0.1", 0))
     address = faults_twin.addresses["dgx001"]
     accepted: list[int] = []
@@ -101,10 +101,7 @@ def breaks_first(faults_twin):
             accepted.append(1)
             if len(accepted) == 1:
                 with conn:
-                    conn.sendall(b"SSH-2.0-OpenSSH_9.2p1\r\n\x00\x00\x00\x0b" + b"x" * 16)
-                    with contextlib.suppress(ConnectionResetError):  # the client may close with data unread
-                        while conn.recv(4096):      # until the client, having read the packet, closes
-                            pass
+                    break_exchange(conn, "garbage")
                 continue
             upstream = socket.create_connection((address, 22), timeout=5)
             upstream.settimeout(None)

@@ -4,7 +4,6 @@ traceback from a worker thread."""
 
 from __future__ import annotations
 
-import contextlib
 import socket
 import threading
 from types import SimpleNamespace
@@ -14,6 +13,7 @@ import pytest
 
 from benchmarks import fleet
 from ibconform import inventory
+from tests.ssh_breaks import break_exchange
 
 INVENTORY = """\
 format: ibconform/v1
@@ -29,8 +29,8 @@ nodes:
 
 @pytest.fixture
 def broken_sshd():
-    """A loopback port that sends an SSH banner, then a packet of impossible length (what paramiko reported once
-    in a 256-node floor: "Invalid packet blocking"), kept open until the client closes."""
+    """A loopback port whose every connection gets a packet of impossible length after the banner (what paramiko
+    reported once in a 256-node floor: "Invalid packet blocking")."""
     server = socket.create_server(("127.0.0.1", 0))
     stop = threading.Event()
 
@@ -42,10 +42,7 @@ def broken_sshd():
             except TimeoutError:
                 continue
             with conn:
-                conn.sendall(b"SSH-2.0-OpenSSH_9.2p1\r\n" + b"\x00\x00\x00\x0b" + b"x" * 16)
-                with contextlib.suppress(ConnectionResetError):   # the client may close with data unread
-                    while conn.recv(4096):     # until the client, having read the packet, closes
-                        pass
+                break_exchange(conn, "garbage")
     thread = threading.Thread(target=serve, daemon=True)
     thread.start()
     yield server.getsockname()[1]

@@ -3,9 +3,7 @@ finish in time (a load problem: raise ssh.connectTimeout), several identity file
 connection, and identity files that cannot be used, each named in one line; a connection broken mid-exchange is
 made once more, and twice broken is named."""
 
-import contextlib
 import socket
-import struct
 import threading
 import time
 
@@ -15,31 +13,9 @@ import pytest
 from ibconform import inventory
 from ibconform.errors import TransportError
 from ibconform.transports.ssh import SshTransport
+from tests.ssh_breaks import break_exchange
 
 HCAS = '    hcas: [{iface: ibp24s0, pci: "0000:18:00.0"}]\n'
-BROKEN = {
-    "garbage": b"\x00\x00\x00\x0b" + b"x" * 16,           # a packet of impossible length
-    "malformed": b"\x00\x00\x00\x0c\xff" + b"\x00" * 11,   # padding longer than the packet: an empty payload
-}
-
-
-def _break(conn: socket.socket, how: str) -> None:
-    """Send a banner, then break the exchange ``how``, once the client has sent its first packet (so the client
-    is reading the server's, whatever the timing)."""
-    conn.sendall(b"SSH-2.0-OpenSSH_9.2p1\r\n")
-    seen = b""
-    while not seen.partition(b"\r\n")[2] and (chunk := conn.recv(4096)):
-        seen += chunk
-    if how == "reset":
-        conn.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))   # close sends RST
-        return
-    if how == "close":
-        conn.shutdown(socket.SHUT_WR)
-    else:
-        conn.sendall(BROKEN[how])
-    with contextlib.suppress(ConnectionResetError):     # the client may close with our packet unread
-        while conn.recv(4096):  # until the client closes: no RST from data it sent that we left unread
-            pass
 
 
 class _Sshd(paramiko.ServerInterface):
@@ -60,7 +36,7 @@ class _Sshd(paramiko.ServerInterface):
 @pytest.fixture
 def sshd(tmp_path):
     """A one-connection paramiko server on 127.0.0.1, after a connection broken mid-exchange for each of
-    ``broken`` (``BROKEN``'s packets, "close": closed after the banner, "reset"), and RSA keys ``one`` and ``two``
+    ``broken`` (``tests.ssh_breaks.break_exchange``'s ways), and RSA keys ``one`` and ``two``
     written as PEM files; yields ``serve(delay, accepted, identities, broken) -> (inventory, server)``."""
     listener = socket.create_server(("127.0.0.1", 0))
     port = listener.getsockname()[1]
@@ -75,7 +51,7 @@ def sshd(tmp_path):
         try:
             for how in broken:
                 with listener.accept()[0] as conn:
-                    _break(conn, how)
+                    break_exchange(conn, how)
             conn, _ = listener.accept()
         except OSError:         # closed: the transport gave up before connecting
             return
