@@ -1,7 +1,8 @@
 """The SSH transport's login against a real paramiko server on loopback: a refused key, a login the sshd did not
 finish in time (a load problem: raise ssh.connectTimeout), several identity files offered in order on one
 connection, and identity files that cannot be used, each named in one line; a connection broken mid-exchange is
-made once more, and twice broken is named."""
+made once more, and twice broken is named. Running the node script: output sshd sends after the exit status is
+kept."""
 
 import socket
 import threading
@@ -19,10 +20,20 @@ HCAS = '    hcas: [{iface: ibp24s0, pci: "0000:18:00.0"}]\n'
 
 
 class _Sshd(paramiko.ServerInterface):
-    """Answers each public-key login after ``delay`` s: accepted for the keys in ``accepted``."""
+    """Answers each public-key login after ``delay`` s: accepted for the keys in ``accepted``; a command runs
+    ``reply(channel)`` in a thread of its own."""
 
-    def __init__(self, delay: float, accepted: set[str]) -> None:
-        self.delay, self.accepted, self.offered = delay, accepted, 0
+    def __init__(self, delay: float, accepted: set[str], reply=None) -> None:
+        self.delay, self.accepted, self.offered, self.reply = delay, accepted, 0, reply
+
+    def check_channel_request(self, kind, chanid):
+        return paramiko.OPEN_SUCCEEDED if kind == "session" else paramiko.OPEN_FAILED_ADMINISTRATIVELY_PROHIBITED
+
+    def check_channel_exec_request(self, channel, command):
+        if self.reply is None:
+            return False
+        threading.Thread(target=self.reply, args=(channel,), daemon=True).start()
+        return True
 
     def get_allowed_auths(self, username):
         return "publickey"
@@ -60,8 +71,9 @@ def sshd(tmp_path):
         servers.append(transport)
         transport.start_server(server=server)
 
-    def serve(delay: float, accepted: tuple[str, ...], identities: tuple[str, ...], broken: tuple[str, ...] = ()):
-        server = _Sshd(delay, {keys[name].get_base64() for name in accepted})
+    def serve(delay: float, accepted: tuple[str, ...], identities: tuple[str, ...], broken: tuple[str, ...] = (),
+              reply=None):
+        server = _Sshd(delay, {keys[name].get_base64() for name in accepted}, reply)
         threading.Thread(target=accept, args=(server, broken), daemon=True).start()
         (tmp_path / "ssh_config").write_text("Host 127.0.0.1\n" + "".join(f"  IdentityFile {i}\n" for i in identities))
         text = (f"format: ibconform/v1\ncluster: c1\nssh: {{user: root, port: {port}, config: ssh_config,"
@@ -147,3 +159,27 @@ def test_a_connection_broken_mid_exchange_is_made_once_more_and_noted(sshd, how,
 def test_a_connection_broken_twice_is_named(sshd):
     inv, _ = sshd(delay=0.0, accepted=("one",), identities=("one",), broken=("close", "garbage"))
     assert connect(inv) == f"ssh 127.0.0.1:{inv.model.ssh.port}: Invalid packet blocking"
+
+
+def test_output_sent_after_the_exit_status_is_kept(sshd):
+    # OpenSSH's sshd sends the exit status when the command exits, and may still be sending its output: the
+    # output ends at the EOF. Read up to the exit status only, the node's output was "cut short" (a false failure).
+    def reply(channel):
+        while channel.recv(4096):    # the node script, until the client's EOF
+            pass
+        channel.sendall(b"one\n")
+        channel.send_exit_status(0)
+        for late in (b"two\n", b"three\n"):
+            time.sleep(0.3)
+            channel.sendall(late)
+        channel.sendall_stderr(b"late warning\n")
+        channel.shutdown_write()
+        channel.close()
+
+    inv, _ = sshd(delay=0.0, accepted=("one",), identities=("one",), reply=reply)
+    transport = SshTransport(inv.nodes[0], inv)
+    try:
+        result = transport.run("echo", timeout=10)
+    finally:
+        transport.close()
+    assert (result.exit_status, result.stdout, result.stderr) == (0, "one\ntwo\nthree\n", "late warning\n")
