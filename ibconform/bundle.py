@@ -19,6 +19,7 @@ folder until then, so a reader also sees a writer that died (the lock is free, n
 
 from __future__ import annotations
 
+import bisect
 import contextlib
 import datetime as dt
 import fcntl
@@ -26,6 +27,7 @@ import fnmatch
 import functools
 import getpass
 import glob
+import itertools
 import json
 import os
 import re
@@ -322,15 +324,30 @@ class Bundle:
             return {}
         return {str(k): v for k, v in found.items() if isinstance(v, str)} if isinstance(found, dict) else {}
 
+    @functools.cache  # noqa: B019
+    def _vf_paths(self, node: str) -> list[str]:
+        return sorted(self._vf_files(node))
+
+    def _vf_files_under(self, node: str, prefix: str) -> dict[str, str]:
+        """The node's VF files whose path starts with ``prefix``, in path order: found by bisecting the sorted
+        paths, as a node holds thousands and a check asks for one PF's, or for none."""
+        files, paths = self._vf_files(node), self._vf_paths(node)
+        found = {}
+        for path in itertools.islice(paths, bisect.bisect_left(paths, prefix), None):
+            if not path.startswith(prefix):
+                break
+            found[path] = files[path]
+        return found
+
     def sysfs_glob(self, node: str, pattern: str) -> dict[str, str]:
         """Every file seen whose /sys path matches the shell-style ``pattern``, in path order."""
         rel = _evidence_relpath(pattern)
         if rel is None:
             return {}
         base = self._node(node)
-        literal = re.split(r"[*?[]", pattern, maxsplit=1)[0]   # most VF files are under other PFs or VFs
-        found = {path: text for path, text in self._vf_files(node).items()
-                 if path.startswith(literal) and _glob_match(path, pattern)}
+        literal = re.split(r"[*?[]", pattern, maxsplit=1)[0]
+        found = {path: text for path, text in self._vf_files_under(node, literal).items()
+                 if _glob_match(path, pattern)}
         for match in sorted(glob.glob(rel, root_dir=base)):
             text = _read_text(os.path.join(base, match))
             if text is not None:
@@ -344,7 +361,7 @@ class Bundle:
             return {}
         base = self._node(node)
         top = os.path.join(base, rel)
-        found = {path: text for path, text in self._vf_files(node).items() if path.startswith(folder + "/")}
+        found = self._vf_files_under(node, folder + "/")
         for where, _, names in os.walk(top):
             for name in names:
                 text = _read_text(os.path.join(where, name))
