@@ -397,7 +397,8 @@ def _read_vfs(bundle: Bundle, node: str, iface: str) -> tuple[tuple[vfs.Vf, ...]
     """The VF rows of PF ``iface`` of ``node`` and the evidence lines to cite for them (``HcaFacts.vfs``), from one
     walk of the PF's folder in the bundle."""
     base, evidence = hca_dir(iface), []
-    ip_vfs = _ip_link_vfs(bundle, node, iface, evidence)
+    ip_vfs, shown = _ip_link_vfs(bundle, node, iface)
+    evidence.append(shown)
     links = bundle.links_under(node, f"{base}/virtfn")
     pcis = {int(path[len(base) + 7:]): _name(target) for path, target in links.items()
             if path[len(base) + 7:].isdigit()}
@@ -463,22 +464,21 @@ def _vf_files_by_kind(base: str, seen: dict[str, str]) -> dict[str, dict[int, di
     return found
 
 
-def _ip_link_vfs(bundle: Bundle, node: str, iface: str, evidence: list[str]) -> dict[int, iplink.VfInfo]:
-    """The ``vf N`` lines of ``ip link show <pf>`` by VF index (their output added to ``evidence``); {} when the
-    command failed or printed an unreadable line (the GUIDs then come from sysfs)."""
+@functools.lru_cache(maxsize=65536)
+def _ip_link_vfs(bundle: Bundle, node: str, iface: str) -> tuple[dict[int, iplink.VfInfo], str]:
+    """The ``vf N`` lines of ``ip link show <pf>`` by VF index (not to be changed: cached, as the node's VF rows
+    and, after the last node, the fleet's GUIDs read them) and the evidence line for them; {} when the command
+    failed or printed an unreadable line (the GUIDs then come from sysfs)."""
     command = ip_link_command(iface)
     seen = bundle.command(node, command)
     if seen is None:
-        evidence.append(f"{command}: did not run")
-        return {}
+        return {}, f"{command}: did not run"
     text, code = seen
     try:
         lines = iplink.parse_vf_lines(text) if code == 0 else ()
     except ParseError as exc:
-        evidence.append(f"{command} (exit {code}): unreadable ({exc}):\n{text.strip()[:EVIDENCE_CAP]}")
-        return {}
-    evidence.append(f"{command} (exit {code}):\n{text.strip()[:EVIDENCE_CAP]}")
-    return {line.vf: line for line in lines}
+        return {}, f"{command} (exit {code}): unreadable ({exc}):\n{text.strip()[:EVIDENCE_CAP]}"
+    return {line.vf: line for line in lines}, f"{command} (exit {code}):\n{text.strip()[:EVIDENCE_CAP]}"
 
 
 def _name(path: str, up: int = 0) -> str:
@@ -543,7 +543,7 @@ def _fleet_rows(bundle: Bundle, node: str, iface: str) -> list[vfs.Vf]:
     base = hca_dir(iface)
     pcis = {int(path[len(base) + 7:]): _name(target)
             for path, target in bundle.links_under(node, f"{base}/virtfn").items() if path[len(base) + 7:].isdigit()}
-    shown = _ip_link_vfs(bundle, node, iface, [])
+    shown = _ip_link_vfs(bundle, node, iface)[0]
     if all(i in shown and shown[i].node_guid and shown[i].port_guid for i in pcis):
         return [vfs.Vf(i, pci, None, node_guids={"ip link": shown[i].node_guid},
                        port_guids={"ip link": shown[i].port_guid}) for i, pci in sorted(pcis.items())]
