@@ -54,15 +54,20 @@ class ResultsRecorder:
         self.started = now()
 
     def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
+        nodeid = report.nodeid
+        self.seconds[nodeid] = self.seconds.get(nodeid, 0.0) + report.duration
         outcome = outcome_of(report)
-        self.seconds[report.nodeid] = self.seconds.get(report.nodeid, 0.0) + report.duration
+        if outcome is None:   # a passed set-up or teardown (two of an item's three reports)
+            return
         props = report.user_properties
-        meta = {k: v for k, v in props if k in ("check", "node", "hca", "link")}
-        entry = self.entries.setdefault(report.nodeid, {
-            "id": report.nodeid.split("::")[-1], "check": meta.get("check"), "node": meta.get("node"),
-            "hca": meta.get("hca"), "link": meta.get("link"), "outcome": None, "message": None, "evidence": [],
-            "remediation": None})
-        if outcome is None or entry["outcome"] in ("failed", "error"):
+        entry = self.entries.get(nodeid)
+        if entry is None:
+            meta = {k: v for k, v in props if k in ("check", "node", "hca", "link")}
+            entry = self.entries[nodeid] = {
+                "id": nodeid.split("::")[-1], "check": meta.get("check"), "node": meta.get("node"),
+                "hca": meta.get("hca"), "link": meta.get("link"), "outcome": None, "message": None, "evidence": [],
+                "remediation": None}
+        elif entry["outcome"] in ("failed", "error"):
             return
         entry["outcome"] = outcome
         entry["evidence"] = [v for k, v in props if k == "evidence"]
@@ -79,8 +84,7 @@ class ResultsRecorder:
 
     def pytest_sessionfinish(self, session: pytest.Session, exitstatus: int) -> None:
         order = session.config.stash.get(COLLECTION_ORDER, {})
-        ranked = [(nodeid, e) for nodeid, e in sorted(self.entries.items(), key=lambda kv: order.get(kv[0], len(order)))
-                  if e["outcome"] is not None]
+        ranked = sorted(self.entries.items(), key=lambda kv: order.get(kv[0], len(order)))
         results = [e for _, e in ranked]
         counts = {o: sum(e["outcome"] == o for e in results) for o in ("passed", "failed", "error", "skipped")}
         run = {**self.run_metadata(), "started": self.started, "finished": now(), "exit_status": int(exitstatus),
