@@ -26,7 +26,6 @@ import fcntl
 import fnmatch
 import functools
 import getpass
-import glob
 import itertools
 import json
 import os
@@ -82,9 +81,11 @@ VF_FILE = re.compile(r"^/sys/class/net/[^/]+/device/(virtfn\d+|sriov)/")
 
 
 def _glob_match(path: str, pattern: str) -> bool:
-    """``path`` matches the shell-style ``pattern`` as glob matches it: segment by segment (``*`` stops at /)."""
+    """``path`` matches the shell-style ``pattern`` as glob matches it: segment by segment (``*`` stops at /), and a
+    name starting with "." only by a segment that does."""
     parts, wanted = path.split("/"), pattern.split("/")
-    return len(parts) == len(wanted) and all(fnmatch.fnmatchcase(p, w) for p, w in zip(parts, wanted, strict=True))
+    return len(parts) == len(wanted) and all(fnmatch.fnmatchcase(p, w) and (w[:1] == "." or p[:1] != ".")
+                                             for p, w in zip(parts, wanted, strict=True))
 
 
 def _evidence_relpath(path: str) -> str | None:
@@ -311,27 +312,37 @@ class Bundle:
 
     def sysfs(self, node: str, path: str) -> str | None:
         """The content of a node file seen under /sys, /proc or /etc (None: not seen or not readable)."""
-        if VF_FILE.match(path):
-            return self._vf_files(node).get(path)
-        rel = _evidence_relpath(path)
-        return _read_text(os.path.join(self._node(node), rel)) if rel else None
+        return self._files(node).get(path)
 
-    @functools.cache  # noqa: B019  (every VF check of a node reads them)
-    def _vf_files(self, node: str) -> dict[str, str]:
+    @functools.cache  # noqa: B019  (a node's checks read its files dozens of times)
+    def _files(self, node: str) -> dict[str, str]:
+        """Every file the node showed, by its path there: its copies under sysfs/, proc/ and etc/, read in one walk,
+        and its VF files (``vfs.json``)."""
+        base, found = str(self._node(node)), {}
+        for prefix, folder in _MIRRORS:
+            top = os.path.join(base, folder)   # ends in "/": a folder below it is top + "class/net"...
+            for where, _, names in os.walk(top):
+                below = prefix + (where[len(top):] + "/" if where != top else "")
+                for name in names:
+                    text = _read_text(os.path.join(where, name))
+                    if text is not None:
+                        found[below + name] = text
         try:
-            found = json.loads((self._node(node) / "vfs.json").read_text())
+            vfs = json.loads((self._node(node) / "vfs.json").read_text())
         except (OSError, ValueError):
-            return {}
-        return {str(k): v for k, v in found.items() if isinstance(v, str)} if isinstance(found, dict) else {}
+            vfs = {}
+        if isinstance(vfs, dict):
+            found.update((k, v) for k, v in vfs.items() if isinstance(v, str) and VF_FILE.match(k))
+        return found
 
     @functools.cache  # noqa: B019
-    def _vf_paths(self, node: str) -> list[str]:
-        return sorted(self._vf_files(node))
+    def _paths(self, node: str) -> list[str]:
+        return sorted(self._files(node))
 
-    def _vf_files_under(self, node: str, prefix: str) -> dict[str, str]:
-        """The node's VF files whose path starts with ``prefix``, in path order: found by bisecting the sorted
-        paths, as a node holds thousands and a check asks for one PF's, or for none."""
-        files, paths = self._vf_files(node), self._vf_paths(node)
+    def _files_under(self, node: str, prefix: str) -> dict[str, str]:
+        """The node's files whose path starts with ``prefix``, in path order: found by bisecting the sorted
+        paths, as a node holds thousands (its VF files) and a check asks for one PF's, or for none."""
+        files, paths = self._files(node), self._paths(node)
         found = {}
         for path in itertools.islice(paths, bisect.bisect_left(paths, prefix), None):
             if not path.startswith(prefix):
@@ -341,33 +352,16 @@ class Bundle:
 
     def sysfs_glob(self, node: str, pattern: str) -> dict[str, str]:
         """Every file seen whose /sys path matches the shell-style ``pattern``, in path order."""
-        rel = _evidence_relpath(pattern)
-        if rel is None:
+        if _evidence_relpath(pattern) is None:
             return {}
-        base = self._node(node)
         literal = re.split(r"[*?[]", pattern, maxsplit=1)[0]
-        found = {path: text for path, text in self._vf_files_under(node, literal).items()
-                 if _glob_match(path, pattern)}
-        for match in sorted(glob.glob(rel, root_dir=base)):
-            text = _read_text(os.path.join(base, match))
-            if text is not None:
-                found["/sys/" + match.removeprefix("sysfs/")] = text
-        return dict(sorted(found.items()))
+        return {path: text for path, text in self._files_under(node, literal).items() if _glob_match(path, pattern)}
 
     def sysfs_under(self, node: str, folder: str) -> dict[str, str]:
-        """Every file seen below the /sys ``folder``, path -> content: one walk of its copy (a PF's VF files)."""
-        rel = _evidence_relpath(folder)
-        if rel is None:
+        """Every file seen below the /sys ``folder``, path -> content (a PF's VF files)."""
+        if _evidence_relpath(folder) is None:
             return {}
-        base = self._node(node)
-        top = os.path.join(base, rel)
-        found = self._vf_files_under(node, folder + "/")
-        for where, _, names in os.walk(top):
-            for name in names:
-                text = _read_text(os.path.join(where, name))
-                if text is not None:
-                    found[folder + where[len(top):] + "/" + name] = text
-        return found
+        return self._files_under(node, folder + "/")
 
     @functools.cache  # noqa: B019
     def _links(self, node: str) -> dict:
