@@ -59,8 +59,9 @@ def _parsed(kind: type, path: str, mtime_ns: int) -> IndexedConfig | paramiko.Ho
 
 _PARSING = threading.Lock()
 #: How often a session drains what its node printed, instead of waking at each packet: a node's output is hundreds
-#: of packets, and a wakeup per packet in each of 32 sessions cost more CPU (and GIL hand-offs) than the floor's
-#: whole client. The channel's window (2 MB) holds what arrives meanwhile; the exit status wakes it at once.
+#: of packets, each a wakeup (and GIL hand-off) beside 32 sessions (the collector's user CPU at 256 nodes: 5.2 s
+#: waking per packet, 4.6 s draining). The channel's window (2 MB) holds what arrives meanwhile; the exit status
+#: wakes it at once.
 DRAIN_S = 0.05
 
 
