@@ -364,10 +364,7 @@ class HcaFacts:
 
     def vf_pcis(self) -> dict[int, str]:
         """The PCI address of each of its VFs by VF index, from the ``virtfn<N>`` links of its PF; {} when none."""
-        prefix = f"{self.dir}/virtfn"
-        found = {int(path[len(prefix):]): _name(target)
-                 for path, target in self.node.bundle.links_under(self.node.node.name, prefix).items()
-                 if path[len(prefix):].isdigit()}
+        found = _vf_pcis(self.node.bundle.links_under(self.node.node.name, f"{self.dir}/virtfn"), self.dir)
         cite(self.node.ledger, f"VFs of {self}: " + (", ".join(f"{i}={pci}" for i, pci in sorted(found.items()))
                                                      or "none"))
         return dict(sorted(found.items()))
@@ -400,8 +397,7 @@ def _read_vfs(bundle: Bundle, node: str, iface: str) -> tuple[tuple[vfs.Vf, ...]
     ip_vfs, shown = _ip_link_vfs(bundle, node, iface)
     evidence.append(shown)
     links = bundle.links_under(node, f"{base}/virtfn")
-    pcis = {int(path[len(base) + 7:]): _name(target) for path, target in links.items()
-            if path[len(base) + 7:].isdigit()}
+    pcis = _vf_pcis(links, base)
     evidence.append(f"VFs of {iface}: " + (", ".join(f"{i}={pci}" for i, pci in sorted(pcis.items())) or "none"))
 
     files = _vf_files_by_kind(base, bundle.sysfs_under(node, base))   # one walk for every VF file of the PF
@@ -481,6 +477,12 @@ def _ip_link_vfs(bundle: Bundle, node: str, iface: str) -> tuple[dict[int, iplin
     return {line.vf: line for line in lines}, f"{command} (exit {code}):\n{text.strip()[:EVIDENCE_CAP]}"
 
 
+def _vf_pcis(links: dict[str, str], base: str) -> dict[int, str]:
+    """The PCI address of each VF by index, from the ``<base>/virtfn<N>`` links among ``links`` (a PF's folder)."""
+    prefix = f"{base}/virtfn"
+    return {int(path[len(prefix):]): _name(target) for path, target in links.items() if path[len(prefix):].isdigit()}
+
+
 def _name(path: str, up: int = 0) -> str:
     """The name of the folder ``up`` levels above ``path`` (0: its own name), as ``PurePosixPath`` gives it, at a
     third of the cost: VF rows name thousands of /sys files per node."""
@@ -541,8 +543,7 @@ def _fleet_rows(bundle: Bundle, node: str, iface: str) -> list[vfs.Vf]:
     """The VFs of a PF with just what the fleet's GUID index needs: from ``ip link show <pf>`` alone (one file per
     node) when it shows every VF's GUIDs, else the full rows (``_read_vfs``)."""
     base = hca_dir(iface)
-    pcis = {int(path[len(base) + 7:]): _name(target)
-            for path, target in bundle.links_under(node, f"{base}/virtfn").items() if path[len(base) + 7:].isdigit()}
+    pcis = _vf_pcis(bundle.links_under(node, f"{base}/virtfn"), base)
     shown = _ip_link_vfs(bundle, node, iface)[0]
     if all(i in shown and shown[i].node_guid and shown[i].port_guid for i in pcis):
         return [vfs.Vf(i, pci, None, node_guids={"ip link": shown[i].node_guid},
