@@ -649,8 +649,8 @@ class ClusterEmulation:
         if hardware.kube.definition_missing:
             return view, kubelet.sandbox_failure(pod, kubelet.definition_missing(networks[0]))
         sriov = self.namespaces.sriov_operator
-        ib_networks = {_name(n): _d(n.get("spec")) for n in self.api.list("sriovibnetworks", sriov)}
-        policies = [_d(p.get("spec")) for p in self.api.list("sriovnetworknodepolicies", sriov)]
+        ib_networks = {_name(n): _d(n.get("spec")) for n in self.api.peek("sriovibnetworks", sriov)}
+        policies = [_d(p.get("spec")) for p in self.api.peek("sriovnetworknodepolicies", sriov)]
         used: dict[str, int] = {}
         for i, network in enumerate(networks):
             spec = ib_networks.get(network.rpartition("/")[2], {})
@@ -685,7 +685,7 @@ class ClusterEmulation:
             return None
         kind = "cidrpools" if str(config.get("poolType", "")).lower() == "cidrpool" else "ippools"
         pool_name = str(config.get("poolName") or "").split(",")[0]
-        pool = next((p for p in self.api.list(kind, self.namespaces.nv_ipam, api_version=ipam.IPAM_API_VERSION)
+        pool = next((p for p in self.api.peek(kind, self.namespaces.nv_ipam, api_version=ipam.IPAM_API_VERSION)
                      if _name(p) == pool_name), None)
         block = next((_d(a) for a in _d(_d(pool).get("status")).get("allocations") or []
                       if _d(a).get("nodeName") == node), None)
