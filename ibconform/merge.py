@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass
+from functools import cached_property
 from pathlib import Path
 from typing import BinaryIO
 
@@ -48,11 +49,11 @@ class Shard:
     def run(self) -> dict:
         return d(self.document.get("run"))
 
-    @property
+    @cached_property
     def results(self) -> list[dict]:
         return [r for r in lst(self.document.get("results")) if isinstance(r, dict)]
 
-    @property
+    @cached_property
     def nodes(self) -> list[str]:
         return sorted({str(r["node"]) for r in self.results if r.get("node")})
 

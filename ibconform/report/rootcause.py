@@ -12,18 +12,21 @@ BAD = ("failed", "error")
 LEVEL_LINKS = {"schedule": "workload", "start": "attach", "rdma": "rdma", "nccl": "nccl"}
 
 
+_RANKS = {link: i for i, link in enumerate(LINKS)}
+
+
 def link_rank(link: str | None) -> int:
-    return LINKS.index(link) if link in LINKS else len(LINKS)
+    return _RANKS.get(link, len(LINKS)) if isinstance(link, str) else len(LINKS)
 
 
 def proven_level(results: list[dict]) -> str | None:
     """The highest probe level whose link and every link before it hold on one node: the level's link has a
     passed check and no check of a link up to it failed or errored; None when not even ``schedule`` is."""
+    first_bad = min((link_rank(r.get("link")) for r in results if r["outcome"] in BAD), default=len(LINKS))
+    passed = {link for r in results if r["outcome"] == "passed" and isinstance(link := r.get("link"), str)}
     proven = None
     for level, link in LEVEL_LINKS.items():
-        upto = [r for r in results if link_rank(r.get("link")) <= link_rank(link)]
-        if any(r["outcome"] in BAD for r in upto) or not any(
-                r.get("link") == link and r["outcome"] == "passed" for r in results):
+        if first_bad <= link_rank(link) or link not in passed:
             break
         proven = level
     return proven
