@@ -14,7 +14,7 @@ import subprocess
 import sys
 import threading
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
@@ -29,6 +29,9 @@ from ibconform.errors import IbconformError, UsageError
 from ibconform.untrusted import d, lst
 
 SUITE_ROOT = Path(__file__).resolve().parent.parent
+
+#: A cluster snapshot to read the Lists from, or the Future of one being taken (None: it could not be taken).
+SnapshotSource = snapshot_mod.Snapshot | Future
 
 
 def checks_dir() -> Path:
@@ -69,12 +72,13 @@ def terminal_progress(total: int) -> Callable[[str, NodeStatus], None]:
 def collect(inventory_path: str | Path, bundle_dir: Path, read_only: bool,
             kubeconfig: str | None = None, context: str | None = None,
             begun: Callable[[Path], None] | None = None, nodes: str | None = None,
-            snapshot: snapshot_mod.Snapshot | None = None) -> Path:
+            snapshot: SnapshotSource | None = None) -> Path:
     """Collect the nodes (one script each, through their transport) while, beside them, the cluster's Lists
     are read and (unless read-only) every node is probed; write it all to a new evidence bundle and return
     its path. ``begun`` is called once the bundle exists (its manifest and inventory written), before
     anything is collected. ``nodes``: only the inventory's nodes in this NodeSet (a shard of a large fleet).
-    ``snapshot``: read the Lists from this cluster snapshot instead of LISTing (the probes still watch their pods)."""
+    ``snapshot``: read the Lists from this cluster snapshot instead of LISTing (the probes still watch their pods); a
+    Future of it (still being taken): the nodes are collected meanwhile, the cluster side waits for it."""
     inventory = inventory_mod.load(inventory_path)
     if nodes:
         inventory = inventory.only(nodes)
@@ -102,9 +106,11 @@ def collect(inventory_path: str | Path, bundle_dir: Path, read_only: bool,
 
 def _collect_cluster(writer: BundleWriter, inventory: inventory_mod.Inventory, read_only: bool,
                      kubeconfig: str | None, context: str | None, stop: threading.Event,
-                     snapshot: snapshot_mod.Snapshot | None = None) -> None:
+                     snapshot: SnapshotSource | None = None) -> None:
     """The cluster side of a collection: its Lists (or the snapshot's), then the probe pods (which need the Lists)."""
     api = None
+    if isinstance(snapshot, Future):
+        snapshot = snapshot.result()
     if snapshot is not None:
         writer.manifest["snapshot"] = snapshot.record()
         lists, errors = snapshot_mod.read_lists(snapshot, inventory)
@@ -212,9 +218,10 @@ def evaluate(bundle_dir: Path, out_dir: Path, workers: int = 0, extra: tuple[str
         gc.set_threshold(*thresholds)
 
 
-#: Nodes per part of a run: a run over more nodes reads the cluster once into a snapshot (``out/snapshot``), then
-#: collects, probes and judges one part after the other as shards of it (``out/parts/part-<i>``, each with its
-#: bundle and full report) and merges them into one fleet result: memory is bounded by a part, not the fleet.
+#: Nodes per part of a run: a run over more nodes reads the cluster once into a snapshot (``out/snapshot``, while
+#: the first part's nodes are collected), collects, probes and judges one part after the other as shards of it
+#: (``out/parts/part-<i>``, each with its bundle and full report) and merges them into one fleet result: memory is
+#: bounded by a part, not the fleet.
 PART_NODES = 256
 
 
@@ -234,12 +241,13 @@ def run(inventory_path: str | Path, out_dir: Path, read_only: bool, kubeconfig: 
     count = -(-len(inventory.nodes) // part_nodes)
     if count <= 1:
         return _run_parts(inventory_path, [(out_dir, nodes)], read_only, kubeconfig, context, workers, snapshot)[0]
-    if snapshot is None:
-        snapshot = _snapshot(inventory, out_dir / "snapshot", kubeconfig, context)
     parts = [(out_dir / "parts" / f"part-{i}", inventory.shard(i, count)) for i in range(count)]
-    try:
-        _run_parts(inventory_path, parts, read_only, kubeconfig, context, workers, snapshot)
+    taking = ThreadPoolExecutor(max_workers=1, thread_name_prefix="snapshot")
+    try:   # the snapshot is taken while the first part's nodes are collected: its cluster side waits for it
+        _run_parts(inventory_path, parts, read_only, kubeconfig, context, workers, snapshot or taking.submit(
+            _snapshot, inventory, out_dir / "snapshot", kubeconfig, context))
     finally:  # also when interrupted: the parts judged so far, as one (incomplete) fleet result
+        taking.shutdown()
         shards = [merge.load(part) for part, _ in parts if (part / "results.json").is_file()]
         if shards:
             document = merge.merge(shards)
@@ -261,7 +269,7 @@ def _snapshot(inventory: inventory_mod.Inventory, out: Path, kubeconfig: str | N
 
 def _run_parts(inventory_path: str | Path, parts: list[tuple[Path, str | None]], read_only: bool,
                kubeconfig: str | None, context: str | None, workers: int,
-               snapshot: snapshot_mod.Snapshot | None) -> list[int]:
+               snapshot: SnapshotSource | None) -> list[int]:
     """Collect each part (output folder, NodeSet) into its ``bundle``, one after the other, each judged by an
     evaluation process following it; their exit codes. The evaluations run one at a time, in order: a part's
     collection overlaps the end of the previous part's evaluation, and memory holds one evaluation."""
