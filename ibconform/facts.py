@@ -394,8 +394,8 @@ def _read_vfs(bundle: Bundle, node: str, iface: str) -> tuple[tuple[vfs.Vf, ...]
     """The VF rows of PF ``iface`` of ``node`` and the evidence lines to cite for them (``HcaFacts.vfs``), from one
     walk of the PF's folder in the bundle."""
     base, evidence = hca_dir(iface), []
-    ip_vfs, shown = _ip_link_vfs(bundle, node, iface)
-    evidence.append(shown)
+    ip_vfs, ip_line = _ip_link_vfs(bundle, node, iface)
+    evidence.append(ip_line)
     links = bundle.links_under(node, f"{base}/virtfn")
     pcis = _vf_pcis(links, base)
     evidence.append(f"VFs of {iface}: " + (", ".join(f"{i}={pci}" for i, pci in sorted(pcis.items())) or "none"))
